@@ -1,0 +1,1 @@
+"""Shipped experiment files, one per ionic model (read with ``ionops.load_experiment``)."""

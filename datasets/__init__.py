@@ -1,0 +1,6 @@
+"""Ionic models, stiff data generation and dataset loading (``ionops.datasets``).
+
+Public surface: filled in as the data pipeline lands.
+"""
+
+__all__: list[str] = []

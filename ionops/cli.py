@@ -1,0 +1,53 @@
+"""The ``ionops`` command line: one console script, one subcommand per capability.
+
+Each subcommand lives beside the code it drives and registers itself here
+through a ``register(subparsers)`` function; heavy imports (torch, Ray,
+MLflow) happen inside the handlers so ``ionops --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ionops import __version__
+from ionops.errors import UserError
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _subcommands() -> list[Register]:
+    from ionops import config_cli
+
+    return [config_cli.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ionops",
+        description="Neural-operator surrogates of stiff ionic models.",
+    )
+    parser.add_argument("--version", action="version", version=f"ionops {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for register in _subcommands():
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; bad input ends with its message and status 2, no traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except UserError as exc:
+        print(f"ionops: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ionops: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The experiment schema: one typed file per ionic model, overridable from the command line.
+
+An experiment file (TOML) has one table per concern::
+
+    name = "fhn"
+    [data]      # what dataset to generate or read
+    [fno]       # the surrogate's architecture
+    [training]  # optimiser, schedule, epochs
+
+Shipped files live in ``configs/`` (importable as ``ionops.configs``) and are
+selected by name (``fhn``, ``hh``, ``ord``); any other argument is a path.
+Overrides are ``section.key=value`` strings whose value is read as a TOML
+value (``training.epochs=10``, ``fno.activation=gelu``). Unknown keys, bad
+types and out-of-range values are errors that name the key, the value and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ionops.errors import ConfigError
+
+Activation = Literal["tanh", "relu", "gelu", "leaky_relu"]
+LayerKind = Literal["classic", "mlp"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataConfig(_Section):
+    """Which ionic model to simulate and on what grid.
+
+    ``t_end_ms`` is the horizon T in ms; the grid is ``n_t`` uniform points on
+    [0, T]. ``fraction`` scales every subset count of the paper's tables (1.0:
+    3000 train / 375 validation / 375 test).
+    """
+
+    ionic_model: Literal["fhn", "hh", "ord"]
+    n_t: int = Field(ge=8, le=1_000_000)
+    t_end_ms: float = Field(gt=0)
+    fraction: float = Field(default=1.0, gt=0, le=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class FNOConfig(_Section):
+    """Architecture of the Fourier neural operator (see ``ionops.models``)."""
+
+    d_v: int = Field(ge=1, le=4096)
+    n_layers: int = Field(ge=1, le=64)
+    k_max: int = Field(ge=1)
+    activation: Activation
+    n_pad: int = Field(ge=0)
+    layer: LayerKind
+
+
+class TrainingConfig(_Section):
+    """AdamW with a StepLR schedule (factor ``gamma`` every ``step_size`` epochs)."""
+
+    learning_rate: float = Field(gt=0, le=1)
+    weight_decay: float = Field(ge=0, le=1)
+    gamma: float = Field(gt=0, le=1)
+    step_size: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=1000, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: data, architecture and training for one ionic model."""
+
+    name: str = Field(min_length=1)
+    data: DataConfig
+    fno: FNOConfig
+    training: TrainingConfig
+
+
+def shipped_experiments() -> list[str]:
+    """Names of the experiment files that ship with ionops (``configs/*.toml``)."""
+    root = resources.files("ionops.configs")
+    return sorted(p.name.removesuffix(".toml") for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_experiment(source: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read an experiment (shipped name or path), apply ``section.key=value`` overrides."""
+    raw, origin = _read_source(source)
+    for item in overrides:
+        _apply_override(raw, item)
+    return validate_experiment(raw, origin)
+
+
+def validate_experiment(raw: Mapping[str, Any], origin: str = "<config>") -> ExperimentConfig:
+    """Validate a plain mapping against the schema; errors list every problem at once."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(err)}" for err in exc.errors())
+        raise ConfigError(f"{origin}: invalid experiment\n{problems}") from None
+
+
+def dump_toml(config: BaseModel) -> str:
+    """Render a (two-level) config as TOML, the same format the loader reads."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict[str, Any]]] = []
+    for key, value in config.model_dump().items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def _read_source(source: str | Path) -> tuple[dict[str, Any], str]:
+    text_source = str(source)
+    shipped = shipped_experiments()
+    if text_source in shipped:
+        text = resources.files("ionops.configs").joinpath(f"{text_source}.toml").read_text()
+        origin = f"shipped experiment '{text_source}'"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(
+                f"experiment '{text_source}' is neither a shipped name ({', '.join(shipped)}) "
+                "nor an existing file"
+            )
+        text, origin = path.read_text(), str(path)
+    try:
+        return tomllib.loads(text), origin
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(
+            f"override '{item}' is not of the form section.key=value (e.g. training.epochs=10)"
+        )
+    *sections, leaf = key.split(".")
+    table = raw
+    for depth, section in enumerate(sections):
+        child = table.setdefault(section, {})
+        if not isinstance(child, dict):
+            where = ".".join(sections[: depth + 1])
+            raise ConfigError(f"override '{item}': '{where}' is a value, not a table")
+        table = child
+    table[leaf] = _parse_value(text.strip())
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value if the text is one (10, 1e-3, true, [1, 2]), else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(part) for part in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'; {_valid_keys(err['loc'][:-1])}"
+    if err["type"] == "missing":
+        return f"'{loc}' is required; {_valid_keys(err['loc'][:-1])}"
+    return f"{loc} = {err['input']!r}: {err['msg']}"
+
+
+def _valid_keys(parent: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = ExperimentConfig
+    for part in parent:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    where = f"[{'.'.join(map(str, parent))}]" if parent else "the top level"
+    keys = []
+    for name, field in model.model_fields.items():
+        default = "required" if field.is_required() else f"default {field.default!r}"
+        keys.append(f"{name} ({default})")
+    return f"valid keys at {where}: {', '.join(keys)}"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))

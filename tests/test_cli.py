@@ -1,0 +1,65 @@
+"""The console script as a user runs it: a real subprocess of the installed `ionops`."""
+
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+import ionops
+
+
+def run_ionops(*args, cwd=None):
+    exe = shutil.which("ionops")
+    command = [exe, *args] if exe else [sys.executable, "-m", "ionops.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
+
+
+def test_help_lists_the_subcommands():
+    result = run_ionops("--help")
+    assert result.returncode == 0, result.stderr
+    assert "commands:" in result.stdout
+    assert "config" in result.stdout
+
+
+def test_version_matches_the_package():
+    result = run_ionops("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"ionops {ionops.__version__}"
+    assert ionops.__version__ != "0+unknown"
+
+
+def test_no_command_is_a_usage_error():
+    result = run_ionops()
+    assert result.returncode == 2
+    assert "required: COMMAND" in result.stderr
+
+
+def test_config_prints_the_resolved_experiment():
+    result = run_ionops("config", "hh", "--set", "training.epochs=7")
+    assert result.returncode == 0, result.stderr
+    parsed = tomllib.loads(result.stdout)
+    assert parsed["training"]["epochs"] == 7
+    assert parsed["data"]["ionic_model"] == "hh"
+
+
+def test_config_list_names_the_shipped_experiments():
+    result = run_ionops("config", "--list")
+    assert result.stdout.split() == ["fhn", "hh", "ord"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["config", "fhn", "--set", "fno.k_max=0"], "fno.k_max = 0"),
+        (["config", "fhn", "--set", "fno.width=3"], "unknown key 'fno.width'"),
+        (["config", "nope"], "neither a shipped name"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_no_traceback(args, fragment):
+    result = run_ionops(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("ionops: error:")
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr

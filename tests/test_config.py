@@ -1,0 +1,119 @@
+"""The experiment schema: every shipped file loads, bad input is named and explained."""
+
+import tomllib
+
+import pytest
+
+from ionops.config import (
+    ExperimentConfig,
+    dump_toml,
+    load_experiment,
+    shipped_experiments,
+    validate_experiment,
+)
+from ionops.errors import ConfigError
+
+
+def test_ships_one_experiment_per_ionic_model():
+    assert shipped_experiments() == ["fhn", "hh", "ord"]
+
+
+@pytest.mark.parametrize("name", ["fhn", "hh", "ord"])
+def test_every_shipped_experiment_validates(name):
+    config = load_experiment(name)
+    assert config.name == name
+    assert config.data.ionic_model == name
+
+
+def test_paper_grids_are_the_defaults():
+    for name, n_t, t_end_ms in [("fhn", 1260, 100.0), ("hh", 1260, 100.0), ("ord", 10080, 1000.0)]:
+        data = load_experiment(name).data
+        assert (data.n_t, data.t_end_ms) == (n_t, t_end_ms)
+
+
+def test_overrides_are_typed_toml_values():
+    config = load_experiment(
+        "hh", ["training.epochs=12", "training.learning_rate=2.5e-3", "fno.activation=tanh"]
+    )
+    assert config.training.epochs == 12
+    assert config.training.learning_rate == pytest.approx(2.5e-3)
+    assert config.fno.activation == "tanh"
+
+
+def test_dump_round_trips_through_the_loader(tmp_path):
+    original = load_experiment("ord", ["fno.d_v=32", "data.fraction=0.1"])
+    path = tmp_path / "ord-small.toml"
+    path.write_text(dump_toml(original))
+    assert load_experiment(path) == original
+    assert tomllib.loads(path.read_text())["fno"]["d_v"] == 32
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("training.learning_rate=-1", ["training.learning_rate", "-1", "greater than 0"]),
+        ("fno.d_v=0", ["fno.d_v", "0", "greater than or equal to 1"]),
+        ("fno.activation=swish", ["fno.activation", "swish", "'tanh', 'relu', 'gelu'"]),
+        ("data.fraction=1.5", ["data.fraction", "1.5", "less than or equal to 1"]),
+        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'fhn', 'hh' or 'ord'"]),
+        ("training.epochs=ten", ["training.epochs", "ten", "valid integer"]),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed_range(override, expected):
+    with pytest.raises(ConfigError) as info:
+        load_experiment("fhn", [override])
+    message = str(info.value)
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_unknown_key_lists_every_valid_key_with_its_default():
+    with pytest.raises(ConfigError) as info:
+        load_experiment("fhn", ["training.epoch=10"])
+    message = str(info.value)
+    assert "unknown key 'training.epoch'" in message
+    assert "epochs (default 1000)" in message
+    assert "learning_rate (required)" in message
+
+
+def test_unknown_section_is_an_error():
+    with pytest.raises(ConfigError, match="unknown key 'optimiser'"):
+        load_experiment("fhn", ["optimiser.lr=1"])
+
+
+def test_missing_section_is_reported_with_what_belongs_there():
+    raw = {"name": "x", "data": {"ionic_model": "fhn", "n_t": 64, "t_end_ms": 10.0}}
+    with pytest.raises(ConfigError) as info:
+        validate_experiment(raw, "inline")
+    assert "'fno' is required" in str(info.value)
+    assert "'training' is required" in str(info.value)
+
+
+@pytest.mark.parametrize("override", ["training", "training.=3", "=3", "training.epochs"])
+def test_malformed_override_is_explained(override):
+    with pytest.raises(ConfigError, match=r"section\.key=value|is a value, not a table"):
+        load_experiment("fhn", [override])
+
+
+def test_override_into_a_value_is_refused():
+    with pytest.raises(ConfigError, match="'name' is a value, not a table"):
+        load_experiment("fhn", ["name.first=x"])
+
+
+def test_unknown_experiment_names_the_shipped_ones(tmp_path):
+    with pytest.raises(ConfigError, match="neither a shipped name \\(fhn, hh, ord\\)"):
+        load_experiment(tmp_path / "missing.toml")
+
+
+def test_invalid_toml_is_reported_with_its_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("name = \n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        load_experiment(path)
+
+
+def test_configs_are_immutable():
+    config = load_experiment("fhn")
+    with pytest.raises(ValueError, match="frozen"):
+        config.training.epochs = 3  # type: ignore[misc]
+    assert isinstance(config, ExperimentConfig)

@@ -1,0 +1,70 @@
+"""One distribution, one import name: the user's folders import as ionops.*, nothing else leaks."""
+
+import importlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SUBPACKAGES = ["datasets", "models", "hpo", "cluster"]
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_subpackage_maps_to_the_top_level_folder(name):
+    module = importlib.import_module(f"ionops.{name}")
+    assert Path(module.__file__).resolve().parent == REPO / name
+
+
+def _probe(python, cwd, env=None):
+    """Import the subpackages in a fresh interpreter away from the source tree."""
+    code = (
+        "import importlib.util, json, ionops.datasets, ionops.models, ionops.hpo, ionops.cluster;"
+        "print(json.dumps({'ionops': ionops.__file__,"
+        " 'datasets': getattr(importlib.util.find_spec('datasets'), 'origin', None),"
+        " 'models': getattr(importlib.util.find_spec('models'), 'origin', None)}))"
+    )
+    result = subprocess.run(
+        [python, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def test_installed_package_exposes_no_top_level_datasets_or_models(tmp_path):
+    found = _probe(sys.executable, tmp_path)
+    for name in ("datasets", "models"):
+        origin = found[name]
+        assert origin is None or REPO not in Path(origin).resolve().parents, origin
+
+
+@pytest.mark.slow
+def test_wheel_holds_only_the_ionops_package_and_imports_from_it(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "dist"), str(REPO)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("ionops-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top_levels = {name.split("/")[0] for name in names if ".dist-info/" not in name}
+    assert top_levels == {"ionops"}
+    for name in [*SUBPACKAGES, "configs"]:
+        assert f"ionops/{name}/__init__.py" in names
+    assert "ionops/configs/fhn.toml" in names
+
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    found = _probe(sys.executable, tmp_path, env)
+    assert Path(found["ionops"]).resolve().parent == (target / "ionops").resolve()
+    help_text = subprocess.run(
+        [str(target / "bin" / "ionops"), "--help"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "commands:" in help_text
