@@ -8,17 +8,17 @@ Public surface of the root package (subpackages list their own):
 
 - ``ionops.__version__``
 - ``ionops.ExperimentConfig``, ``ionops.load_experiment``: the typed experiment schema
-- ``ionops.UserError``: the base of every error caused by bad input
+- ``ionops.IonopsError``, ``ionops.UserError``: expected failures and bad input
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ionops.config import ExperimentConfig, load_experiment
-from ionops.errors import UserError
+from ionops.errors import IonopsError, UserError
 
 try:
     __version__ = version("ionops")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["ExperimentConfig", "UserError", "__version__", "load_experiment"]
+__all__ = ["ExperimentConfig", "IonopsError", "UserError", "__version__", "load_experiment"]

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ionops import __version__
-from ionops.errors import UserError
+from ionops.errors import IonopsError
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
-    except UserError as exc:
+    except IonopsError as exc:
         print(f"ionops: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

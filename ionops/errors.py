@@ -1,12 +1,17 @@
 """Errors that carry their fix.
 
-Every failure caused by what a user typed or supplied derives from
-:class:`UserError`; the command line prints its message alone (no traceback)
-and exits with status 2. Anything else is a bug and keeps its traceback.
+The command line prints an :class:`IonopsError` as its message alone (no
+traceback) and exits with status 2; anything else is a bug and keeps its
+traceback. :class:`UserError` is bad input: its message names the parameter,
+the bad value and what is allowed.
 """
 
 
-class UserError(Exception):
+class IonopsError(Exception):
+    """An expected failure whose message says what happened and what to try."""
+
+
+class UserError(IonopsError):
     """Bad input: the message names the parameter, the bad value and what is allowed."""
 
 

@@ -1,0 +1,428 @@
+"""A compiled variable-order BDF integrator (the NDF variant of Shampine and Reichelt, 1997).
+
+Everything here runs under numba: one call of :func:`integrate` solves a whole
+piecewise-constant stimulus protocol and writes the solution onto the output
+grid by the method's own interpolating polynomial. The right-hand side and the
+Jacobian arrive as first-class compiled functions of fixed signature (see
+:mod:`ionops.datasets.ionic.base`), so one cached machine-code solver serves
+every ionic model and the solve never returns to Python.
+
+Method: orders 1-5 with backward differences ``D`` scaled to the step size;
+each step predicts from ``D``, corrects by a simplified Newton iteration on
+``(I - c J) dy = c f - psi - d`` that reuses one LU factorisation for as long
+as ``c = h / alpha_k`` is unchanged and one Jacobian until Newton fails with
+it, and controls the local error ``error_const[k] * d`` in a weighted RMS
+norm with weights ``atol + rtol |y|``. Order and step change together after
+``k + 1`` steps of equal size, to the order with the largest admissible step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+
+# The compiled signatures every ionic model's functions have (see ionic.base).
+RHS_SIGNATURE = types.void(
+    types.float64, types.float64[::1], types.float64[::1], types.float64, types.float64[::1]
+)
+JACOBIAN_SIGNATURE = types.void(
+    types.float64, types.float64[::1], types.float64[::1], types.float64, types.float64[:, ::1]
+)
+_RHS = types.FunctionType(RHS_SIGNATURE)
+_JACOBIAN = types.FunctionType(JACOBIAN_SIGNATURE)
+
+MAX_ORDER = 5
+NEWTON_MAXITER = 4
+MIN_FACTOR = 0.2
+MAX_FACTOR = 10.0
+EPS = float(np.finfo(np.float64).eps)
+
+# Status codes of one segment's integration.
+SUCCESS = 0
+TOO_MANY_STEPS = 1
+STEP_TOO_SMALL = 2
+NOT_FINITE = 3
+STATUS_TEXT = {
+    SUCCESS: "success",
+    TOO_MANY_STEPS: "the step budget (max_steps) ran out",
+    STEP_TOO_SMALL: "the step size fell below the floating-point resolution of t",
+    NOT_FINITE: "the right-hand side returned a non-finite value at the initial state",
+}
+
+# Counters in the stats vector.
+STAT_STEPS, STAT_RHS, STAT_JAC, STAT_LU, STAT_REJECTED, STAT_NEWTON_FAILED = range(6)
+STAT_NAMES = (
+    "steps",
+    "rhs_evaluations",
+    "jacobians",
+    "lu_factorisations",
+    "rejected",
+    "newton_failures",
+)
+
+_KAPPA = np.array([0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0])
+_GAMMA = np.concatenate((np.zeros(1), np.cumsum(1.0 / np.arange(1, MAX_ORDER + 1))))
+_ALPHA = (1.0 - _KAPPA) * _GAMMA
+_ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
+
+
+@njit(cache=True)
+def _rms(x: np.ndarray, scale: np.ndarray) -> float:
+    total = 0.0
+    for i in range(x.size):
+        r = x[i] / scale[i]
+        total += r * r
+    return math.sqrt(total / x.size)
+
+
+@njit(cache=True)
+def _all_finite(x: np.ndarray) -> bool:
+    for i in range(x.size):
+        if not math.isfinite(x[i]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
+    """In-place LU with partial pivoting; False if the matrix is singular."""
+    n = a.shape[0]
+    for k in range(n):
+        p = k
+        biggest = abs(a[k, k])
+        for i in range(k + 1, n):
+            if abs(a[i, k]) > biggest:
+                biggest = abs(a[i, k])
+                p = i
+        piv[k] = p
+        if biggest == 0.0:
+            return False
+        if p != k:
+            for j in range(n):
+                a[k, j], a[p, j] = a[p, j], a[k, j]
+        inverse = 1.0 / a[k, k]
+        for i in range(k + 1, n):
+            a[i, k] *= inverse
+            factor = a[i, k]
+            if factor != 0.0:
+                for j in range(k + 1, n):
+                    a[i, j] -= factor * a[k, j]
+    return True
+
+
+@njit(cache=True)
+def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
+    """Solve in place with the factors of :func:`_lu_factor`."""
+    n = lu.shape[0]
+    for k in range(n):
+        p = piv[k]
+        if p != k:
+            b[k], b[p] = b[p], b[k]
+    for i in range(n):
+        acc = b[i]
+        for j in range(i):
+            acc -= lu[i, j] * b[j]
+        b[i] = acc
+    for i in range(n - 1, -1, -1):
+        acc = b[i]
+        for j in range(i + 1, n):
+            acc -= lu[i, j] * b[j]
+        b[i] = acc / lu[i, i]
+
+
+@njit(cache=True)
+def _step_ratio_matrix(order: int, factor: float) -> np.ndarray:
+    """R with R[i, j] = prod_{m=1..i} (m - 1 - factor j) / m: rescales differences by ``factor``."""
+    r = np.ones((order + 1, order + 1))
+    for j in range(order + 1):
+        for i in range(1, order + 1):
+            value = 0.0 if j == 0 else (i - 1 - factor * j) / i
+            r[i, j] = r[i - 1, j] * value
+    return r
+
+
+@njit(cache=True)
+def _rescale_differences(d: np.ndarray, order: int, factor: float) -> None:
+    """Turn differences for step h into differences for step ``factor * h``."""
+    ru = _step_ratio_matrix(order, factor) @ _step_ratio_matrix(order, 1.0)
+    head = ru.T @ d[: order + 1]
+    d[: order + 1] = head
+
+
+@njit(cache=True)
+def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) -> None:  # type: ignore[no-untyped-def]
+    sqrt_eps = math.sqrt(EPS)
+    for j in range(y.size):
+        work_y[:] = y
+        delta = sqrt_eps * max(abs(y[j]), 1e-3)
+        work_y[j] = y[j] + delta
+        delta = work_y[j] - y[j]
+        rhs(t, work_y, p, i_app, work_f)
+        for i in range(y.size):
+            jac[i, j] = (work_f[i] - f0[i]) / delta
+
+
+@njit(cache=True)
+def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, work_f0, work_f):  # type: ignore[no-untyped-def]
+    stats[STAT_JAC] += 1
+    if has_jacobian:
+        jacobian(t, y, p, i_app, jac)
+        return
+    rhs(t, y, p, i_app, work_f0)
+    stats[STAT_RHS] += 1 + y.size
+    _finite_difference_jacobian(rhs, p, i_app, t, y, work_f0, jac, work_y, work_f)
+
+
+@njit(cache=True)
+def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> float:  # type: ignore[no-untyped-def]
+    """Hairer-Norsett-Wanner's starting step for a first-order method."""
+    scale = atol + np.abs(y0) * rtol
+    d0 = _rms(y0, scale)
+    d1 = _rms(f0, scale)
+    h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+    h0 = min(h0, interval)
+    y1 = y0 + h0 * f0
+    f1 = np.empty_like(y0)
+    rhs(t0 + h0, y1, p, i_app, f1)
+    stats[STAT_RHS] += 1
+    d2 = _rms(f1 - f0, scale) / h0
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = max(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** 0.5
+    return min(100.0 * h0, h1, interval)
+
+
+@njit(cache=True)
+def _newton(rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, tol, y, d, f, dy, stats):  # type: ignore[no-untyped-def]
+    """Simplified Newton for the corrector; returns (converged, iterations)."""
+    d[:] = 0.0
+    y[:] = y_predict
+    dy_norm_old = -1.0
+    for k in range(NEWTON_MAXITER):
+        rhs(t_new, y, p, i_app, f)
+        stats[STAT_RHS] += 1
+        if not _all_finite(f):
+            return False, k + 1
+        for i in range(y.size):
+            dy[i] = c * f[i] - psi[i] - d[i]
+        _lu_solve(lu, piv, dy)
+        dy_norm = _rms(dy, scale)
+        rate = -1.0 if dy_norm_old < 0.0 else dy_norm / dy_norm_old
+        if rate >= 0.0 and (
+            rate >= 1.0 or rate ** (NEWTON_MAXITER - k) / (1.0 - rate) * dy_norm > tol
+        ):
+            return False, k + 1
+        y += dy
+        d += dy
+        if dy_norm == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * dy_norm < tol):
+            return True, k + 1
+        dy_norm_old = dy_norm
+    return False, NEWTON_MAXITER
+
+
+@njit(cache=True)
+def _interpolate(
+    d: np.ndarray, order: int, t: float, h: float, t_eval: float, out: np.ndarray
+) -> None:
+    """The BDF interpolating polynomial through the last ``order + 1`` points, at ``t_eval``."""
+    x = (t_eval - t) / h
+    out[:] = d[0]
+    weight = 1.0
+    for j in range(1, order + 1):
+        weight *= (x + (j - 1)) / j
+        out += d[j] * weight
+
+
+@njit(cache=True)
+def integrate_segment(  # type: ignore[no-untyped-def]
+    rhs, jacobian, has_jacobian, p, i_app, t0, t_end, y0,
+    t_out, y_out, first_out, rtol, atol, max_steps, max_step, stats,
+):  # fmt: skip
+    """Integrate from (t0, y0) to t_end with a constant applied current.
+
+    Fills ``y_out[k]`` (n_t, n_states) for every grid time ``t0 <= t_out[k] <= t_end``
+    from index ``first_out`` on. Returns (status, next grid index, final state).
+    """
+    n = y0.size
+    y = y0.copy()
+    out_index = first_out
+    while out_index < t_out.size and t_out[out_index] <= t0:
+        y_out[out_index] = y
+        out_index += 1
+    if t_end <= t0:
+        return SUCCESS, out_index, y
+
+    f = np.empty(n)
+    rhs(t0, y, p, i_app, f)
+    stats[STAT_RHS] += 1
+    if not _all_finite(f):
+        return NOT_FINITE, out_index, y
+
+    jac = np.empty((n, n))
+    lu = np.empty((n, n))
+    piv = np.empty(n, dtype=np.int64)
+    work_y, work_f0, work_f = np.empty(n), np.empty(n), np.empty(n)
+    y_predict, psi, scale = np.empty(n), np.empty(n), np.empty(n)
+    y_new, d, dy, point = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    diffs = np.zeros((MAX_ORDER + 3, n))
+
+    newton_tol = max(10.0 * EPS / rtol, min(0.03, math.sqrt(rtol)))
+    h = _initial_step(rhs, p, i_app, t0, y, f, t_end - t0, rtol, atol, stats)
+    h = min(h, max_step)
+    diffs[0] = y
+    diffs[1] = f * h
+    order = 1
+    equal_steps = 0
+    _jacobian(rhs, jacobian, has_jacobian, p, i_app, t0, y, jac, stats, work_y, work_f0, work_f)
+    jacobian_is_current = True
+    lu_is_valid = False
+    t = t0
+
+    while t < t_end:
+        if stats[STAT_STEPS] >= max_steps:
+            return TOO_MANY_STEPS, out_index, y
+        min_step = 10.0 * EPS * max(abs(t), abs(t_end))
+        if h > max_step:
+            _rescale_differences(diffs, order, max_step / h)
+            h, equal_steps, lu_is_valid = max_step, 0, False
+
+        accepted = False
+        n_iter = 0
+        error_norm = 0.0
+        t_new = t
+        while not accepted:
+            if h < min_step:
+                return STEP_TOO_SMALL, out_index, y
+            t_new = t + h
+            if t_new >= t_end - min_step:
+                t_new = t_end
+                _rescale_differences(diffs, order, (t_end - t) / h)
+                h, equal_steps, lu_is_valid = t_end - t, 0, False
+
+            y_predict[:] = 0.0
+            for j in range(order + 1):
+                y_predict += diffs[j]
+            for i in range(n):
+                scale[i] = atol[i] + rtol * abs(y_predict[i])
+            psi[:] = 0.0
+            for j in range(1, order + 1):
+                psi += _GAMMA[j] * diffs[j]
+            psi /= _ALPHA[order]
+            c = h / _ALPHA[order]
+
+            converged = False
+            while True:
+                if not lu_is_valid:
+                    for i in range(n):
+                        for j in range(n):
+                            lu[i, j] = -c * jac[i, j]
+                        lu[i, i] += 1.0
+                    stats[STAT_LU] += 1
+                    lu_is_valid = _lu_factor(lu, piv)
+                if lu_is_valid:
+                    converged, n_iter = _newton(
+                        rhs, p, i_app, t_new, y_predict, c, psi, lu, piv,
+                        scale, newton_tol, y_new, d, work_f, dy, stats,
+                    )  # fmt: skip
+                if converged or jacobian_is_current:
+                    break
+                _jacobian(
+                    rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict, jac,
+                    stats, work_y, work_f0, work_f,
+                )  # fmt: skip
+                jacobian_is_current, lu_is_valid = True, False
+
+            if not converged:
+                stats[STAT_NEWTON_FAILED] += 1
+                _rescale_differences(diffs, order, 0.5)
+                h, equal_steps, lu_is_valid = 0.5 * h, 0, False
+                continue
+
+            safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
+            for i in range(n):
+                scale[i] = atol[i] + rtol * abs(y_new[i])
+                dy[i] = _ERROR_CONST[order] * d[i]
+            error_norm = _rms(dy, scale)
+            if error_norm > 1.0 or not math.isfinite(error_norm):
+                stats[STAT_REJECTED] += 1
+                factor = MIN_FACTOR
+                if math.isfinite(error_norm):
+                    factor = max(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1)))
+                _rescale_differences(diffs, order, factor)
+                h, equal_steps, lu_is_valid = h * factor, 0, False
+            else:
+                accepted = True
+
+        stats[STAT_STEPS] += 1
+        equal_steps += 1
+        t = t_new
+        y[:] = y_new
+        jacobian_is_current = False
+        diffs[order + 2] = d - diffs[order + 1]
+        diffs[order + 1] = d
+        for j in range(order, -1, -1):
+            diffs[j] += diffs[j + 1]
+
+        while out_index < t_out.size and t_out[out_index] <= t:
+            _interpolate(diffs, order, t, h, t_out[out_index], point)
+            y_out[out_index] = point
+            out_index += 1
+
+        if equal_steps < order + 1:
+            continue
+        # Change order and step together, to the order allowing the largest step.
+        best_factor = error_norm ** (-1.0 / (order + 1)) if error_norm > 0.0 else MAX_FACTOR
+        best_delta = 0
+        if order > 1:
+            for i in range(n):
+                dy[i] = _ERROR_CONST[order - 1] * diffs[order, i]
+            lower = _rms(dy, scale)
+            factor = lower ** (-1.0 / order) if lower > 0.0 else MAX_FACTOR
+            if factor > best_factor:
+                best_factor, best_delta = factor, -1
+        if order < MAX_ORDER:
+            for i in range(n):
+                dy[i] = _ERROR_CONST[order + 1] * diffs[order + 2, i]
+            higher = _rms(dy, scale)
+            factor = higher ** (-1.0 / (order + 2)) if higher > 0.0 else MAX_FACTOR
+            if factor > best_factor:
+                best_factor, best_delta = factor, 1
+        order += best_delta
+        factor = min(MAX_FACTOR, safety * best_factor)
+        _rescale_differences(diffs, order, factor)
+        h, equal_steps, lu_is_valid = h * factor, 0, False
+
+    return SUCCESS, out_index, y
+
+
+@njit(
+    types.Tuple((types.int64, types.float64[:, ::1], types.int64[::1]))(
+        _RHS, _JACOBIAN, types.boolean, types.float64[::1], types.float64[::1],
+        types.float64[::1], types.float64[::1], types.float64[::1], types.float64[::1],
+        types.float64, types.float64[::1], types.int64, types.float64,
+    ),
+    cache=True,
+)  # fmt: skip
+def integrate(  # type: ignore[no-untyped-def]
+    rhs, jacobian, has_jacobian, p, y0, starts, ends, currents, t_out,
+    rtol, atol, max_steps, max_step,
+):  # fmt: skip
+    """Solve the protocol ``currents[k]`` on ``[starts[k], ends[k]]``, restarting at each boundary.
+
+    Returns (status, y_out (n_t, n_states) with NaN where not reached, stats).
+    """
+    y_out = np.full((t_out.size, y0.size), np.nan)
+    stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
+    y = y0.copy()
+    next_out = 0
+    for k in range(starts.size):
+        status, next_out, y = integrate_segment(
+            rhs, jacobian, has_jacobian, p, currents[k], starts[k], ends[k], y,
+            t_out, y_out, next_out, rtol, atol, max_steps, max_step, stats,
+        )  # fmt: skip
+        if status != SUCCESS:
+            return status, y_out, stats
+    return SUCCESS, y_out, stats

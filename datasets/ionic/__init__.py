@@ -1,0 +1,14 @@
+"""Ionic models behind one protocol (:class:`IonicModel`), found by name.
+
+>>> from ionops.datasets.ionic import get_ionic_model
+>>> get_ionic_model("hh").state_names
+('V', 'm', 'h', 'n')
+"""
+
+from ionops.datasets.ionic import fhn, hh
+from ionops.datasets.ionic.base import IonicModel, available, get_ionic_model, register
+
+register("fhn", fhn.model)
+register("hh", hh.model)
+
+__all__ = ["IonicModel", "available", "get_ionic_model"]

@@ -1,0 +1,112 @@
+"""What every ionic model provides, and the registry that finds one by name.
+
+A model is data plus two compiled functions, compiled with the fixed
+signatures :data:`RHS_SIGNATURE` and :data:`JACOBIAN_SIGNATURE` so that one
+cached solver serves every model. The right-hand side is
+``rhs(t, y, p, i_app, dydt)``: time t in ms, state y (n_states,),
+parameter vector p (n_parameters,), the applied current ``i_app`` (constant
+within a solver segment, positive depolarising, in the model's current unit)
+and the output dydt (n_states,), written in place. A model whose Jacobian is
+cheap in closed form also provides ``jacobian(t, y, p, i_app, jac)`` filling
+``jac`` (n_states, n_states) with d(dydt_i)/d(y_j); otherwise the solver
+uses finite differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ionops.datasets._bdf import JACOBIAN_SIGNATURE, RHS_SIGNATURE
+from ionops.errors import UserError
+
+__all__ = ["JACOBIAN_SIGNATURE", "RHS_SIGNATURE", "IonicModel", "available", "get_ionic_model"]
+
+
+@dataclass(frozen=True)
+class IonicModel:
+    """One ionic model: its states, units, parameters and compiled equations.
+
+    ``parameters`` maps each name to its default, in the order of the vector
+    the compiled functions read; ``initial_states`` maps the name of each
+    available initial state to a function returning it (the first is the
+    default).
+    """
+
+    name: str
+    title: str
+    state_names: tuple[str, ...]
+    state_units: tuple[str, ...]
+    parameters: Mapping[str, float]
+    rhs: Any
+    initial_states: Mapping[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]]
+    time_unit: str = "ms"
+    current_unit: str = "uA/cm^2"
+    jacobian: Any | None = None
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_names)
+
+    def parameter_vector(self, overrides: Mapping[str, float] | None = None) -> NDArray[np.float64]:
+        """The parameter vector in compiled order, with named overrides applied."""
+        values = dict(self.parameters)
+        for key, value in (overrides or {}).items():
+            if key not in values:
+                valid = ", ".join(f"{k} (default {v:g})" for k, v in self.parameters.items())
+                raise UserError(f"{self.name} has no parameter '{key}'; valid: {valid}")
+            values[key] = float(value)
+        return np.array(list(values.values()), dtype=np.float64)
+
+    def initial_state(
+        self, p: NDArray[np.float64] | None = None, kind: str | None = None
+    ) -> NDArray[np.float64]:
+        """The named initial state (default: the model's first) for parameters ``p``."""
+        kind = kind or next(iter(self.initial_states))
+        if kind not in self.initial_states:
+            valid = ", ".join(self.initial_states)
+            raise UserError(f"{self.name} has no initial state '{kind}'; valid: {valid}")
+        vector = self.parameter_vector() if p is None else p
+        return np.array(self.initial_states[kind](vector), dtype=np.float64)
+
+    def derivative(
+        self,
+        t: float,
+        y: NDArray[np.float64],
+        i_app: float = 0.0,
+        p: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """dy/dt at one point (a convenience for tests and inspection)."""
+        out = np.empty(self.n_states)
+        vector = self.parameter_vector() if p is None else p
+        self.rhs(float(t), np.ascontiguousarray(y, dtype=np.float64), vector, float(i_app), out)
+        return out
+
+
+_REGISTRY: dict[str, Callable[[], IonicModel]] = {}
+
+
+def register(name: str, factory: Callable[[], IonicModel]) -> None:
+    """Add a model under ``name``; the factory runs on first use (compiles lazily)."""
+    _REGISTRY[name] = factory
+
+
+def available() -> list[str]:
+    """Names of every registered ionic model."""
+    return sorted(_REGISTRY)
+
+
+def get_ionic_model(name: str) -> IonicModel:
+    """The model registered under ``name``; an unknown name lists the known ones."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise UserError(
+            f"unknown ionic model '{name}'; known models: {', '.join(available())}"
+        ) from None
+    return factory()

@@ -1,0 +1,150 @@
+"""Solve one stimulus protocol of an ionic model onto a time grid, robustly.
+
+The protocol is I_app(t) = amplitude for t <= t_stim and 0 afterwards. The
+solve is split at t_stim (the right-hand side is discontinuous there) and each
+piece runs in the compiled BDF integrator of :mod:`ionops.datasets._bdf`.
+A failed attempt is retried with tighter settings; if every attempt fails,
+:class:`SolveFailed` says which sample, with what stimulus, and what was tried.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from ionops.datasets import _bdf
+from ionops.datasets.ionic.base import IonicModel
+from ionops.errors import IonopsError
+
+STAT_NAMES = _bdf.STAT_NAMES
+
+
+class SolveFailed(IonopsError):
+    """No attempt produced a finite trajectory; the message lists each attempt."""
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """Tolerances of the BDF integrator.
+
+    ``atol`` is one absolute tolerance or one per state (in the states' units);
+    the error test is RMS(err / (atol + rtol |y|)) <= 1. ``max_steps`` bounds
+    the steps of one trajectory; ``max_step`` (ms) bounds one step.
+    """
+
+    rtol: float = 1e-6
+    atol: float | tuple[float, ...] = 1e-8
+    max_steps: int = 200_000
+    max_step: float = math.inf
+
+    def atol_vector(self, n_states: int) -> NDArray[np.float64]:
+        if isinstance(self.atol, int | float):
+            return np.full(n_states, float(self.atol))
+        if len(self.atol) != n_states:
+            raise ValueError(f"atol has {len(self.atol)} entries for {n_states} states")
+        return np.array(self.atol, dtype=np.float64)
+
+    def tightened(self) -> SolverSettings:
+        """The retry after a failure: ten times tighter, more steps, bounded steps."""
+        atol = (
+            self.atol / 10
+            if isinstance(self.atol, int | float)
+            else tuple(a / 10 for a in self.atol)
+        )
+        return replace(self, rtol=self.rtol / 10, atol=atol, max_steps=self.max_steps * 4)
+
+    def describe(self) -> str:
+        atol = f"{self.atol:g}" if isinstance(self.atol, int | float) else "per-state"
+        return (
+            f"rtol={self.rtol:g}, atol={atol}, max_steps={self.max_steps}, "
+            f"max_step={self.max_step:g}"
+        )
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A trajectory on the grid: ``states`` is (n_states, n_t); ``stats`` counts solver work."""
+
+    states: NDArray[np.float64]
+    stats: dict[str, int]
+    settings: SolverSettings
+    attempts: int
+
+
+@njit(_bdf.JACOBIAN_SIGNATURE, cache=True)
+def _no_jacobian(t, y, p, i_app, jac):  # type: ignore[no-untyped-def]
+    """Placeholder for models without a closed-form Jacobian (never called)."""
+
+
+def stimulus_segments(
+    amplitude: float, t_stim: float, t_end: float
+) -> list[tuple[float, float, float]]:
+    """(start, end, current) pieces of I_app(t) = amplitude for t <= t_stim, else 0."""
+    if t_stim <= 0.0 or amplitude == 0.0:
+        return [(0.0, t_end, 0.0)]
+    if t_stim >= t_end:
+        return [(0.0, t_end, amplitude)]
+    return [(0.0, t_stim, amplitude), (t_stim, t_end, 0.0)]
+
+
+def _attempt(
+    model: IonicModel,
+    p: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    t_grid: NDArray[np.float64],
+    amplitude: float,
+    t_stim: float,
+    settings: SolverSettings,
+) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
+    segments = np.array(stimulus_segments(amplitude, t_stim, float(t_grid[-1])), dtype=np.float64)
+    has_jacobian = model.jacobian is not None
+    status, y_out, stats = _bdf.integrate(
+        model.rhs, model.jacobian if has_jacobian else _no_jacobian, has_jacobian,
+        np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(y0, dtype=np.float64),
+        np.ascontiguousarray(segments[:, 0]), np.ascontiguousarray(segments[:, 1]),
+        np.ascontiguousarray(segments[:, 2]), t_grid, float(settings.rtol),
+        settings.atol_vector(model.n_states), int(settings.max_steps), float(settings.max_step),
+    )  # fmt: skip
+    return int(status), y_out, stats
+
+
+def solve(
+    model: IonicModel,
+    t_grid: NDArray[np.float64],
+    amplitude: float,
+    t_stim: float,
+    settings: SolverSettings,
+    p: NDArray[np.float64] | None = None,
+    y0: NDArray[np.float64] | None = None,
+    retries: Sequence[SolverSettings] | None = None,
+    label: str = "trajectory",
+) -> Solution:
+    """Solve one protocol on ``t_grid`` (ms, uniform from 0), retrying with tighter settings.
+
+    Returns states as (n_states, n_t). Raises :class:`SolveFailed` naming
+    ``label``, the stimulus and every attempt if none gives a finite trajectory.
+    """
+    p = model.parameter_vector() if p is None else p
+    y0 = model.initial_state(p) if y0 is None else y0
+    t_grid = np.ascontiguousarray(t_grid, dtype=np.float64)
+    attempts = [settings, *(retries if retries is not None else [settings.tightened()])]
+    tried = []
+    for number, attempt in enumerate(attempts, start=1):
+        status, y_out, stats = _attempt(model, p, y0, t_grid, amplitude, t_stim, attempt)
+        if status == _bdf.SUCCESS and np.isfinite(y_out).all():
+            counters = dict(zip(STAT_NAMES, (int(s) for s in stats), strict=True))
+            return Solution(np.ascontiguousarray(y_out.T), counters, attempt, number)
+        reason = _bdf.STATUS_TEXT.get(status, "non-finite values in the trajectory")
+        if status == _bdf.SUCCESS:
+            reason = "non-finite values in the trajectory"
+        tried.append(f"  attempt {number} ({attempt.describe()}): {reason}")
+    raise SolveFailed(
+        f"{label} of {model.name} failed (stimulus i = {amplitude:g} {model.current_unit} "
+        f"for t <= {t_stim:g} ms):\n" + "\n".join(tried) + "\n"
+        "Try a smaller stimulus range for this model, or tighter solver tolerances."
+    )
