@@ -19,8 +19,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _subcommands() -> list[Register]:
     from ionops import config_cli
+    from ionops.datasets import cli as datasets_cli
 
-    return [config_cli.register]
+    return [datasets_cli.register, config_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except IonopsError as exc:
-        print(f"ionops: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):
+            print(f"ionops: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ionops: interrupted", file=sys.stderr)

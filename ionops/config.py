@@ -41,7 +41,9 @@ class DataConfig(_Section):
 
     ``t_end_ms`` is the horizon T in ms; the grid is ``n_t`` uniform points on
     [0, T]. ``fraction`` scales every subset count of the paper's tables (1.0:
-    3000 train / 375 validation / 375 test).
+    3000 train / 375 validation / 375 test). ``parameters`` override the ionic
+    model's parameters by name, ``initial_state`` picks one of its initial
+    states, and ``rtol``/``atol`` its solver tolerances (default: the model's).
     """
 
     ionic_model: Literal["fhn", "hh", "ord"]
@@ -49,6 +51,10 @@ class DataConfig(_Section):
     t_end_ms: float = Field(gt=0)
     fraction: float = Field(default=1.0, gt=0, le=1)
     seed: int = Field(default=0, ge=0)
+    parameters: dict[str, float] = Field(default_factory=dict)
+    initial_state: str | None = None
+    rtol: float | None = Field(default=None, gt=0, lt=1)
+    atol: float | None = Field(default=None, gt=0)
 
 
 class FNOConfig(_Section):
@@ -107,10 +113,10 @@ def validate_experiment(raw: Mapping[str, Any], origin: str = "<config>") -> Exp
 
 
 def dump_toml(config: BaseModel) -> str:
-    """Render a (two-level) config as TOML, the same format the loader reads."""
+    """Render a config as TOML, the same format the loader reads (unset optional keys omitted)."""
     lines: list[str] = []
     tables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in config.model_dump().items():
+    for key, value in config.model_dump(exclude_none=True).items():
         if isinstance(value, dict):
             tables.append((key, value))
         else:
@@ -192,6 +198,8 @@ def _valid_keys(parent: tuple[Any, ...]) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -34,7 +34,8 @@ class IonicModel:
     ``parameters`` maps each name to its default, in the order of the vector
     the compiled functions read; ``initial_states`` maps the name of each
     available initial state to a function returning it (the first is the
-    default).
+    default). ``tolerances`` is the (rtol, atol) the model's datasets use
+    unless told otherwise.
     """
 
     name: str
@@ -47,6 +48,7 @@ class IonicModel:
     time_unit: str = "ms"
     current_unit: str = "uA/cm^2"
     jacobian: Any | None = None
+    tolerances: tuple[float, float | tuple[float, ...]] = (1e-7, 1e-9)
     notes: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,94 @@
+"""``ionops generate``: a dataset of an ionic model's trajectories, in parallel under MPI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ionops.config import load_experiment, shipped_experiments
+from ionops.config_cli import add_override_option
+
+
+def default_workdir() -> Path:
+    """The working folder for data and results: $IONOPS_WORKDIR, else ./ionops-work."""
+    return Path(os.environ.get("IONOPS_WORKDIR", "ionops-work"))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate a dataset with the stiff solver (MPI-parallel under mpiexec)",
+        description=(
+            "Solve the paper's stimulus protocols of one ionic model into an HDF5 file. "
+            "Run under `mpiexec -n K` to use K ranks; the file is the same whatever K. "
+            "An interrupted run continues when the same command is run again."
+        ),
+    )
+    parser.add_argument(
+        "experiment",
+        help=f"shipped experiment ({', '.join(shipped_experiments())}) or a TOML file",
+    )
+    parser.add_argument("--output", type=Path, help="HDF5 file (default: WORKDIR/data/NAME.h5)")
+    parser.add_argument("--fraction", type=float, help="scale every subset count (0, 1]")
+    parser.add_argument("--n-t", type=int, dest="n_t", help="grid points on [0, T]")
+    parser.add_argument("--t-end", type=float, dest="t_end_ms", help="horizon T in ms")
+    parser.add_argument("--seed", type=int, help="seed of the stimulus draws")
+    parser.add_argument("--rtol", type=float, help="solver relative tolerance")
+    parser.add_argument("--atol", type=float, help="solver absolute tolerance")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="override an ionic-model parameter, e.g. --param e=1.0 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--initial-state", help="one of the model's named initial states")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="accept a finished file as done")
+    mode.add_argument("--overwrite", action="store_true", help="discard what exists and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_override_option(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ionops.datasets.generate import GenerationSpec, generate
+    from ionops.datasets.parallel import world
+
+    overrides = list(args.overrides)
+    for option in ("fraction", "n_t", "t_end_ms", "seed", "rtol", "atol"):
+        value = getattr(args, option)
+        if value is not None:
+            overrides.append(f"data.{option}={value}")
+    if args.initial_state is not None:
+        overrides.append(f'data.initial_state="{args.initial_state}"')
+    for item in args.param:
+        name, _, value = item.partition("=")
+        overrides.append(f"data.parameters.{name.strip()}={value.strip()}")
+    data = load_experiment(args.experiment, overrides).data
+    spec = GenerationSpec(
+        model=data.ionic_model, n_t=data.n_t, t_end_ms=data.t_end_ms, fraction=data.fraction,
+        seed=data.seed, rtol=data.rtol, atol=data.atol, parameters=data.parameters,
+        initial_state=data.initial_state,
+    )  # fmt: skip
+    output = args.output or default_workdir() / "data" / _default_name(spec)
+    report = generate(
+        spec, output, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress
+    )
+    comm = world()
+    if comm is None or comm.Get_rank() == 0:
+        if not report.written:
+            print(f"{report.path}: complete ({report.n_samples} trajectories), nothing to do")
+        else:
+            resumed = report.n_samples - report.solved_now
+            note = f", {resumed} taken from an interrupted run" if resumed else ""
+            print(
+                f"{report.path}: {report.n_samples} trajectories ({report.solved_now} solved now"
+                f"{note}) in {report.seconds:.1f} s"
+            )
+    return 0
+
+
+def _default_name(spec: object) -> str:
+    from ionops.datasets.generate import GenerationSpec
+
+    assert isinstance(spec, GenerationSpec)
+    return f"{spec.model}_f{spec.fraction:g}_nt{spec.n_t}_T{spec.t_end_ms:g}_s{spec.seed}.h5"

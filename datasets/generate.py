@@ -1,0 +1,331 @@
+"""Generate a dataset: plan the protocols, solve them on every rank, assemble the file.
+
+A generation writes ``OUTPUT.partial/`` (a manifest of its settings and one
+journal per rank and run) while it runs, and ``OUTPUT`` only at the end. Run
+again with the same settings and it continues from the journals; the finished
+file is byte-identical to an uninterrupted run's, whatever the number of ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ionops.datasets import parallel
+from ionops.datasets.ionic import IonicModel, get_ionic_model
+from ionops.datasets.journal import JournalWriter, encode_chunk, read_journals
+from ionops.datasets.protocols import (
+    SPLITS,
+    SampleTable,
+    Subset,
+    draw_samples,
+    paper_counts,
+    scale_counts,
+)
+from ionops.datasets.solver import SolveFailed, SolverSettings, solve
+from ionops.datasets.store import FORMAT, FORMAT_VERSION, write_dataset
+from ionops.errors import IonopsError, UserError
+
+MIN_GRID_POINTS = 8
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """Everything that determines a dataset's content (and so its bytes).
+
+    Times in ms. ``rtol``/``atol`` default to the model's own tolerances;
+    ``parameters`` override the model's defaults by name; ``initial_state``
+    names one of the model's initial states (default: its first).
+    """
+
+    model: str
+    n_t: int
+    t_end_ms: float
+    fraction: float = 1.0
+    seed: int = 0
+    rtol: float | None = None
+    atol: float | None = None
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    initial_state: str | None = None
+
+    def manifest(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["parameters"] = dict(sorted(self.parameters.items()))
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": out}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated spec resolved against its model: the samples and how to solve them."""
+
+    spec: GenerationSpec
+    model: IonicModel
+    parameters: np.ndarray
+    y0: np.ndarray
+    t_grid: np.ndarray
+    settings: SolverSettings
+    subsets: list[tuple[Subset, dict[str, int]]]
+    samples: dict[str, SampleTable]
+
+    def attributes(self) -> dict[str, Any]:
+        from ionops import __version__
+
+        model, spec = self.model, self.spec
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "ionops_version": __version__,
+            "model": model.name,
+            "model_title": model.title,
+            "parameters": dict(zip(model.parameters, self.parameters.tolist(), strict=True)),
+            "parameter_notes": dict(model.notes),
+            "state_names": list(model.state_names),
+            "state_units": list(model.state_units),
+            "time_unit": model.time_unit,
+            "current_unit": model.current_unit,
+            "stimulus": "I_app(t) = amplitude for t <= t_stim, 0 afterwards; positive depolarises",
+            "initial_state_kind": spec.initial_state or next(iter(model.initial_states)),
+            "initial_state": self.y0,
+            "solver": "ionops BDF: variable-order NDF (orders 1-5), split at t_stim",
+            "rtol": self.settings.rtol,
+            "atol": self.settings.atol_vector(model.n_states),
+            "max_steps": self.settings.max_steps,
+            "seed": spec.seed,
+            "fraction": spec.fraction,
+            "t_end_ms": spec.t_end_ms,
+            "n_t": spec.n_t,
+            "subsets": [{**asdict(subset), "counts": counts} for subset, counts in self.subsets],
+        }
+
+
+def make_plan(spec: GenerationSpec) -> Plan:
+    """Validate ``spec`` and draw its samples; every problem is a :class:`UserError`."""
+    model = get_ionic_model(spec.model)
+    if spec.n_t < MIN_GRID_POINTS:
+        raise UserError(f"n_t = {spec.n_t}: too few grid points; need at least {MIN_GRID_POINTS}")
+    if not spec.t_end_ms > 0:
+        raise UserError(f"t_end_ms = {spec.t_end_ms}: the horizon must be positive")
+    p = model.parameter_vector(spec.parameters)
+    y0 = model.initial_state(p, spec.initial_state)
+    rtol_default, atol_default = model.tolerances
+    settings = SolverSettings(
+        rtol=spec.rtol if spec.rtol is not None else rtol_default,
+        atol=spec.atol if spec.atol is not None else atol_default,
+    )
+    if not 0 < settings.rtol < 1:
+        raise UserError(f"rtol = {settings.rtol}: must be in (0, 1)")
+    if min(np.atleast_1d(settings.atol)) <= 0:
+        raise UserError(f"atol = {settings.atol}: must be positive")
+    tables = scale_counts(paper_counts(spec.model), spec.fraction)
+    names: list[str] = []
+    for rows in tables.values():
+        names.extend(s.name for s, _ in rows if s.name not in names)
+    subsets: dict[str, tuple[Subset, dict[str, int]]] = {}
+    for split, rows in tables.items():
+        for subset, count in rows:
+            subset.validate(spec.t_end_ms)
+            subsets.setdefault(subset.name, (subset, {}))[1][split] = count
+    t_grid = np.linspace(0.0, spec.t_end_ms, spec.n_t)
+    samples = draw_samples(tables, names, spec.seed)
+    return Plan(spec, model, p, y0, t_grid, settings, list(subsets.values()), samples)
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What a call did: ``written`` is False when a finished file was already there."""
+
+    path: Path
+    n_samples: int
+    solved_now: int
+    seconds: float
+    written: bool = True
+
+
+def estimated_cost(amplitude: float, t_stim: float, t_end_ms: float) -> float:
+    """Relative solve cost of a protocol: long stimuli cost more (repeated or prolonged firing)."""
+    stimulated = min(t_stim, t_end_ms) if amplitude != 0.0 else 0.0
+    return 1.0 + 3.0 * stimulated / t_end_ms
+
+
+def generate(
+    spec: GenerationSpec,
+    output: Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+) -> GenerationReport:
+    """Generate ``output`` from ``spec`` on every rank of the MPI world (or serially).
+
+    Continues an interrupted generation with the same settings found beside
+    ``output``. Raises :class:`UserError` for bad input before anything is
+    written, and :class:`SolveFailed` if a sample cannot be solved.
+    """
+    comm = parallel.world()
+    rank = 0 if comm is None else comm.Get_rank()
+    started = time.perf_counter()
+    setup: tuple[str, Any] = ("ok", None)
+    if rank == 0:
+        try:
+            setup = ("ok", _prepare(spec, output, overwrite=overwrite, resume=resume))
+        except IonopsError as exc:
+            setup = ("error", str(exc))
+    if comm is not None:
+        setup = comm.bcast(setup, root=0)
+    if setup[0] == "error":
+        raise (UserError(setup[1]) if rank == 0 else _QuietFailure(setup[1]))
+    state = setup[1]
+    if state["complete"]:
+        seconds = time.perf_counter() - started
+        return GenerationReport(output, state["n_samples"], 0, seconds, written=False)
+
+    plan = make_plan(spec)
+    partial = _partial_folder(output)
+    journal = partial / f"{state['run_id']}-r{rank:04d}.journal"
+    index = _task_index(plan)
+    tasks = state["pending"] if rank == 0 else []
+    bar = _progress_bar(plan, state, enabled=progress and rank == 0)
+    with JournalWriter(journal) as writer:
+
+        def work(task: int) -> None:
+            split, sample = index[task]
+            _solve_one(plan, split, sample, writer)
+
+        failure = parallel.run_tasks(comm, tasks, work, bar.update)
+    bar.close()
+    if comm is not None:
+        comm.Barrier()  # every journal is closed before rank 0 reads them
+    if failure is not None:
+        raise SolveFailed(failure) if rank == 0 else _QuietFailure(failure)
+    if rank == 0:
+        records = read_journals(partial)
+        missing = [key for key in index if key not in records]
+        if missing:
+            raise IonopsError(f"{len(missing)} samples missing from the journals in {partial}")
+        write_dataset(output, plan.attributes(), plan.t_grid, plan.model.n_states,
+                      plan.samples, records)  # fmt: skip
+        shutil.rmtree(partial)
+    if comm is not None:
+        comm.Barrier()
+    return GenerationReport(
+        output, state["n_samples"], len(state["pending"]), time.perf_counter() - started
+    )
+
+
+class _QuietFailure(IonopsError):
+    """The failure as seen on ranks other than 0, which stay quiet (rank 0 reports it)."""
+
+    quiet = True
+
+
+def _partial_folder(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def _task_index(plan: Plan) -> list[tuple[int, int]]:
+    return [(s, k) for s, split in enumerate(SPLITS) for k in range(len(plan.samples[split]))]
+
+
+def _prepare(
+    spec: GenerationSpec, output: Path, *, overwrite: bool, resume: bool
+) -> dict[str, Any]:
+    """Rank 0: validate, settle what exists on disk, and list the samples still to solve."""
+    plan = make_plan(spec)
+    n_samples = sum(len(t) for t in plan.samples.values())
+    partial = _partial_folder(output)
+    manifest = spec.manifest()
+    if output.exists() and not overwrite:
+        if resume and _finished_matches(output, plan):
+            return {"complete": True, "n_samples": n_samples}
+        raise UserError(
+            f"{output} already exists: pass --overwrite to replace it"
+            + ("" if resume else " (or --resume to check it is complete)")
+        )
+    if partial.exists():
+        found = _read_manifest(partial)
+        if overwrite or found is None:
+            shutil.rmtree(partial)
+        elif found != manifest:
+            raise UserError(
+                f"{partial} holds an interrupted generation with other settings "
+                f"({_difference(found, manifest)}): rerun it with its own settings to finish "
+                "it, or pass --overwrite to discard it"
+            )
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        manifest_path = partial / "manifest.json"
+        if not manifest_path.exists():
+            temporary = partial / ".manifest.json.tmp"
+            temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            temporary.replace(manifest_path)
+    except OSError as exc:
+        raise UserError(f"cannot write the dataset at {output}: {exc.strerror}") from None
+    done = read_journals(partial)
+    index = _task_index(plan)
+    pending = [task for task, key in enumerate(index) if key not in done]
+    pending.sort(key=lambda task: -_cost(plan, index[task]))
+    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{len(list(partial.glob('*.journal'))):03d}"
+    return {"complete": False, "n_samples": n_samples, "pending": pending, "run_id": run_id,
+            "done": len(done)}  # fmt: skip
+
+
+def _cost(plan: Plan, key: tuple[int, int]) -> float:
+    table = plan.samples[SPLITS[key[0]]]
+    return estimated_cost(table.amplitude[key[1]], table.t_stim[key[1]], plan.spec.t_end_ms)
+
+
+def _read_manifest(partial: Path) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = json.loads((partial / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+def _finished_matches(output: Path, plan: Plan) -> bool:
+    from ionops.datasets.store import read_attributes
+
+    try:
+        found = read_attributes(output)
+    except OSError:
+        return False
+    expected = plan.attributes()
+    keys = ("model", "seed", "fraction", "t_end_ms", "n_t", "parameters", "initial_state_kind")
+    return all(found.get(k) == expected[k] for k in keys)
+
+
+def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    a, b = found.get("spec", {}), wanted["spec"]
+    changed = [f"{k}: {a.get(k)!r} there, {b[k]!r} now" for k in b if a.get(k) != b[k]]
+    return "; ".join(changed) or "format version"
+
+
+def _solve_one(plan: Plan, split: int, sample: int, writer: JournalWriter) -> None:
+    table = plan.samples[SPLITS[split]]
+    amplitude, t_stim = float(table.amplitude[sample]), float(table.t_stim[sample])
+    try:
+        solution = solve(
+            plan.model, plan.t_grid, amplitude, t_stim, plan.settings,
+            p=plan.parameters, y0=plan.y0, label=f"{SPLITS[split]} sample {sample}",
+        )  # fmt: skip
+    except SolveFailed as exc:
+        raise parallel.Failure(str(exc)) from None
+    stats = tuple(solution.stats.values())
+    writer.append(split, sample, solution.attempts, stats, encode_chunk(solution.states))
+
+
+def _progress_bar(plan: Plan, state: dict[str, Any], *, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    total = state["n_samples"]
+    return tqdm(
+        total=total, initial=total - len(state["pending"]), disable=not enabled,
+        desc=f"{plan.model.name} trajectories", unit="traj", dynamic_ncols=True,
+    )  # fmt: skip

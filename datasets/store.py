@@ -1,0 +1,119 @@
+"""The HDF5 dataset file: self-describing, readable with plain h5py, written once.
+
+Layout (``n`` samples per split, ``S`` states, ``n_t`` grid points)::
+
+    /                 attributes: format, model, parameters, state names and
+                      units, initial state, solver and tolerances, seed, ...
+    /time             (n_t,) float64, ms
+    /<split>/amplitude      (n,) float64, the stimulus i
+    /<split>/t_stim         (n,) float64, ms
+    /<split>/subset         (n,) int16, index into the root attribute ``subsets``
+    /<split>/states         (n, S, n_t) float32, one chunk per sample, shuffle + gzip 1
+    /<split>/solver_stats   (n, 6) int64, columns in its ``columns`` attribute
+    /<split>/solver_attempts (n,) int8, 1 unless a retry with tighter settings was needed
+
+The file is assembled in one pass from the generation journal, in sample
+order, into a temporary name and renamed into place, so a file under the final
+name is always complete, and the same samples give the same bytes whatever
+the number of ranks or interruptions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from ionops.datasets.journal import Record
+from ionops.datasets.protocols import SPLITS, SampleTable
+
+FORMAT = "ionops-dataset"
+FORMAT_VERSION = 1
+STAT_COLUMNS = (
+    "steps", "rhs_evaluations", "jacobians", "lu_factorisations", "rejected", "newton_failures",
+)  # fmt: skip
+
+
+def _attribute(value: Any) -> Any:
+    """HDF5-friendly attribute values: mappings become JSON text, string lists string arrays."""
+    if isinstance(value, Mapping) or (
+        isinstance(value, list | tuple) and value and isinstance(value[0], Mapping)
+    ):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list | tuple) and value and isinstance(value[0], str):
+        return np.array(value, dtype=h5py.string_dtype())
+    return value
+
+
+def write_dataset(
+    path: Path,
+    attributes: Mapping[str, Any],
+    t_grid: NDArray[np.float64],
+    n_states: int,
+    samples: Mapping[str, SampleTable],
+    records: Mapping[tuple[int, int], Record],
+) -> None:
+    """Assemble the final file from journal records, atomically (temp file, then rename)."""
+    temporary = path.with_name(f".{path.name}.assembling")
+    try:
+        with h5py.File(temporary, "w", libver="earliest") as handle:
+            for key, value in attributes.items():
+                handle.attrs[key] = _attribute(value)
+            handle.create_dataset("time", data=t_grid, track_times=False)
+            handle["time"].attrs["units"] = "ms"
+            for split_index, split in enumerate(SPLITS):
+                _write_split(
+                    handle.create_group(split), split_index, samples[split],
+                    t_grid.size, n_states, records,
+                )  # fmt: skip
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_split(
+    group: h5py.Group,
+    split_index: int,
+    table: SampleTable,
+    n_t: int,
+    n_states: int,
+    records: Mapping[tuple[int, int], Record],
+) -> None:
+    n = len(table)
+    group.create_dataset("amplitude", data=table.amplitude, track_times=False)
+    group.create_dataset("t_stim", data=table.t_stim, track_times=False)
+    group["t_stim"].attrs["units"] = "ms"
+    group.create_dataset("subset", data=table.subset, track_times=False)
+    states = group.create_dataset(
+        "states", shape=(n, n_states, n_t), dtype="<f4", chunks=(1, n_states, n_t),
+        shuffle=True, compression="gzip", compression_opts=1, track_times=False,
+    )  # fmt: skip
+    stats = np.zeros((n, len(STAT_COLUMNS)), dtype=np.int64)
+    attempts = np.zeros(n, dtype=np.int8)
+    for index in range(n):
+        record = records[(split_index, index)]
+        states.id.write_direct_chunk((index, 0, 0), record.read_payload())
+        stats[index] = record.stats
+        attempts[index] = record.attempts
+    group.create_dataset("solver_stats", data=stats, track_times=False)
+    group["solver_stats"].attrs["columns"] = _attribute(list(STAT_COLUMNS))
+    group.create_dataset("solver_attempts", data=attempts, track_times=False)
+
+
+def read_attributes(path: Path) -> dict[str, Any]:
+    """The root attributes of a dataset file, JSON-encoded ones decoded."""
+    with h5py.File(path, "r") as handle:
+        out: dict[str, Any] = {}
+        for key, value in handle.attrs.items():
+            if isinstance(value, str) and value[:1] in "{[":
+                out[key] = json.loads(value)
+            elif isinstance(value, np.ndarray) and value.dtype.kind == "O":
+                out[key] = [v.decode() if isinstance(v, bytes) else v for v in value]
+            else:
+                out[key] = value.item() if isinstance(value, np.generic) else value
+        return out
