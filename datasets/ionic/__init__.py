@@ -8,7 +8,9 @@
 from ionops.datasets.ionic import fhn, hh
 from ionops.datasets.ionic.base import IonicModel, available, get_ionic_model, register
 
+available_models = available
+
 register("fhn", fhn.model)
 register("hh", hh.model)
 
-__all__ = ["IonicModel", "available", "get_ionic_model"]
+__all__ = ["IonicModel", "available", "available_models", "get_ionic_model"]

@@ -1,0 +1,171 @@
+"""Dataset files into tensors: inputs I_app(t), targets (all states), normalised.
+
+Shapes: inputs (n, n_t), targets (n, n_states, n_t), both float32 on the grid
+of the file. Targets are read straight into the tensor's memory and
+normalised in place, so a split occupies its size once (the ORd training
+split is ~5 GB at full size). Normalisation statistics come from the
+training split only, accumulated in float64 a block of samples at a time.
+
+Normalisations:
+
+- ``per_time`` (the paper's): z-score at every time point and state,
+  ``(x - mean[s, t]) / (std[s, t] + eps)``, like neuraloperator's
+  ``UnitGaussianNormalizer``;
+- ``per_variable``: one mean and standard deviation per state;
+- ``none``: the physical values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import torch
+
+from ionops.datasets.protocols import SPLITS, stimulus_on_grid
+from ionops.datasets.store import read_attributes
+from ionops.errors import UserError
+
+Normalisation = Literal["per_time", "per_variable", "none"]
+NORMALISATIONS: tuple[str, ...] = ("per_time", "per_variable", "none")
+EPS = 1e-5
+_BLOCK = 64
+
+
+@dataclass
+class Normalizer:
+    """z-score with statistics of shape (channels, n_t) or (channels, 1); see the module doc."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    eps: float = EPS
+
+    def encode_(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` (..., channels, n_t) in place and return it."""
+        return x.sub_(self.mean.to(x)).div_(self.std.to(x) + self.eps)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical values of normalised ``x`` (..., channels, n_t) (a new tensor)."""
+        return x * (self.std.to(x) + self.eps) + self.mean.to(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "eps": self.eps}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> Normalizer:
+        return cls(state["mean"], state["std"], float(state["eps"]))
+
+    @classmethod
+    def identity(cls, channels: int) -> Normalizer:
+        return cls(torch.zeros(channels, 1), torch.ones(channels, 1), 0.0)
+
+
+def fit_normalizer(
+    blocks: Sequence[np.ndarray] | Any, kind: Normalisation, channels: int, n_t: int
+) -> Normalizer:
+    """Mean and std over samples (and time, for ``per_variable``) of (b, channels, n_t) blocks."""
+    if kind == "none":
+        return Normalizer.identity(channels)
+    total = np.zeros((channels, n_t))
+    total_sq = np.zeros((channels, n_t))
+    count = 0
+    for block in blocks:
+        values = np.asarray(block, dtype=np.float64)
+        total += values.sum(axis=0)
+        total_sq += np.square(values).sum(axis=0)
+        count += values.shape[0]
+    if count == 0:
+        raise UserError("cannot fit a normalisation on an empty training split")
+    if kind == "per_variable":
+        total = total.sum(axis=1, keepdims=True)
+        total_sq = total_sq.sum(axis=1, keepdims=True)
+        count *= n_t
+    mean = total / count
+    variance = np.maximum(total_sq / count - np.square(mean), 0.0)
+    return Normalizer(torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(variance)).float())
+
+
+@dataclass
+class Split:
+    """One split in memory: normalised ``inputs`` (n, n_t) and ``targets`` (n, n_states, n_t)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    amplitude: np.ndarray
+    t_stim: np.ndarray
+    subset: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+@dataclass
+class Dataset:
+    """The splits of one file, the normalisers fitted on its training split, and its metadata."""
+
+    splits: dict[str, Split]
+    input_normalizer: Normalizer
+    target_normalizer: Normalizer
+    attributes: dict[str, Any]
+    time: np.ndarray
+
+    @property
+    def state_names(self) -> list[str]:
+        return list(self.attributes["state_names"])
+
+    @property
+    def subset_names(self) -> list[str]:
+        return [s["name"] for s in self.attributes["subsets"]]
+
+
+def load_dataset(
+    path: Path,
+    normalisation: Normalisation = "per_time",
+    splits: Sequence[str] = SPLITS,
+) -> Dataset:
+    """Read ``splits`` of a dataset file as normalised float32 tensors."""
+    if normalisation not in NORMALISATIONS:
+        raise UserError(
+            f"normalisation = {normalisation!r}; choose one of {', '.join(NORMALISATIONS)}"
+        )
+    for split in splits:
+        if split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; the splits are {', '.join(SPLITS)}")
+    if not Path(path).is_file():
+        raise UserError(f"no dataset at {path}: generate one with `ionops generate`")
+    attributes = read_attributes(path)
+    with h5py.File(path, "r") as handle:
+        time = handle["time"][...]
+        train_states = handle["train/states"]
+        train_inputs = _inputs(handle["train"], time)
+        n, channels, n_t = train_states.shape
+        blocks = (train_states[k : k + _BLOCK] for k in range(0, n, _BLOCK))
+        target_normalizer = fit_normalizer(blocks, normalisation, channels, n_t)
+        input_normalizer = fit_normalizer([train_inputs[:, None, :]], normalisation, 1, n_t)
+        loaded = {name: _read_split(handle[name], time) for name in splits}
+    for split in loaded.values():
+        target_normalizer.encode_(split.targets)
+        input_normalizer.encode_(split.inputs[:, None, :])
+    return Dataset(loaded, input_normalizer, target_normalizer, attributes, time)
+
+
+def _inputs(group: h5py.Group, time: np.ndarray) -> np.ndarray:
+    return stimulus_on_grid(group["amplitude"][...], group["t_stim"][...], time)
+
+
+def _read_split(group: h5py.Group, time: np.ndarray) -> Split:
+    states = group["states"]
+    targets = torch.empty(states.shape, dtype=torch.float32)
+    if targets.numel():
+        states.read_direct(targets.numpy())
+    return Split(
+        inputs=torch.from_numpy(_inputs(group, time)),
+        targets=targets,
+        amplitude=group["amplitude"][...],
+        t_stim=group["t_stim"][...],
+        subset=group["subset"][...],
+    )

@@ -1,0 +1,54 @@
+"""Loading splits into tensors with the paper's normalisation, and its inverse."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from ionops.datasets.loading import fit_normalizer, load_dataset
+from ionops.errors import UserError
+
+
+def test_per_time_normalisation_uses_training_statistics(hh_dataset):
+    data = load_dataset(hh_dataset, "per_time")
+    train = data.splits["train"].targets
+    assert train.dtype == torch.float32 and train.shape[1:] == (4, 64)
+    mean = train.double().mean(dim=0)
+    assert mean.abs().max() < 1e-4
+    # unit variance wherever the training states actually vary at that time point
+    std = train.double().std(dim=0, unbiased=False)
+    varying = data.target_normalizer.std > 1e-2
+    torch.testing.assert_close(std[varying], torch.ones_like(std[varying]), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["per_time", "per_variable", "none"])
+def test_decode_recovers_the_stored_physical_values(hh_dataset, kind):
+    data = load_dataset(hh_dataset, kind)
+    with h5py.File(hh_dataset, "r") as handle:
+        physical = torch.from_numpy(handle["test/states"][...])
+        amplitude = handle["test/amplitude"][...]
+    decoded = data.target_normalizer.decode(data.splits["test"].targets)
+    torch.testing.assert_close(decoded, physical, atol=1e-4, rtol=1e-5)
+    inputs = data.input_normalizer.decode(data.splits["test"].inputs[:, None, :])[:, 0]
+    torch.testing.assert_close(
+        inputs[:, 0], torch.from_numpy(amplitude).float(), atol=1e-4, rtol=1e-5
+    )
+
+
+def test_per_variable_statistics_are_one_per_state():
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(3.0, 2.0, size=(50, 2, 40)), rng.normal(3.0, 2.0, size=(30, 2, 40))]
+    normalizer = fit_normalizer(blocks, "per_variable", 2, 40)
+    assert normalizer.mean.shape == (2, 1)
+    everything = np.concatenate(blocks)
+    np.testing.assert_allclose(normalizer.mean[:, 0], everything.mean(axis=(0, 2)), rtol=1e-6)
+    np.testing.assert_allclose(normalizer.std[:, 0], everything.std(axis=(0, 2)), rtol=1e-5)
+
+
+def test_bad_requests_are_explained(hh_dataset, tmp_path):
+    with pytest.raises(UserError, match="normalisation = 'zscore'; choose one of per_time"):
+        load_dataset(hh_dataset, "zscore")
+    with pytest.raises(UserError, match="unknown split 'dev'"):
+        load_dataset(hh_dataset, splits=["dev"])
+    with pytest.raises(UserError, match=r"no dataset at .*: generate one with `ionops generate`"):
+        load_dataset(tmp_path / "missing.h5")
