@@ -147,9 +147,9 @@ def load_dataset(
         target_normalizer = fit_normalizer(blocks, normalisation, channels, n_t)
         input_normalizer = fit_normalizer([train_inputs[:, None, :]], normalisation, 1, n_t)
         loaded = {name: _read_split(handle[name], time) for name in splits}
-    for split in loaded.values():
-        target_normalizer.encode_(split.targets)
-        input_normalizer.encode_(split.inputs[:, None, :])
+    for tensors in loaded.values():
+        target_normalizer.encode_(tensors.targets)
+        input_normalizer.encode_(tensors.inputs[:, None, :])
     return Dataset(loaded, input_normalizer, target_normalizer, attributes, time)
 
 
