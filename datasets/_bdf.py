@@ -37,6 +37,8 @@ MAX_ORDER = 5
 NEWTON_MAXITER = 4
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
+LU_REUSE_DRIFT = 0.3
+NEWTON_TOL = 0.03
 EPS = float(np.finfo(np.float64).eps)
 
 # Status codes of one segment's integration.
@@ -85,7 +87,9 @@ def _all_finite(x: np.ndarray) -> bool:
     return True
 
 
-@njit(cache=True)
+# fastmath lets the LU and triangular-solve loops vectorise (reassociation, FMA);
+# no finiteness test lives in them.
+@njit(cache=True, fastmath=True)
 def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
     """In-place LU with partial pivoting; False if the matrix is singular."""
     n = a.shape[0]
@@ -112,7 +116,7 @@ def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
     """Solve in place with the factors of :func:`_lu_factor`."""
     n = lu.shape[0]
@@ -133,26 +137,41 @@ def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _step_ratio_matrix(order: int, factor: float) -> np.ndarray:
-    """R with R[i, j] = prod_{m=1..i} (m - 1 - factor j) / m: rescales differences by ``factor``."""
-    r = np.ones((order + 1, order + 1))
+def _step_ratio_matrix(order: int, factor: float, r: np.ndarray) -> None:
+    """R[i, j] = prod_{m=1..i} (m - 1 - factor j) / m, into ``r``: rescales differences."""
     for j in range(order + 1):
+        r[0, j] = 1.0
         for i in range(1, order + 1):
             value = 0.0 if j == 0 else (i - 1 - factor * j) / i
             r[i, j] = r[i - 1, j] * value
-    return r
 
 
 @njit(cache=True)
 def _rescale_differences(d: np.ndarray, order: int, factor: float) -> None:
-    """Turn differences for step h into differences for step ``factor * h``."""
-    ru = _step_ratio_matrix(order, factor) @ _step_ratio_matrix(order, 1.0)
-    head = ru.T @ d[: order + 1]
-    d[: order + 1] = head
+    """Turn differences for step h into differences for step ``factor * h``: D <- (RU)^T D."""
+    size = order + 1
+    r = np.empty((MAX_ORDER + 1, MAX_ORDER + 1))
+    u = np.empty((MAX_ORDER + 1, MAX_ORDER + 1))
+    _step_ratio_matrix(order, factor, r)
+    _step_ratio_matrix(order, 1.0, u)
+    ru = np.zeros((MAX_ORDER + 1, MAX_ORDER + 1))
+    for i in range(size):
+        for k in range(size):
+            for j in range(size):
+                ru[i, j] += r[i, k] * u[k, j]
+    old = np.empty(MAX_ORDER + 1)
+    for c in range(d.shape[1]):
+        for i in range(size):
+            old[i] = d[i, c]
+        for j in range(size):
+            acc = 0.0
+            for i in range(size):
+                acc += ru[i, j] * old[i]
+            d[j, c] = acc
 
 
 @njit(cache=True)
-def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) -> None:  # type: ignore[no-untyped-def]
+def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) -> None:
     sqrt_eps = math.sqrt(EPS)
     for j in range(y.size):
         work_y[:] = y
@@ -165,7 +184,7 @@ def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) ->
 
 
 @njit(cache=True)
-def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, work_f0, work_f):  # type: ignore[no-untyped-def]
+def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, work_f0, work_f):
     stats[STAT_JAC] += 1
     if has_jacobian:
         jacobian(t, y, p, i_app, jac)
@@ -176,7 +195,7 @@ def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, w
 
 
 @njit(cache=True)
-def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> float:  # type: ignore[no-untyped-def]
+def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> float:
     """Hairer-Norsett-Wanner's starting step for a first-order method."""
     scale = atol + np.abs(y0) * rtol
     d0 = _rms(y0, scale)
@@ -196,8 +215,17 @@ def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> flo
 
 
 @njit(cache=True)
-def _newton(rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, tol, y, d, f, dy, stats):  # type: ignore[no-untyped-def]
-    """Simplified Newton for the corrector; returns (converged, iterations)."""
+def _newton(
+    rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, tol, y, d, f, dy, stats, damping, rate
+):
+    """Simplified Newton for the corrector; returns (converged, iterations, rate).
+
+    ``damping`` scales each correction when the factorisation was made for an
+    earlier c (CVODE's 2 / (1 + c / c_lu)); it is 1 when c is current.
+    ``rate`` is the contraction rate remembered from earlier steps (1 when
+    unknown): as in CVODE, it lets a step converge after one iteration when
+    ``dy_norm * min(1, rate)`` is already below ``tol``.
+    """
     d[:] = 0.0
     y[:] = y_predict
     dy_norm_old = -1.0
@@ -205,52 +233,62 @@ def _newton(rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, tol, y, d, 
         rhs(t_new, y, p, i_app, f)
         stats[STAT_RHS] += 1
         if not _all_finite(f):
-            return False, k + 1
+            return False, k + 1, rate
         for i in range(y.size):
             dy[i] = c * f[i] - psi[i] - d[i]
         _lu_solve(lu, piv, dy)
+        if damping != 1.0:
+            for i in range(y.size):
+                dy[i] *= damping
         dy_norm = _rms(dy, scale)
-        rate = -1.0 if dy_norm_old < 0.0 else dy_norm / dy_norm_old
-        if rate >= 0.0 and (
-            rate >= 1.0 or rate ** (NEWTON_MAXITER - k) / (1.0 - rate) * dy_norm > tol
-        ):
-            return False, k + 1
+        if dy_norm_old >= 0.0:
+            observed = dy_norm / dy_norm_old
+            if (
+                observed >= 1.0
+                or observed ** (NEWTON_MAXITER - k) / (1.0 - observed) * dy_norm > tol
+            ):
+                return False, k + 1, max(rate, observed)
+            rate = max(0.3 * rate, observed)
         y += dy
         d += dy
-        if dy_norm == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * dy_norm < tol):
-            return True, k + 1
+        if dy_norm * min(1.0, rate) <= tol:
+            return True, k + 1, rate
         dy_norm_old = dy_norm
-    return False, NEWTON_MAXITER
+    return False, NEWTON_MAXITER, rate
 
 
 @njit(cache=True)
 def _interpolate(
-    d: np.ndarray, order: int, t: float, h: float, t_eval: float, out: np.ndarray
+    d: np.ndarray, order: int, t: float, h: float, t_eval: float, out: np.ndarray, row: int
 ) -> None:
-    """The BDF interpolating polynomial through the last ``order + 1`` points, at ``t_eval``."""
+    """The BDF interpolant of the last ``order + 1`` points at ``t_eval``, into ``out[:, row]``."""
     x = (t_eval - t) / h
-    out[:] = d[0]
-    weight = 1.0
+    weights = np.empty(MAX_ORDER + 1)
+    weights[0] = 1.0
     for j in range(1, order + 1):
-        weight *= (x + (j - 1)) / j
-        out += d[j] * weight
+        weights[j] = weights[j - 1] * (x + (j - 1)) / j
+    for c in range(d.shape[1]):
+        acc = d[0, c]
+        for j in range(1, order + 1):
+            acc += d[j, c] * weights[j]
+        out[c, row] = acc
 
 
 @njit(cache=True)
-def integrate_segment(  # type: ignore[no-untyped-def]
+def integrate_segment(
     rhs, jacobian, has_jacobian, p, i_app, t0, t_end, y0,
     t_out, y_out, first_out, rtol, atol, max_steps, max_step, stats,
 ):  # fmt: skip
     """Integrate from (t0, y0) to t_end with a constant applied current.
 
-    Fills ``y_out[k]`` (n_t, n_states) for every grid time ``t0 <= t_out[k] <= t_end``
+    Fills ``y_out[:, k]`` (n_states, n_t) for every grid time ``t0 <= t_out[k] <= t_end``
     from index ``first_out`` on. Returns (status, next grid index, final state).
     """
     n = y0.size
     y = y0.copy()
     out_index = first_out
     while out_index < t_out.size and t_out[out_index] <= t0:
-        y_out[out_index] = y
+        y_out[:, out_index] = y
         out_index += 1
     if t_end <= t0:
         return SUCCESS, out_index, y
@@ -266,10 +304,11 @@ def integrate_segment(  # type: ignore[no-untyped-def]
     piv = np.empty(n, dtype=np.int64)
     work_y, work_f0, work_f = np.empty(n), np.empty(n), np.empty(n)
     y_predict, psi, scale = np.empty(n), np.empty(n), np.empty(n)
-    y_new, d, dy, point = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    y_new, d, dy = np.empty(n), np.empty(n), np.empty(n)
     diffs = np.zeros((MAX_ORDER + 3, n))
 
-    newton_tol = max(10.0 * EPS / rtol, min(0.03, math.sqrt(rtol)))
+    # The Newton error is measured in units of the error tolerance already.
+    newton_tol = max(10.0 * EPS / rtol, NEWTON_TOL)
     h = _initial_step(rhs, p, i_app, t0, y, f, t_end - t0, rtol, atol, stats)
     h = min(h, max_step)
     diffs[0] = y
@@ -279,6 +318,8 @@ def integrate_segment(  # type: ignore[no-untyped-def]
     _jacobian(rhs, jacobian, has_jacobian, p, i_app, t0, y, jac, stats, work_y, work_f0, work_f)
     jacobian_is_current = True
     lu_is_valid = False
+    lu_c = 1.0
+    newton_rate = 1.0
     t = t0
 
     while t < t_end:
@@ -287,7 +328,7 @@ def integrate_segment(  # type: ignore[no-untyped-def]
         min_step = 10.0 * EPS * max(abs(t), abs(t_end))
         if h > max_step:
             _rescale_differences(diffs, order, max_step / h)
-            h, equal_steps, lu_is_valid = max_step, 0, False
+            h, equal_steps = max_step, 0
 
         accepted = False
         n_iter = 0
@@ -300,32 +341,36 @@ def integrate_segment(  # type: ignore[no-untyped-def]
             if t_new >= t_end - min_step:
                 t_new = t_end
                 _rescale_differences(diffs, order, (t_end - t) / h)
-                h, equal_steps, lu_is_valid = t_end - t, 0, False
+                h, equal_steps = t_end - t, 0
 
-            y_predict[:] = 0.0
-            for j in range(order + 1):
-                y_predict += diffs[j]
             for i in range(n):
-                scale[i] = atol[i] + rtol * abs(y_predict[i])
-            psi[:] = 0.0
-            for j in range(1, order + 1):
-                psi += _GAMMA[j] * diffs[j]
-            psi /= _ALPHA[order]
+                predicted, weighted = diffs[0, i], 0.0
+                for j in range(1, order + 1):
+                    predicted += diffs[j, i]
+                    weighted += _GAMMA[j] * diffs[j, i]
+                y_predict[i] = predicted
+                psi[i] = weighted / _ALPHA[order]
+                scale[i] = atol[i] + rtol * abs(predicted)
             c = h / _ALPHA[order]
 
             converged = False
             while True:
+                # Like CVODE, keep the factorisation while c drifts by less than 30 %.
+                if lu_is_valid and abs(c / lu_c - 1.0) > LU_REUSE_DRIFT:
+                    lu_is_valid = False
                 if not lu_is_valid:
                     for i in range(n):
                         for j in range(n):
                             lu[i, j] = -c * jac[i, j]
                         lu[i, i] += 1.0
                     stats[STAT_LU] += 1
+                    lu_c = c
+                    newton_rate = 1.0
                     lu_is_valid = _lu_factor(lu, piv)
                 if lu_is_valid:
-                    converged, n_iter = _newton(
-                        rhs, p, i_app, t_new, y_predict, c, psi, lu, piv,
-                        scale, newton_tol, y_new, d, work_f, dy, stats,
+                    converged, n_iter, newton_rate = _newton(
+                        rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, newton_tol,
+                        y_new, d, work_f, dy, stats, 2.0 / (1.0 + c / lu_c), newton_rate,
                     )  # fmt: skip
                 if converged or jacobian_is_current:
                     break
@@ -338,7 +383,7 @@ def integrate_segment(  # type: ignore[no-untyped-def]
             if not converged:
                 stats[STAT_NEWTON_FAILED] += 1
                 _rescale_differences(diffs, order, 0.5)
-                h, equal_steps, lu_is_valid = 0.5 * h, 0, False
+                h, equal_steps = 0.5 * h, 0
                 continue
 
             safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
@@ -352,7 +397,7 @@ def integrate_segment(  # type: ignore[no-untyped-def]
                 if math.isfinite(error_norm):
                     factor = max(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1)))
                 _rescale_differences(diffs, order, factor)
-                h, equal_steps, lu_is_valid = h * factor, 0, False
+                h, equal_steps = h * factor, 0
             else:
                 accepted = True
 
@@ -361,14 +406,14 @@ def integrate_segment(  # type: ignore[no-untyped-def]
         t = t_new
         y[:] = y_new
         jacobian_is_current = False
-        diffs[order + 2] = d - diffs[order + 1]
-        diffs[order + 1] = d
-        for j in range(order, -1, -1):
-            diffs[j] += diffs[j + 1]
+        for i in range(n):
+            diffs[order + 2, i] = d[i] - diffs[order + 1, i]
+            diffs[order + 1, i] = d[i]
+            for j in range(order, -1, -1):
+                diffs[j, i] += diffs[j + 1, i]
 
         while out_index < t_out.size and t_out[out_index] <= t:
-            _interpolate(diffs, order, t, h, t_out[out_index], point)
-            y_out[out_index] = point
+            _interpolate(diffs, order, t, h, t_out[out_index], y_out, out_index)
             out_index += 1
 
         if equal_steps < order + 1:
@@ -393,7 +438,7 @@ def integrate_segment(  # type: ignore[no-untyped-def]
         order += best_delta
         factor = min(MAX_FACTOR, safety * best_factor)
         _rescale_differences(diffs, order, factor)
-        h, equal_steps, lu_is_valid = h * factor, 0, False
+        h, equal_steps = h * factor, 0
 
     return SUCCESS, out_index, y
 
@@ -406,15 +451,15 @@ def integrate_segment(  # type: ignore[no-untyped-def]
     ),
     cache=True,
 )  # fmt: skip
-def integrate(  # type: ignore[no-untyped-def]
+def integrate(
     rhs, jacobian, has_jacobian, p, y0, starts, ends, currents, t_out,
     rtol, atol, max_steps, max_step,
 ):  # fmt: skip
     """Solve the protocol ``currents[k]`` on ``[starts[k], ends[k]]``, restarting at each boundary.
 
-    Returns (status, y_out (n_t, n_states) with NaN where not reached, stats).
+    Returns (status, y_out (n_states, n_t) with NaN where not reached, stats).
     """
-    y_out = np.full((t_out.size, y0.size), np.nan)
+    y_out = np.full((y0.size, t_out.size), np.nan)
     stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
     y = y0.copy()
     next_out = 0

@@ -77,7 +77,7 @@ class Solution:
 
 
 @njit(_bdf.JACOBIAN_SIGNATURE, cache=True)
-def _no_jacobian(t, y, p, i_app, jac):  # type: ignore[no-untyped-def]
+def _no_jacobian(t, y, p, i_app, jac):
     """Placeholder for models without a closed-form Jacobian (never called)."""
 
 
@@ -138,7 +138,7 @@ def solve(
         status, y_out, stats = _attempt(model, p, y0, t_grid, amplitude, t_stim, attempt)
         if status == _bdf.SUCCESS and np.isfinite(y_out).all():
             counters = dict(zip(STAT_NAMES, (int(s) for s in stats), strict=True))
-            return Solution(np.ascontiguousarray(y_out.T), counters, attempt, number)
+            return Solution(y_out, counters, attempt, number)
         reason = _bdf.STATUS_TEXT.get(status, "non-finite values in the trajectory")
         if status == _bdf.SUCCESS:
             reason = "non-finite values in the trajectory"

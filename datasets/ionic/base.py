@@ -49,6 +49,7 @@ class IonicModel:
     current_unit: str = "uA/cm^2"
     jacobian: Any | None = None
     tolerances: tuple[float, float | tuple[float, ...]] = (1e-7, 1e-9)
+    parameter_check: Callable[[dict[str, float]], None] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -63,6 +64,8 @@ class IonicModel:
                 valid = ", ".join(f"{k} (default {v:g})" for k, v in self.parameters.items())
                 raise UserError(f"{self.name} has no parameter '{key}'; valid: {valid}")
             values[key] = float(value)
+        if self.parameter_check is not None:
+            self.parameter_check(values)
         return np.array(list(values.values()), dtype=np.float64)
 
     def initial_state(

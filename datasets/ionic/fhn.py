@@ -24,7 +24,7 @@ from ionops.datasets.ionic.base import JACOBIAN_SIGNATURE, RHS_SIGNATURE, IonicM
 PARAMETERS = {"b": 5.0, "beta": 0.1, "c": 1.0, "delta": 1.0, "gamma": 0.25, "e": 0.1}
 
 
-@njit(RHS_SIGNATURE, cache=True)
+@njit(RHS_SIGNATURE, cache=True, error_model="numpy")
 def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:
     v, w = y[0], y[1]
     b, beta, c, delta, gamma, e = p[0], p[1], p[2], p[3], p[4], p[5]
@@ -32,7 +32,7 @@ def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:
     dydt[1] = e * (v - gamma * w)
 
 
-@njit(JACOBIAN_SIGNATURE, cache=True)
+@njit(JACOBIAN_SIGNATURE, cache=True, error_model="numpy")
 def jacobian(t: float, y: NDArray, p: NDArray, i_app: float, jac: NDArray) -> None:
     v = y[0]
     b, beta, c, delta, gamma, e = p[0], p[1], p[2], p[3], p[4], p[5]

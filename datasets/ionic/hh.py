@@ -34,7 +34,7 @@ PARAMETERS = {
 INITIAL_STATE = (2.757e-2, 5.2934e-2, 5.9611e-1, 3.1768e-1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _linear_rate(x: float, s: float) -> float:
     """x / (exp(x / s) - 1), continuous at x = 0 where it equals s."""
     u = x / s
@@ -43,7 +43,7 @@ def _linear_rate(x: float, s: float) -> float:
     return x / math.expm1(u)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rates(v: float) -> tuple[float, float, float, float, float, float]:
     """(alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n) in 1/ms at depolarisation v (mV)."""
     alpha_m = 0.1 * _linear_rate(25.0 - v, 10.0)
@@ -55,7 +55,7 @@ def rates(v: float) -> tuple[float, float, float, float, float, float]:
     return alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n
 
 
-@njit(RHS_SIGNATURE, cache=True)
+@njit(RHS_SIGNATURE, cache=True, error_model="numpy")
 def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:
     v, m, h, n = y[0], y[1], y[2], y[3]
     cm, g_na, g_k, g_l, v_na, v_k, v_l = p[0], p[1], p[2], p[3], p[4], p[5], p[6]

@@ -1,0 +1,488 @@
+"""O'Hara-Rudy 2011 human ventricular myocyte (41 states), endocardial by default.
+
+Equations of O'Hara, Virag, Varro and Rudy, PLoS Comput Biol 7(5):e1002061
+(2011), as in the authors' original code (the original INaK formulation, ICaL
+gates d and nca starting at 0). ``celltype`` selects the variant: 0
+endocardial (default), 1 epicardial, 2 M cell. States are in the Rudy-lab
+order (see :data:`STATE_NAMES`); V in mV, concentrations in mM, gates
+dimensionless, Jrel fluxes in mM/ms; time in ms; currents in uA/uF.
+
+The applied current enters as I_stim = -I_app (a positive I_app depolarises),
+in dV/dt and, as in the original code, in dK_i/dt.
+
+The GHK-type fluxes (ICaL's three components, INab, ICab) are written with
+x / expm1(x), so they are exact and smooth through their removable
+singularity at V = 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from ionops.datasets.ionic.base import RHS_SIGNATURE, IonicModel
+from ionops.datasets.ionic.paced import paced_steady_state
+from ionops.errors import UserError
+
+STATE_NAMES = (
+    "v", "nai", "nass", "ki", "kss", "cai", "cass", "cansr", "cajsr",
+    "m", "hf", "hs", "j", "hsp", "jp", "mL", "hL", "hLp",
+    "a", "iF", "iS", "ap", "iFp", "iSp",
+    "d", "ff", "fs", "fcaf", "fcas", "jca", "nca", "ffp", "fcafp",
+    "xrf", "xrs", "xs1", "xs2", "xk1", "Jrelnp", "Jrelp", "CaMKt",
+)  # fmt: skip
+_CONCENTRATIONS = {"nai", "nass", "ki", "kss", "cai", "cass", "cansr", "cajsr", "CaMKt"}
+STATE_UNITS = tuple(
+    "mV" if name == "v"
+    else "mM" if name in _CONCENTRATIONS
+    else "mM/ms" if name.startswith("Jrel")
+    else "1"
+    for name in STATE_NAMES
+)  # fmt: skip
+
+# Parameter vector, in this order. Conductances are the endocardial bases; the
+# cell-type factors of the original model apply on top of them.
+PARAMETERS = {
+    "celltype": 0.0,  # 0 endo, 1 epi, 2 M
+    "nao": 140.0,  # mM
+    "cao": 1.8,  # mM
+    "ko": 5.4,  # mM
+    "GNa": 75.0,  # mS/uF
+    "GNaL": 0.0075,
+    "Gto": 0.02,
+    "PCa": 0.0001,  # cm/s
+    "GKr": 0.046,
+    "GKs": 0.0034,
+    "GK1": 0.1908,
+    "Gncx": 0.0008,
+    "Pnak": 30.0,
+    "GKb": 0.003,
+    "PNab": 3.75e-10,
+    "PCab": 2.5e-8,
+    "GpCa": 0.0005,
+}
+CELLTYPES = {0.0: "endocardial", 1.0: "epicardial", 2.0: "M cell"}
+
+ORIGINAL_INITIAL_STATE = (
+    -87.0, 7.0, 7.0, 145.0, 145.0, 1.0e-4, 1.0e-4, 1.2, 1.2,
+    0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0,
+    0.0, 1.0, 1.0, 0.0, 1.0, 1.0,
+    0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0,
+    0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0,
+)  # fmt: skip
+
+_R, _T, _F = 8314.0, 310.0, 96485.0
+_RTF = _R * _T / _F
+# Cell geometry (cm, uL)
+_L, _RAD = 0.01, 0.0011
+_VCELL = 1000.0 * 3.14 * _RAD * _RAD * _L
+_AGEO = 2.0 * 3.14 * _RAD * _RAD + 2.0 * 3.14 * _RAD * _L
+_ACAP = 2.0 * _AGEO
+_VMYO, _VNSR, _VJSR, _VSS = 0.68 * _VCELL, 0.0552 * _VCELL, 0.0048 * _VCELL, 0.02 * _VCELL
+_KMCAMK = 0.15
+
+
+@njit(cache=True, error_model="numpy")
+def _x_over_expm1(x: float) -> float:
+    """x / (exp(x) - 1), continuous at 0 where it equals 1."""
+    if abs(x) < 1e-6:
+        return 1.0 - 0.5 * x + x * x / 12.0
+    return x / math.expm1(x)
+
+
+@njit(cache=True, error_model="numpy")
+def _ghk(z: float, vfrt: float, inside: float, outside: float) -> float:
+    """z^2 V F^2/(RT) (c_in e^{z V F/RT} - c_out) / (e^{z V F/RT} - 1), exact at V = 0."""
+    return z * _F * _x_over_expm1(z * vfrt) * (inside * math.exp(z * vfrt) - outside)
+
+
+@njit(cache=True, error_model="numpy")
+def _ncx_fluxes(v_frt, na_in, ca_in, nao, cao):
+    """Na and Ca transport rates of the Na/Ca exchanger (Kang & Hilgemann form)."""
+    kna1, kna2, kna3, kasymm = 15.0, 5.0, 88.12, 12.5
+    wna, wca, wnaca, kcaon, kcaoff = 6.0e4, 6.0e4, 5.0e3, 1.5e6, 5.0e3
+    hca = math.exp(0.167 * v_frt)
+    hna = math.exp(0.5224 * v_frt)
+    h1 = 1.0 + na_in / kna3 * (1.0 + hna)
+    h2 = na_in * hna / (kna3 * h1)
+    h3 = 1.0 / h1
+    h4 = 1.0 + na_in / kna1 * (1.0 + na_in / kna2)
+    h5 = na_in * na_in / (h4 * kna1 * kna2)
+    h6 = 1.0 / h4
+    h7 = 1.0 + nao / kna3 * (1.0 + 1.0 / hna)
+    h8 = nao / (kna3 * hna * h7)
+    h9 = 1.0 / h7
+    h10 = kasymm + 1.0 + nao / kna1 * (1.0 + nao / kna2)
+    h11 = nao * nao / (h10 * kna1 * kna2)
+    h12 = 1.0 / h10
+    k1 = h12 * cao * kcaon
+    k2 = kcaoff
+    k3p, k3pp = h9 * wca, h8 * wnaca
+    k3 = k3p + k3pp
+    k4p, k4pp = h3 * wca / hca, h2 * wnaca
+    k4 = k4p + k4pp
+    k5 = kcaoff
+    k6 = h6 * ca_in * kcaon
+    k7 = h5 * h2 * wna
+    k8 = h8 * h11 * wna
+    x1 = k2 * k4 * (k7 + k6) + k5 * k7 * (k2 + k3)
+    x2 = k1 * k7 * (k4 + k5) + k4 * k6 * (k1 + k8)
+    x3 = k1 * k3 * (k7 + k6) + k8 * k6 * (k2 + k3)
+    x4 = k2 * k8 * (k4 + k5) + k3 * k5 * (k1 + k8)
+    total = x1 + x2 + x3 + x4
+    e1, e2, e3, e4 = x1 / total, x2 / total, x3 / total, x4 / total
+    j_na = 3.0 * (e4 * k7 - e1 * k8) + e3 * k4pp - e2 * k3pp
+    j_ca = e2 * k2 - e1 * k1
+    return j_na, j_ca
+
+
+@njit(cache=True, error_model="numpy")
+def _inak(v_frt, nai, ki, nao, ko, pnak):
+    """Na/K pump current (uA/uF), original 2011 formulation."""
+    k1p, k1m, k2p, k2m = 949.5, 182.4, 687.2, 39.4
+    k3p, k3m, k4p, k4m = 1899.0, 79300.0, 639.0, 40.0
+    knai = 9.073 * math.exp(-0.1550 * v_frt / 3.0)
+    knao = 27.78 * math.exp((1.0 + 0.1550) * v_frt / 3.0)
+    kki, kko, mgadp, mgatp, kmgatp = 0.5, 0.3582, 0.05, 9.8, 1.698e-7
+    h, ep, khp, knap, kxkur = 1.0e-7, 4.2, 1.698e-7, 224.0, 292.0
+    p = ep / (1.0 + h / khp + nai / knap + ki / kxkur)
+    inner = (1.0 + nai / knai) ** 3 + (1.0 + ki / kki) ** 2 - 1.0
+    outer = (1.0 + nao / knao) ** 3 + (1.0 + ko / kko) ** 2 - 1.0
+    a1 = k1p * (nai / knai) ** 3 / inner
+    b1 = k1m * mgadp
+    a2 = k2p
+    b2 = k2m * (nao / knao) ** 3 / outer
+    a3 = k3p * (ko / kko) ** 2 / outer
+    b3 = k3m * p * h / (1.0 + mgatp / kmgatp)
+    a4 = k4p * mgatp / kmgatp / (1.0 + mgatp / kmgatp)
+    b4 = k4m * (ki / kki) ** 2 / inner
+    x1 = a4 * a1 * a2 + b2 * b4 * b3 + a2 * b4 * b3 + b3 * a1 * a2
+    x2 = b2 * b1 * b4 + a1 * a2 * a3 + a3 * b1 * b4 + a2 * a3 * b4
+    x3 = a2 * a3 * a4 + b3 * b2 * b1 + b2 * b1 * a4 + a3 * a4 * b1
+    x4 = b4 * b3 * b2 + a3 * a4 * a1 + b2 * a4 * a1 + b3 * b2 * a1
+    total = x1 + x2 + x3 + x4
+    e1, e2, e3, e4 = x1 / total, x2 / total, x3 / total, x4 / total
+    j_na = 3.0 * (e1 * a3 - e2 * b3)
+    j_k = 2.0 * (e4 * b1 - e3 * a1)
+    return pnak * (j_na + j_k)
+
+
+@njit(cache=True, error_model="numpy")
+def _gate(steady: float, value: float, tau: float) -> float:
+    return (steady - value) / tau
+
+
+@njit(RHS_SIGNATURE, cache=True, error_model="numpy")
+def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:  # noqa: PLR0915
+    v, nai, nass, ki, kss, cai, cass, cansr, cajsr = (
+        y[0],
+        y[1],
+        y[2],
+        y[3],
+        y[4],
+        y[5],
+        y[6],
+        y[7],
+        y[8],
+    )
+    m, hf, hs, j, hsp, jp, ml, hl, hlp = (
+        y[9],
+        y[10],
+        y[11],
+        y[12],
+        y[13],
+        y[14],
+        y[15],
+        y[16],
+        y[17],
+    )
+    a, i_f, i_s, ap, i_fp, i_sp = y[18], y[19], y[20], y[21], y[22], y[23]
+    d, ff, fs, fcaf, fcas, jca, nca, ffp, fcafp = (
+        y[24],
+        y[25],
+        y[26],
+        y[27],
+        y[28],
+        y[29],
+        y[30],
+        y[31],
+        y[32],
+    )
+    xrf, xrs, xs1, xs2, xk1, jrelnp, jrelp, camkt = (
+        y[33],
+        y[34],
+        y[35],
+        y[36],
+        y[37],
+        y[38],
+        y[39],
+        y[40],
+    )
+    celltype, nao, cao, ko = p[0], p[1], p[2], p[3]
+    epi, mid = celltype == 1.0, celltype == 2.0
+    i_stim = -i_app
+    vfrt = v / _RTF
+
+    # CaMKII
+    camkb = 0.05 * (1.0 - camkt) / (1.0 + 0.0015 / cass)
+    camka = camkb + camkt
+    f_camk = 1.0 / (1.0 + _KMCAMK / camka)
+
+    ena = _RTF * math.log(nao / nai)
+    ek = _RTF * math.log(ko / ki)
+    eks = _RTF * math.log((ko + 0.01833 * nao) / (ki + 0.01833 * nai))
+
+    # INa
+    mss = 1.0 / (1.0 + math.exp(-(v + 39.57) / 9.871))
+    tm = 1.0 / (6.765 * math.exp((v + 11.64) / 34.77) + 8.552 * math.exp(-(v + 77.42) / 5.955))
+    hss = 1.0 / (1.0 + math.exp((v + 82.90) / 6.086))
+    thf = 1.0 / (1.432e-5 * math.exp(-(v + 1.196) / 6.285) + 6.149 * math.exp((v + 0.5096) / 20.27))
+    ths = 1.0 / (0.009794 * math.exp(-(v + 17.95) / 28.05) + 0.3343 * math.exp((v + 5.730) / 56.66))
+    tj = 2.038 + 1.0 / (
+        0.02136 * math.exp(-(v + 100.6) / 8.281) + 0.3052 * math.exp((v + 0.9941) / 38.45)
+    )
+    hssp = 1.0 / (1.0 + math.exp((v + 89.1) / 6.086))
+    h = 0.99 * hf + 0.01 * hs
+    hp = 0.99 * hf + 0.01 * hsp
+    i_na = p[4] * (v - ena) * m * m * m * ((1.0 - f_camk) * h * j + f_camk * hp * jp)
+
+    # INaL
+    mlss = 1.0 / (1.0 + math.exp(-(v + 42.85) / 5.264))
+    hlss = 1.0 / (1.0 + math.exp((v + 87.61) / 7.488))
+    hlssp = 1.0 / (1.0 + math.exp((v + 93.81) / 7.488))
+    g_nal = p[5] * (0.6 if epi else 1.0)
+    i_nal = g_nal * (v - ena) * ml * ((1.0 - f_camk) * hl + f_camk * hlp)
+
+    # Ito
+    ass = 1.0 / (1.0 + math.exp(-(v - 14.34) / 14.82))
+    ta = 1.0515 / (
+        1.0 / (1.2089 * (1.0 + math.exp(-(v - 18.4099) / 29.3814)))
+        + 3.5 / (1.0 + math.exp((v + 100.0) / 29.3814))
+    )
+    iss = 1.0 / (1.0 + math.exp((v + 43.94) / 5.711))
+    delta_epi = 1.0 - 0.95 / (1.0 + math.exp((v + 70.0) / 5.0)) if epi else 1.0
+    tif = (
+        4.562
+        + 1.0 / (0.3933 * math.exp(-(v + 100.0) / 100.0) + 0.08004 * math.exp((v + 50.0) / 16.59))
+    ) * delta_epi
+    tis = (
+        23.62
+        + 1.0
+        / (0.001416 * math.exp(-(v + 96.52) / 59.05) + 1.780e-8 * math.exp((v + 114.1) / 8.079))
+    ) * delta_epi
+    aif = 1.0 / (1.0 + math.exp((v - 213.6) / 151.2))
+    i_gate = aif * i_f + (1.0 - aif) * i_s
+    assp = 1.0 / (1.0 + math.exp(-(v - 24.34) / 14.82))
+    dti_develop = 1.354 + 1.0e-4 / (math.exp((v - 167.4) / 15.89) + math.exp(-(v - 12.23) / 0.2154))
+    dti_recover = 1.0 - 0.5 / (1.0 + math.exp((v + 70.0) / 20.0))
+    tifp = dti_develop * dti_recover * tif
+    tisp = dti_develop * dti_recover * tis
+    ip = aif * i_fp + (1.0 - aif) * i_sp
+    g_to = p[6] * (1.0 if celltype == 0.0 else 4.0)
+    i_to = g_to * (v - ek) * ((1.0 - f_camk) * a * i_gate + f_camk * ap * ip)
+
+    # ICaL, ICaNa, ICaK
+    dss = 1.0 / (1.0 + math.exp(-(v + 3.940) / 4.230))
+    td = 0.6 + 1.0 / (math.exp(-0.05 * (v + 6.0)) + math.exp(0.09 * (v + 14.0)))
+    fss = 1.0 / (1.0 + math.exp((v + 19.58) / 3.696))
+    tff = 7.0 + 1.0 / (0.0045 * math.exp(-(v + 20.0) / 10.0) + 0.0045 * math.exp((v + 20.0) / 10.0))
+    tfs = 1000.0 + 1.0 / (
+        0.000035 * math.exp(-(v + 5.0) / 4.0) + 0.000035 * math.exp((v + 5.0) / 6.0)
+    )
+    f = 0.6 * ff + 0.4 * fs
+    tfcaf = 7.0 + 1.0 / (0.04 * math.exp(-(v - 4.0) / 7.0) + 0.04 * math.exp((v - 4.0) / 7.0))
+    tfcas = 100.0 + 1.0 / (0.00012 * math.exp(-v / 3.0) + 0.00012 * math.exp(v / 7.0))
+    afcaf = 0.3 + 0.6 / (1.0 + math.exp((v - 10.0) / 10.0))
+    fca = afcaf * fcaf + (1.0 - afcaf) * fcas
+    fp = 0.6 * ffp + 0.4 * fs
+    fcap = afcaf * fcafp + (1.0 - afcaf) * fcas
+    anca = 1.0 / (1000.0 / jca + (1.0 + 0.002 / cass) ** 4)
+    phi_ca = _ghk(2.0, vfrt, cass, 0.341 * cao)
+    phi_na = _ghk(1.0, vfrt, 0.75 * nass, 0.75 * nao)
+    phi_k = _ghk(1.0, vfrt, 0.75 * kss, 0.75 * ko)
+    pca = p[7] * (1.2 if epi else 2.5 if mid else 1.0)
+    open_np = d * (f * (1.0 - nca) + jca * fca * nca) * (1.0 - f_camk)
+    open_p = d * (fp * (1.0 - nca) + jca * fcap * nca) * f_camk * 1.1
+    i_cal = pca * phi_ca * (open_np + open_p)
+    i_cana = 0.00125 * pca * phi_na * (open_np + open_p)
+    i_cak = 3.574e-4 * pca * phi_k * (open_np + open_p)
+
+    # IKr
+    xrss = 1.0 / (1.0 + math.exp(-(v + 8.337) / 6.789))
+    txrf = 12.98 + 1.0 / (
+        0.3652 * math.exp((v - 31.66) / 3.869) + 4.123e-5 * math.exp(-(v - 47.78) / 20.38)
+    )
+    txrs = 1.865 + 1.0 / (
+        0.06629 * math.exp((v - 34.70) / 7.355) + 1.128e-5 * math.exp(-(v - 29.74) / 25.94)
+    )
+    axrf = 1.0 / (1.0 + math.exp((v + 54.81) / 38.21))
+    xr = axrf * xrf + (1.0 - axrf) * xrs
+    rkr = 1.0 / (1.0 + math.exp((v + 55.0) / 75.0)) / (1.0 + math.exp((v - 10.0) / 30.0))
+    g_kr = p[8] * (1.3 if epi else 0.8 if mid else 1.0)
+    i_kr = g_kr * math.sqrt(ko / 5.4) * xr * rkr * (v - ek)
+
+    # IKs
+    xs1ss = 1.0 / (1.0 + math.exp(-(v + 11.60) / 8.932))
+    txs1 = 817.3 + 1.0 / (
+        2.326e-4 * math.exp((v + 48.28) / 17.80) + 0.001292 * math.exp(-(v + 210.0) / 230.0)
+    )
+    txs2 = 1.0 / (0.01 * math.exp((v - 50.0) / 20.0) + 0.0193 * math.exp(-(v + 66.54) / 31.0))
+    ksca = 1.0 + 0.6 / (1.0 + (3.8e-5 / cai) ** 1.4)
+    g_ks = p[9] * (1.4 if epi else 1.0)
+    i_ks = g_ks * ksca * xs1 * xs2 * (v - eks)
+
+    # IK1
+    xk1ss = 1.0 / (1.0 + math.exp(-(v + 2.5538 * ko + 144.59) / (1.5692 * ko + 3.8115)))
+    txk1 = 122.2 / (math.exp(-(v + 127.2) / 20.36) + math.exp((v + 236.8) / 69.33))
+    rk1 = 1.0 / (1.0 + math.exp((v + 105.8 - 2.6 * ko) / 9.493))
+    g_k1 = p[10] * (1.2 if epi else 1.3 if mid else 1.0)
+    i_k1 = g_k1 * math.sqrt(ko) * rk1 * xk1 * (v - ek)
+
+    # INaCa (myoplasm 80 %, subspace 20 %)
+    g_ncx = p[11] * (1.1 if epi else 1.4 if mid else 1.0)
+    j_na_i, j_ca_i = _ncx_fluxes(vfrt, nai, cai, nao, cao)
+    allo_i = 1.0 / (1.0 + (150.0e-6 / cai) ** 2)
+    i_naca_i = 0.8 * g_ncx * allo_i * (j_na_i + 2.0 * j_ca_i)
+    j_na_ss, j_ca_ss = _ncx_fluxes(vfrt, nass, cass, nao, cao)
+    allo_ss = 1.0 / (1.0 + (150.0e-6 / cass) ** 2)
+    i_naca_ss = 0.2 * g_ncx * allo_ss * (j_na_ss + 2.0 * j_ca_ss)
+
+    # INaK, background currents, sarcolemmal pump
+    i_nak = _inak(vfrt, nai, ki, nao, ko, p[12] * (0.9 if epi else 0.7 if mid else 1.0))
+    xkb = 1.0 / (1.0 + math.exp(-(v - 14.48) / 18.34))
+    i_kb = p[13] * (0.6 if epi else 1.0) * xkb * (v - ek)
+    i_nab = p[14] * _ghk(1.0, vfrt, nai, nao)
+    i_cab = p[15] * _ghk(2.0, vfrt, cai, 0.341 * cao)
+    i_pca = p[16] * cai / (0.0005 + cai)
+
+    # Ca release (RyR), uptake (SERCA), transfer and diffusion
+    release_scale = 1.7 if mid else 1.0
+    jrel_inf = 0.5 * 4.75 * -i_cal / (1.0 + (1.5 / cajsr) ** 8) * release_scale
+    tau_rel = max(4.75 / (1.0 + 0.0123 / cajsr), 0.001)
+    jrel_infp = 0.5 * 1.25 * 4.75 * -i_cal / (1.0 + (1.5 / cajsr) ** 8) * release_scale
+    tau_relp = max(1.25 * 4.75 / (1.0 + 0.0123 / cajsr), 0.001)
+    j_rel = (1.0 - f_camk) * jrelnp + f_camk * jrelp
+    serca_scale = 1.3 if epi else 1.0
+    j_upnp = serca_scale * 0.004375 * cai / (cai + 0.00092)
+    j_upp = serca_scale * 2.75 * 0.004375 * cai / (cai + 0.00092 - 0.00017)
+    j_leak = 0.0039375 * cansr / 15.0
+    j_up = (1.0 - f_camk) * j_upnp + f_camk * j_upp - j_leak
+    j_tr = (cansr - cajsr) / 100.0
+    j_diff_na = (nass - nai) / 2.0
+    j_diff_k = (kss - ki) / 2.0
+    j_diff = (cass - cai) / 0.2
+
+    # Buffers
+    cmdnmax = 0.05 * (1.3 if epi else 1.0)
+    b_cai = 1.0 / (
+        1.0 + cmdnmax * 0.00238 / (0.00238 + cai) ** 2 + 0.07 * 0.0005 / (0.0005 + cai) ** 2
+    )
+    b_cass = 1.0 / (
+        1.0 + 0.047 * 0.00087 / (0.00087 + cass) ** 2 + 1.124 * 0.0087 / (0.0087 + cass) ** 2
+    )
+    b_cajsr = 1.0 / (1.0 + 10.0 * 0.8 / (0.8 + cajsr) ** 2)
+
+    i_ion = (
+        i_na + i_nal + i_to + i_cal + i_cana + i_cak + i_kr + i_ks + i_k1
+        + i_naca_i + i_naca_ss + i_nak + i_nab + i_kb + i_pca + i_cab
+    )  # fmt: skip
+    a_f = _ACAP / _F
+    dydt[0] = -(i_ion + i_stim)
+    dydt[1] = (
+        -(i_na + i_nal + 3.0 * i_naca_i + 3.0 * i_nak + i_nab) * a_f / _VMYO
+        + j_diff_na * _VSS / _VMYO
+    )
+    dydt[2] = -(i_cana + 3.0 * i_naca_ss) * a_f / _VSS - j_diff_na
+    dydt[3] = (
+        -(i_to + i_kr + i_ks + i_k1 + i_kb + i_stim - 2.0 * i_nak) * a_f / _VMYO
+        + j_diff_k * _VSS / _VMYO
+    )
+    dydt[4] = -i_cak * a_f / _VSS - j_diff_k
+    dydt[5] = b_cai * (
+        -(i_pca + i_cab - 2.0 * i_naca_i) * a_f / (2.0 * _VMYO)
+        - j_up * _VNSR / _VMYO
+        + j_diff * _VSS / _VMYO
+    )
+    dydt[6] = b_cass * (
+        -(i_cal - 2.0 * i_naca_ss) * a_f / (2.0 * _VSS) + j_rel * _VJSR / _VSS - j_diff
+    )
+    dydt[7] = j_up - j_tr * _VJSR / _VNSR
+    dydt[8] = b_cajsr * (j_tr - j_rel)
+    dydt[9] = _gate(mss, m, tm)
+    dydt[10] = _gate(hss, hf, thf)
+    dydt[11] = _gate(hss, hs, ths)
+    dydt[12] = _gate(hss, j, tj)
+    dydt[13] = _gate(hssp, hsp, 3.0 * ths)
+    dydt[14] = _gate(hss, jp, 1.46 * tj)
+    dydt[15] = _gate(mlss, ml, tm)
+    dydt[16] = _gate(hlss, hl, 200.0)
+    dydt[17] = _gate(hlssp, hlp, 600.0)
+    dydt[18] = _gate(ass, a, ta)
+    dydt[19] = _gate(iss, i_f, tif)
+    dydt[20] = _gate(iss, i_s, tis)
+    dydt[21] = _gate(assp, ap, ta)
+    dydt[22] = _gate(iss, i_fp, tifp)
+    dydt[23] = _gate(iss, i_sp, tisp)
+    dydt[24] = _gate(dss, d, td)
+    dydt[25] = _gate(fss, ff, tff)
+    dydt[26] = _gate(fss, fs, tfs)
+    dydt[27] = _gate(fss, fcaf, tfcaf)
+    dydt[28] = _gate(fss, fcas, tfcas)
+    dydt[29] = _gate(fss, jca, 75.0)
+    dydt[30] = anca * 1000.0 - nca * jca
+    dydt[31] = _gate(fss, ffp, 2.5 * tff)
+    dydt[32] = _gate(fss, fcafp, 2.5 * tfcaf)
+    dydt[33] = _gate(xrss, xrf, txrf)
+    dydt[34] = _gate(xrss, xrs, txrs)
+    dydt[35] = _gate(xs1ss, xs1, txs1)
+    dydt[36] = _gate(xs1ss, xs2, txs2)
+    dydt[37] = _gate(xk1ss, xk1, txk1)
+    dydt[38] = (jrel_inf - jrelnp) / tau_rel
+    dydt[39] = (jrel_infp - jrelp) / tau_relp
+    dydt[40] = 0.05 * camkb * camka - 0.00068 * camkt
+
+
+def check_parameters(values: dict[str, float]) -> None:
+    """Reject a cell type other than 0 (endo), 1 (epi) or 2 (M)."""
+    if values["celltype"] not in CELLTYPES:
+        allowed = ", ".join(f"{int(k)} ({v})" for k, v in CELLTYPES.items())
+        raise UserError(f"ord: celltype = {values['celltype']:g}; allowed: {allowed}")
+
+
+def _original(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.array(ORIGINAL_INITIAL_STATE)
+
+
+def _paced(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    return paced_steady_state(model(), p, np.array(ORIGINAL_INITIAL_STATE))
+
+
+# Per-state absolute tolerances: about a millionth of each state's typical scale
+# (mV for V, 1e-4 mM for the calcium concentrations, 1 for gates).
+_ATOL = tuple(
+    1e-5 if name == "v" else 1e-10 if name in {"cai", "cass"} else 1e-8
+    for name in STATE_NAMES
+)  # fmt: skip
+
+
+def model() -> IonicModel:
+    return IonicModel(
+        name="ord",
+        title="O'Hara-Rudy 2011 (endocardial by default)",
+        state_names=STATE_NAMES,
+        state_units=STATE_UNITS,
+        parameters=PARAMETERS,
+        rhs=rhs,
+        initial_states={"paced": _paced, "original": _original},
+        current_unit="uA/uF",
+        tolerances=(1e-6, _ATOL),
+        parameter_check=check_parameters,
+        notes={
+            "celltype": "0 endocardial, 1 epicardial, 2 M cell",
+            "paced": "1 Hz paced steady state: 1000 beats of 80 uA/uF for 0.5 ms from the "
+            "original initial values",
+        },
+    )
