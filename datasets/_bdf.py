@@ -70,7 +70,7 @@ _ALPHA = (1.0 - _KAPPA) * _GAMMA
 _ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rms(x: np.ndarray, scale: np.ndarray) -> float:
     total = 0.0
     for i in range(x.size):
@@ -79,7 +79,7 @@ def _rms(x: np.ndarray, scale: np.ndarray) -> float:
     return math.sqrt(total / x.size)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _all_finite(x: np.ndarray) -> bool:
     for i in range(x.size):
         if not math.isfinite(x[i]):
@@ -89,7 +89,7 @@ def _all_finite(x: np.ndarray) -> bool:
 
 # fastmath lets the LU and triangular-solve loops vectorise (reassociation, FMA);
 # no finiteness test lives in them.
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
     """In-place LU with partial pivoting; False if the matrix is singular."""
     n = a.shape[0]
@@ -116,7 +116,7 @@ def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
     return True
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
     """Solve in place with the factors of :func:`_lu_factor`."""
     n = lu.shape[0]
@@ -136,7 +136,7 @@ def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
         b[i] = acc / lu[i, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _step_ratio_matrix(order: int, factor: float, r: np.ndarray) -> None:
     """R[i, j] = prod_{m=1..i} (m - 1 - factor j) / m, into ``r``: rescales differences."""
     for j in range(order + 1):
@@ -146,7 +146,7 @@ def _step_ratio_matrix(order: int, factor: float, r: np.ndarray) -> None:
             r[i, j] = r[i - 1, j] * value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rescale_differences(d: np.ndarray, order: int, factor: float) -> None:
     """Turn differences for step h into differences for step ``factor * h``: D <- (RU)^T D."""
     size = order + 1
@@ -170,7 +170,7 @@ def _rescale_differences(d: np.ndarray, order: int, factor: float) -> None:
             d[j, c] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) -> None:
     sqrt_eps = math.sqrt(EPS)
     for j in range(y.size):
@@ -183,7 +183,7 @@ def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) ->
             jac[i, j] = (work_f[i] - f0[i]) / delta
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, work_f0, work_f):
     stats[STAT_JAC] += 1
     if has_jacobian:
@@ -194,7 +194,7 @@ def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, w
     _finite_difference_jacobian(rhs, p, i_app, t, y, work_f0, jac, work_y, work_f)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> float:
     """Hairer-Norsett-Wanner's starting step for a first-order method."""
     scale = atol + np.abs(y0) * rtol
@@ -214,7 +214,7 @@ def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> flo
     return min(100.0 * h0, h1, interval)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _newton(
     rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, tol, y, d, f, dy, stats, damping, rate
 ):
@@ -257,24 +257,31 @@ def _newton(
     return False, NEWTON_MAXITER, rate
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _interpolate(
     d: np.ndarray, order: int, t: float, h: float, t_eval: float, out: np.ndarray, row: int
 ) -> None:
     """The BDF interpolant of the last ``order + 1`` points at ``t_eval``, into ``out[:, row]``."""
     x = (t_eval - t) / h
-    weights = np.empty(MAX_ORDER + 1)
-    weights[0] = 1.0
-    for j in range(1, order + 1):
-        weights[j] = weights[j - 1] * (x + (j - 1)) / j
+    w1 = x
+    w2 = w1 * (x + 1.0) / 2.0
+    w3 = w2 * (x + 2.0) / 3.0
+    w4 = w3 * (x + 3.0) / 4.0
+    w5 = w4 * (x + 4.0) / 5.0
     for c in range(d.shape[1]):
-        acc = d[0, c]
-        for j in range(1, order + 1):
-            acc += d[j, c] * weights[j]
+        acc = d[0, c] + d[1, c] * w1
+        if order >= 2:
+            acc += d[2, c] * w2
+        if order >= 3:
+            acc += d[3, c] * w3
+        if order >= 4:
+            acc += d[4, c] * w4
+        if order >= 5:
+            acc += d[5, c] * w5
         out[c, row] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def integrate_segment(
     rhs, jacobian, has_jacobian, p, i_app, t0, t_end, y0,
     t_out, y_out, first_out, rtol, atol, max_steps, max_step, stats,
@@ -450,6 +457,7 @@ def integrate_segment(
         types.float64, types.float64[::1], types.int64, types.float64,
     ),
     cache=True,
+    error_model="numpy",
 )  # fmt: skip
 def integrate(
     rhs, jacobian, has_jacobian, p, y0, starts, ends, currents, t_out,

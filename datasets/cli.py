@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
             note = f", {resumed} taken from an interrupted run" if resumed else ""
             print(
                 f"{report.path}: {report.n_samples} trajectories ({report.solved_now} solved now"
-                f"{note}) in {report.seconds:.1f} s"
+                f"{note}) in {report.seconds:.2f} s"
             )
     return 0
 

@@ -9,10 +9,12 @@ reader stops at the first record that is short or fails its checksum. A rerun
 reads every journal in the folder, skips the samples they hold, and writes a
 new journal of its own.
 
-Chunks are encoded exactly as HDF5's shuffle + deflate filters would encode
-them (byte shuffle of the float32 values, then zlib), so the final file takes
+Chunks are encoded as HDF5's shuffle + deflate filters expect them (byte
+shuffle of the float32 values, then a zlib stream), so the final file takes
 them with ``write_direct_chunk`` and the compression runs on every rank in
-parallel instead of on the single writer.
+parallel instead of on the single writer. The zlib stream comes from Intel's
+ISA-L (python-isal), about five times faster than zlib at level 1 for about
+the same ratio; any zlib or HDF5 reader decodes it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from isal import isal_zlib
 from numpy.typing import NDArray
 
 MAGIC = b"IOJ1"
@@ -36,7 +39,7 @@ def encode_chunk(states: NDArray[np.floating]) -> bytes:
     """float32 bytes of ``states``, byte-shuffled and deflated as HDF5's filters would."""
     raw = np.ascontiguousarray(states, dtype="<f4").view(np.uint8)
     shuffled = raw.reshape(-1, 4).T.tobytes()
-    return zlib.compress(shuffled, DEFLATE_LEVEL)
+    return isal_zlib.compress(shuffled, DEFLATE_LEVEL)
 
 
 def decode_chunk(payload: bytes, shape: tuple[int, ...]) -> NDArray[np.float32]:
