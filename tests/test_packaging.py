@@ -2,8 +2,10 @@
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -42,17 +44,26 @@ def test_installed_package_exposes_no_top_level_datasets_or_models(tmp_path):
 
 @pytest.mark.slow
 def test_wheel_holds_only_the_ionops_package_and_imports_from_it(tmp_path):
+    # build from a clean copy: setuptools would reuse a stale build/ folder of the checkout
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "ionops-work", "__pycache__", "*.egg-info", "dist"))  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path / "dist"), str(REPO)],
+         "-w", str(tmp_path / "dist"), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("ionops-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top_levels = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top_levels == {"ionops"}
-    for name in [*SUBPACKAGES, "configs"]:
-        assert f"ionops/{name}/__init__.py" in names
+    mapping = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, folder in mapping["package-dir"].items():
+        prefix = package.replace(".", "/")
+        for source in (REPO / folder).rglob("*.py"):
+            if "__pycache__" in source.parts:
+                continue
+            assert f"{prefix}/{source.relative_to(REPO / folder).as_posix()}" in names, source
     assert "ionops/configs/fhn.toml" in names
 
     target = tmp_path / "site"

@@ -1,0 +1,46 @@
+"""The training core (``ionops.training``): one loop for a run, a search trial and a retraining.
+
+Public surface (imported on first use):
+
+- ``train``, ``TrainSettings``, ``EpochReport``, ``TrainingResult``: the loop
+- ``evaluate``, ``summarise``: per-sample errors and their means
+- ``save_checkpoint``, ``load_checkpoint``: self-describing, ``weights_only`` checkpoints
+- ``metrics``: the loss and the relative L1 / L2 / H1 errors
+"""
+
+from typing import TYPE_CHECKING
+
+from ionops._lazy import lazy_exports
+
+_EXPORTS = {
+    "train": "ionops.training.loop",
+    "TrainSettings": "ionops.training.loop",
+    "EpochReport": "ionops.training.loop",
+    "TrainingResult": "ionops.training.loop",
+    "evaluate": "ionops.training.loop",
+    "summarise": "ionops.training.loop",
+    "save_checkpoint": "ionops.training.checkpoint",
+    "load_checkpoint": "ionops.training.checkpoint",
+}
+__all__ = [
+    "EpochReport",
+    "TrainSettings",
+    "TrainingResult",
+    "evaluate",
+    "load_checkpoint",
+    "save_checkpoint",
+    "summarise",
+    "train",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ionops.training.checkpoint import load_checkpoint, save_checkpoint
+    from ionops.training.loop import (
+        EpochReport,
+        TrainingResult,
+        TrainSettings,
+        evaluate,
+        summarise,
+        train,
+    )

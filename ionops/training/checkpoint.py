@@ -1,0 +1,51 @@
+"""Checkpoints that describe themselves and load without unpickling arbitrary objects.
+
+A checkpoint is a plain dict of tensors and primitives: the surrogate family
+and its constructor arguments, the model, optimizer and LR-scheduler states,
+the RNG states (torch's global one and the shuffling generator), the number of
+finished epochs, the training settings, the normalisers, the history of epoch
+metrics, and the ionops version. It is written to a temporary file and renamed
+into place, and read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ionops.errors import UserError
+
+FORMAT = "ionops-checkpoint"
+FORMAT_VERSION = 1
+FILENAME = "checkpoint.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` atomically: a killed process never leaves a half file under ``path``."""
+    from ionops import __version__
+
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "ionops_version": __version__}
+    payload.update(state)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, temporary)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; a foreign file is a clear error."""
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"no checkpoint at {path}") from None
+    except Exception as exc:  # torch raises UnpicklingError and others for foreign files
+        raise UserError(f"{path} is not a loadable ionops checkpoint: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not an ionops checkpoint")
+    return state

@@ -1,0 +1,146 @@
+"""The FNO: the paper's parameter counts, layers against numpy, resolution, gradients, caps."""
+
+import numpy as np
+import pytest
+import torch
+
+from ionops.errors import UserError
+from ionops.models import (
+    FNO,
+    FNOArchitecture,
+    budget_k_max,
+    build_surrogate,
+    parameter_count,
+    total_cap_k_max,
+)
+from ionops.models.fno import validate
+from ionops.models.layers import FourierLayer
+
+# DESIGN.md: the paper's tuned configurations and their parameter counts.
+PAPER = [
+    ("FHN constrained", FNOArchitecture(64, 5, 12, "gelu", 5, "mlp", 2), 571_138),
+    ("FHN unconstrained", FNOArchitecture(224, 4, 20, "leaky_relu", 15, "mlp", 2), 8_691_298),
+    ("HH constrained", FNOArchitecture(96, 5, 5, "gelu", 7, "mlp", 4), 626_180),
+    ("HH unconstrained", FNOArchitecture(256, 4, 24, "leaky_relu", 15, "mlp", 4), 13_439_236),
+    ("ORd constrained", FNOArchitecture(32, 5, 48, "gelu", 15, "classic", 41), 510_825),
+    ("ORd unconstrained", FNOArchitecture(192, 5, 32, "gelu", 14, "mlp", 41), 12_407_465),
+]
+
+
+@pytest.mark.parametrize(("name", "arch", "expected"), PAPER, ids=[p[0] for p in PAPER])
+def test_reproduces_the_papers_parameter_counts(name, arch, expected):
+    assert parameter_count(arch) == expected
+    assert FNO(arch).parameter_count() == expected
+
+
+@pytest.mark.parametrize(("d_v", "n_layers", "k_max"), [(64, 5, 12), (96, 5, 5), (32, 5, 48)])
+def test_budget_rule_gives_the_papers_constrained_k_max(d_v, n_layers, k_max):
+    assert budget_k_max(d_v, n_layers, k_max_cap=48) == k_max
+    assert budget_k_max(64, 4, k_max_cap=48) == 16  # the default configuration itself
+
+
+def test_total_cap_picks_the_largest_k_max_that_fits():
+    arch = FNOArchitecture(64, 5, 1, "gelu", 5, "mlp", 2)
+    assert total_cap_k_max(arch, cap=571_138, k_max_cap=48) == 12
+    assert total_cap_k_max(arch, cap=571_137, k_max_cap=48) == 11
+    with pytest.raises(UserError, match=r"parameter cap 1,000 is below the .* parameters"):
+        total_cap_k_max(arch, cap=1_000, k_max_cap=48)
+
+
+def _numpy_fourier_layer(layer, v, kind, last):
+    """The layer's formula written directly in numpy (float64)."""
+    w_ft = layer.spectral.weight.detach().double().numpy()
+    weight = w_ft[..., 0] + 1j * w_ft[..., 1]  # (k, c_in, c_out)
+    k_max, n = weight.shape[0], v.shape[-1]
+    modes = np.fft.rfft(v, axis=-1)[..., :k_max]  # (b, c, k)
+    mixed = np.einsum("bik,kio->bok", modes, weight)
+    full = np.zeros((v.shape[0], weight.shape[2], n // 2 + 1), dtype=complex)
+    full[..., :k_max] = mixed
+    kv = np.fft.irfft(full, n=n, axis=-1)
+
+    def linear(module, x):
+        w, b = module.weight.detach().double().numpy(), module.bias.detach().double().numpy()
+        return np.einsum("oc,bcn->bon", w, x) + b[None, :, None]
+
+    def gelu(x):
+        from scipy.special import erf
+
+        return 0.5 * x * (1 + erf(x / np.sqrt(2)))
+
+    if kind == "mlp":
+        kv = linear(layer.mlp[2], gelu(linear(layer.mlp[0], kv)))
+    out = linear(layer.linear, v) + kv
+    return out if last else gelu(out)
+
+
+@pytest.mark.parametrize(("kind", "last"), [("classic", False), ("mlp", False), ("mlp", True)])
+def test_fourier_layer_computes_exactly_its_formula(kind, last):
+    torch.manual_seed(0)
+    layer = FourierLayer(d_v=3, k_max=3, kind=kind, act="gelu", last=last).double()
+    v = torch.randn(2, 3, 10, dtype=torch.float64)
+    expected = _numpy_fourier_layer(layer, v.numpy(), kind, last)
+    np.testing.assert_allclose(layer(v).detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_padding_is_appended_on_the_right_and_cropped_before_projection():
+    torch.manual_seed(1)
+    model = FNO(FNOArchitecture(4, 2, 3, "tanh", 5, "classic", 2)).double()
+    stimulus = torch.randn(3, 16, dtype=torch.float64)
+    grid = torch.linspace(0, 1, 16, dtype=torch.float64).expand(3, 16)
+    v = model.lift(torch.stack((stimulus, grid), dim=1))
+    v = torch.nn.functional.pad(v, (0, 5))
+    for layer in model.layers:
+        v = layer(v)
+    expected = model.project(v[..., :16])
+    torch.testing.assert_close(model(stimulus), expected)
+    assert model(stimulus).shape == (3, 2, 16)
+
+
+def test_output_is_close_at_twice_the_resolution():
+    torch.manual_seed(2)
+    model = FNO(FNOArchitecture(8, 2, 4, "gelu", 0, "mlp", 3)).double()
+    coarse_t = torch.linspace(0, 1, 64, dtype=torch.float64)
+    fine_t = torch.linspace(0, 1, 127, dtype=torch.float64)
+    signal = lambda t: torch.sin(2 * torch.pi * t) + 0.5 * torch.cos(4 * torch.pi * t)  # noqa: E731
+    coarse = model(signal(coarse_t)[None])
+    fine = model(signal(fine_t)[None])[..., ::2]
+    relative = (fine - coarse).norm() / coarse.norm()
+    assert relative < 0.05
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(3)
+    model = FNO(FNOArchitecture(6, 3, 4, "leaky_relu", 2, "mlp", 2))
+    loss = model(torch.randn(4, 20)).pow(2).mean()
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    ("changes", "n_t", "message"),
+    [
+        ({"k_max": 12}, 16, r"k_max = 12: allowed 1..11 for n_t = 16 with n_pad = 4"),
+        ({"d_v": 0}, 16, r"d_v = 0: must be >= 1"),
+        ({"activation": "swish"}, 16, r"activation = 'swish'; choose one of tanh, relu, gelu"),
+        ({"layer": "transformer"}, 16, r"layer = 'transformer'; choose one of classic, mlp"),
+    ],
+)
+def test_bad_configurations_are_errors_not_clipped(changes, n_t, message):
+    values = {"d_v": 4, "n_layers": 2, "k_max": 3, "activation": "gelu", "n_pad": 4,
+              "layer": "mlp", "n_states": 2} | changes  # fmt: skip
+    with pytest.raises(UserError, match=message):
+        validate(FNOArchitecture(**values), n_t)
+
+
+def test_too_many_modes_for_the_input_grid_is_refused_at_the_first_call():
+    model = FNO(FNOArchitecture(4, 1, 9, "gelu", 0, "classic", 1))
+    with pytest.raises(UserError, match=r"k_max = 9: allowed 1\.\.5 for n_t = 8"):
+        model(torch.zeros(1, 8))
+
+
+def test_registry_builds_by_name_and_lists_the_known_families():
+    model = build_surrogate("fno", PAPER[0][1].as_dict())
+    assert model.parameter_count() == 571_138
+    with pytest.raises(UserError, match="unknown surrogate family 'deeponet'; known: fno"):
+        build_surrogate("deeponet", {})

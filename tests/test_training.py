@@ -1,0 +1,126 @@
+"""The training loop: loss and metrics by hand, determinism, exact resume, checkpoints."""
+
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+
+from ionops.datasets.loading import load_dataset
+from ionops.errors import UserError
+from ionops.models import FNO, FNOArchitecture
+from ionops.training import TrainSettings, load_checkpoint, train
+from ionops.training import metrics as m
+
+
+def test_relative_errors_by_hand():
+    true = torch.tensor([[[3.0, 4.0], [1.0, 0.0]]])  # (batch 1, 2 states, 2 points)
+    pred = torch.tensor([[[3.0, 1.0], [2.0, 0.0]]])
+    torch.testing.assert_close(m.rel_l2(pred, true), torch.tensor([[3.0 / 5.0, 1.0]]))
+    torch.testing.assert_close(m.rel_l1(pred, true), torch.tensor([[3.0 / 7.0, 1.0]]))
+    # the loss averages over state variables and over the batch
+    batch = torch.cat([pred, true])
+    torch.testing.assert_close(m.loss(batch, torch.cat([true, true])), torch.tensor(0.4))
+
+
+def test_h1_uses_the_derivative_in_physical_time():
+    dt = 0.5  # ms
+    t = torch.arange(5) * dt
+    true = (2.0 * t + 1.0)[None, None]  # dy/dt = 2 per ms
+    pred = (3.0 * t + 1.0)[None, None]  # error t, de/dt = 1 per ms
+    numerator = (t**2).sum() + 5 * 1.0**2
+    denominator = ((2 * t + 1) ** 2).sum() + 5 * 2.0**2
+    expected = math.sqrt(numerator / denominator)
+    assert m.rel_h1(pred, true, dt).item() == pytest.approx(expected, rel=1e-6)
+    # on a grid ten times coarser in time units the derivative term shrinks accordingly
+    assert m.rel_h1(pred, true, dt * 10).item() != pytest.approx(expected, rel=1e-3)
+
+
+def test_paper_h1_pools_variables_with_integer_wavenumbers():
+    n_t = 16
+    x = torch.arange(n_t) / n_t
+    true = torch.stack([torch.sin(2 * torch.pi * x), torch.cos(2 * torch.pi * x)])[None]
+    pred = true * 1.1
+    # a uniform 10 % scaling is 10 % in any weighted norm
+    assert m.rel_h1_paper(pred, true).item() == pytest.approx(0.1, rel=1e-5)
+    assert m.rel_h1_paper(pred, true).shape == (1,)
+
+
+@pytest.fixture(scope="module")
+def data(hh_dataset):
+    return load_dataset(hh_dataset, "per_time")
+
+
+def _model(seed: int = 0) -> FNO:
+    torch.manual_seed(seed)
+    return FNO(FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4))
+
+
+SETTINGS = TrainSettings(learning_rate=3e-3, weight_decay=1e-4, gamma=0.9, step_size=2,
+                         batch_size=8, epochs=4, seed=5, eval_splits=("validation",))  # fmt: skip
+
+
+def test_training_lowers_the_loss_and_reports_every_metric(data):
+    result = train(_model(), data, SETTINGS)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < losses[0]
+    final = result.final
+    for key in (
+        "validation/rel_l2",
+        "validation/rel_h1",
+        "validation/phys_rel_l1",
+        "validation/rel_l2/V",
+        "validation/phys_rel_h1/n",
+        "validation/rel_h1_paper",
+    ):
+        assert key in final and math.isfinite(final[key])  # fmt: skip
+    assert result.per_sample["validation"]["rel_l2"].shape == (len(data.splits["validation"]), 4)
+    assert result.parameter_count == _model().parameter_count()
+    assert result.peak_memory_bytes > 0 and result.train_seconds > 0
+    assert result.history[-1]["learning_rate"] == pytest.approx(3e-3 * 0.9**2)
+
+
+def test_same_seed_same_weights(data):
+    first, second = _model(), _model()
+    train(first, data, SETTINGS)
+    train(second, data, SETTINGS)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(data, tmp_path):
+    straight = _model()
+    train(straight, data, SETTINGS)
+
+    interrupted = _model()
+    checkpoint = tmp_path / "checkpoint.pt"
+    half = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
+    train(interrupted, data, half, checkpoint=checkpoint)
+    resumed = _model(seed=99)  # different initial weights: all must come from the checkpoint
+    result = train(resumed, data, SETTINGS, checkpoint=checkpoint)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+
+
+def test_checkpoint_describes_itself(data, tmp_path):
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    arch = FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4)
+    train(_model(), data, SETTINGS, checkpoint=checkpoint, arguments=arch.as_dict())
+    state = load_checkpoint(checkpoint)
+    assert state["format"] == "ionops-checkpoint" and state["epoch"] == 4
+    assert state["family"] == "fno" and state["arguments"] == arch.as_dict()
+    assert state["settings"]["learning_rate"] == 3e-3
+    assert set(state["rng"]) == {"shuffle", "torch"}
+    assert "ionops_version" in state and "normalizers" in state
+    assert not list(checkpoint.parent.glob(".*tmp"))
+
+
+def test_foreign_files_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"payload": Fraction(1, 3)}, path)  # any non-tensor class: refused unpickled
+    with pytest.raises(UserError, match="is not a loadable ionops checkpoint"):
+        load_checkpoint(path)
+    torch.save({"something": torch.zeros(1)}, path)
+    with pytest.raises(UserError, match="is not an ionops checkpoint"):
+        load_checkpoint(path)
