@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ionops.config import load_experiment, shipped_experiments
 from ionops.config_cli import add_override_option
-
-
-def default_workdir() -> Path:
-    """The working folder for data and results: $IONOPS_WORKDIR, else ./ionops-work."""
-    return Path(os.environ.get("IONOPS_WORKDIR", "ionops-work"))
+from ionops.workdir import dataset_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,12 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         name, _, value = item.partition("=")
         overrides.append(f"data.parameters.{name.strip()}={value.strip()}")
     data = load_experiment(args.experiment, overrides).data
-    spec = GenerationSpec(
-        model=data.ionic_model, n_t=data.n_t, t_end_ms=data.t_end_ms, fraction=data.fraction,
-        seed=data.seed, rtol=data.rtol, atol=data.atol, parameters=data.parameters,
-        initial_state=data.initial_state,
-    )  # fmt: skip
-    output = args.output or default_workdir() / "data" / _default_name(spec)
+    spec = GenerationSpec.from_config(data)
+    output = args.output or dataset_path(data)
     report = generate(
         spec, output, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress
     )
@@ -85,10 +76,3 @@ def _run(args: argparse.Namespace) -> int:
                 f"{note}) in {report.seconds:.2f} s"
             )
     return 0
-
-
-def _default_name(spec: object) -> str:
-    from ionops.datasets.generate import GenerationSpec
-
-    assert isinstance(spec, GenerationSpec)
-    return f"{spec.model}_f{spec.fraction:g}_nt{spec.n_t}_T{spec.t_end_ms:g}_s{spec.seed}.h5"

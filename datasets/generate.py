@@ -55,6 +55,15 @@ class GenerationSpec:
     parameters: Mapping[str, float] = field(default_factory=dict)
     initial_state: str | None = None
 
+    @classmethod
+    def from_config(cls, data: Any) -> GenerationSpec:
+        """From an experiment's ``[data]`` section."""
+        return cls(
+            model=data.ionic_model, n_t=data.n_t, t_end_ms=data.t_end_ms, fraction=data.fraction,
+            seed=data.seed, rtol=data.rtol, atol=data.atol, parameters=data.parameters,
+            initial_state=data.initial_state,
+        )  # fmt: skip
+
     def manifest(self) -> dict[str, Any]:
         out = asdict(self)
         out["parameters"] = dict(sorted(self.parameters.items()))

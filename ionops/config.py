@@ -68,8 +68,16 @@ class FNOConfig(_Section):
     layer: LayerKind
 
 
+Normalisation = Literal["per_time", "per_variable", "none"]
+
+
 class TrainingConfig(_Section):
-    """AdamW with a StepLR schedule (factor ``gamma`` every ``step_size`` epochs)."""
+    """AdamW with a StepLR schedule (factor ``gamma`` every ``step_size`` epochs).
+
+    ``normalisation`` of inputs and targets, with training-split statistics:
+    ``per_time`` (the paper's z-score at every time point), ``per_variable``,
+    or ``none``.
+    """
 
     learning_rate: float = Field(gt=0, le=1)
     weight_decay: float = Field(ge=0, le=1)
@@ -78,6 +86,7 @@ class TrainingConfig(_Section):
     batch_size: int = Field(default=32, ge=1)
     epochs: int = Field(default=1000, ge=1)
     seed: int = Field(default=0, ge=0)
+    normalisation: Normalisation = "per_time"
 
 
 class ExperimentConfig(_Section):

@@ -23,6 +23,20 @@ def test_relative_errors_by_hand():
     torch.testing.assert_close(m.loss(batch, torch.cat([true, true])), torch.tensor(0.4))
 
 
+def test_errors_are_undefined_not_huge_where_the_truth_vanishes():
+    true = torch.tensor([[[0.0, 0.0, 0.0, 0.0]], [[1e-9, 0.0, -1e-9, 0.0]], [[1.0, 2.0, 1.0, 0.0]]])
+    pred = torch.ones(3, 1, 4)
+    typical = torch.ones(1, 4)  # a variable of size 1: norms below 1e-6 of it are "zero"
+    for metric in (
+        m.rel_l1(pred, true, typical),
+        m.rel_l2(pred, true, typical),
+        m.rel_h1(pred, true, 1.0, typical),
+        m.rel_h1_paper(pred, true, typical),
+    ):
+        assert torch.isnan(metric[:2]).all() and torch.isfinite(metric[2]).all()  # fmt: skip
+    assert torch.isfinite(m.loss(pred, true))
+
+
 def test_h1_uses_the_derivative_in_physical_time():
     dt = 0.5  # ms
     t = torch.arange(5) * dt

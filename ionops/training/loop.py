@@ -38,6 +38,7 @@ class TrainSettings:
     batch_size: int = 32
     epochs: int = 1000
     seed: int = 0
+    normalisation: str = "per_time"
     device: str = "auto"
     mixed_precision: bool = False
     eval_splits: tuple[str, ...] = ("train", "validation", "test")
@@ -210,13 +211,14 @@ def evaluate(
     """Per-sample errors of ``split``, normalised (``rel_l2``...) and physical (``phys_...``)."""
     model.eval()
     pieces: dict[str, list[torch.Tensor]] = {}
+    typical = torch.sqrt(normalizer.mean.pow(2) + normalizer.std.pow(2))
     for begin in range(0, len(split), EVAL_BATCH):
         inputs = split.inputs[begin : begin + EVAL_BATCH]
         targets = split.targets[begin : begin + EVAL_BATCH]
         prediction = model(inputs).float()
         errors = metrics.per_sample_errors(prediction, targets, dt)
         physical = metrics.per_sample_errors(
-            normalizer.decode(prediction), normalizer.decode(targets), dt
+            normalizer.decode(prediction), normalizer.decode(targets), dt, typical
         )
         errors.update({f"phys_{k}": v for k, v in physical.items()})
         for key, value in errors.items():
@@ -227,13 +229,17 @@ def evaluate(
 def summarise(
     errors: dict[str, torch.Tensor], split: str, state_names: Sequence[str]
 ) -> dict[str, float]:
-    """Means over samples: ``split/metric`` (over variables too) and ``split/metric/state``."""
+    """Means over samples: ``split/metric`` (over variables too) and ``split/metric/state``.
+
+    Samples where an error is undefined (NaN: a truth that is identically zero)
+    are left out of its means.
+    """
     out: dict[str, float] = {}
     for key, values in errors.items():
-        out[f"{split}/{key}"] = float(values.mean())
+        out[f"{split}/{key}"] = float(values.nanmean())
         if values.ndim == 2:
             for index, name in enumerate(state_names):
-                out[f"{split}/{key}/{name}"] = float(values[:, index].mean())
+                out[f"{split}/{key}/{name}"] = float(values[:, index].nanmean())
     return out
 
 

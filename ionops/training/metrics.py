@@ -13,27 +13,57 @@ per state variable:
   H1 loss): Fourier derivative with integer wavenumbers on the unit period,
   all state variables pooled into one norm per sample, (batch,) only.
 
-The loss is the relative L2 error averaged over state variables and over the
-batch. Averaging (not summing) over the batch keeps the loss scale, and so the
+A relative error is undefined where the truth vanishes (FHN's no-stimulus
+samples in physical units): given ``typical`` trajectories (n_states, n_t),
+a sample whose truth norm is below ``UNDEFINED_BELOW`` times the typical
+norm gets NaN, and the summaries average over the samples where the error is
+defined. The loss is the
+relative L2 error averaged over state variables and over the batch (with a
+tiny floor on the norm). Averaging (not summing) over the batch keeps the loss scale, and so the
 learning rate, independent of the batch size and of a short last batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 EPS = 1e-12
+UNDEFINED_BELOW = 1e-6
 METRICS = ("rel_l1", "rel_l2", "rel_h1")
+Norm = Callable[[torch.Tensor], torch.Tensor]
 
 
-def rel_l1(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    return (pred - true).abs().sum(-1) / (true.abs().sum(-1) + EPS)
+def _relative(
+    norm: Norm, pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None, power: int
+) -> torch.Tensor:
+    """norm(e) / norm(y); NaN where norm(y) < UNDEFINED_BELOW^power * norm(typical)."""
+    numerator, denominator = norm(pred - true), norm(true)
+    floor = 0.0 if typical is None else UNDEFINED_BELOW**power * norm(typical.to(true))
+    undefined = torch.full_like(numerator, float("nan"))
+    defined = (denominator > floor) & (denominator > 0)
+    return torch.where(defined, numerator / denominator.clamp_min(EPS), undefined)
 
 
-def rel_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(pred - true, dim=-1) / (
-        torch.linalg.vector_norm(true, dim=-1) + EPS
-    )
+def _l1(x: torch.Tensor) -> torch.Tensor:
+    return x.abs().sum(-1)
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(x, dim=-1)
+
+
+def rel_l1(
+    pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None = None
+) -> torch.Tensor:
+    return _relative(_l1, pred, true, typical, 1)
+
+
+def rel_l2(
+    pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None = None
+) -> torch.Tensor:
+    return _relative(_l2, pred, true, typical, 1)
 
 
 def time_derivative(x: torch.Tensor, dt: float) -> torch.Tensor:
@@ -41,15 +71,18 @@ def time_derivative(x: torch.Tensor, dt: float) -> torch.Tensor:
     return torch.gradient(x, spacing=dt, dim=-1, edge_order=2)[0]
 
 
-def rel_h1(pred: torch.Tensor, true: torch.Tensor, dt: float) -> torch.Tensor:
-    error, d_error = pred - true, time_derivative(pred - true, dt)
-    d_true = time_derivative(true, dt)
-    numerator = error.pow(2).sum(-1) + d_error.pow(2).sum(-1)
-    denominator = true.pow(2).sum(-1) + d_true.pow(2).sum(-1)
-    return torch.sqrt(numerator / (denominator + EPS))
+def rel_h1(
+    pred: torch.Tensor, true: torch.Tensor, dt: float, typical: torch.Tensor | None = None
+) -> torch.Tensor:
+    def h1_squared(x: torch.Tensor) -> torch.Tensor:
+        return x.pow(2).sum(-1) + time_derivative(x, dt).pow(2).sum(-1)
+
+    return torch.sqrt(_relative(h1_squared, pred, true, typical, 2))
 
 
-def rel_h1_paper(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+def rel_h1_paper(
+    pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None = None
+) -> torch.Tensor:
     """The paper's code convention: spectral H1 with integer wavenumbers, variables pooled."""
     n_t = true.shape[-1]
     k = torch.fft.rfftfreq(n_t, d=1.0 / n_t, device=true.device)
@@ -58,19 +91,22 @@ def rel_h1_paper(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     def norm2(x: torch.Tensor) -> torch.Tensor:
         return (weight * torch.fft.rfft(x, dim=-1).abs().pow(2)).sum(dim=(-1, -2))
 
-    return torch.sqrt(norm2(pred - true) / (norm2(true) + EPS))
+    return torch.sqrt(_relative(norm2, pred, true, typical, 2))
 
 
 def loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """The training loss: relative L2 averaged over state variables and samples."""
-    return rel_l2(pred, true).mean()
+    norms = torch.linalg.vector_norm(true, dim=-1).clamp_min(EPS)
+    return (torch.linalg.vector_norm(pred - true, dim=-1) / norms).mean()
 
 
-def per_sample_errors(pred: torch.Tensor, true: torch.Tensor, dt: float) -> dict[str, torch.Tensor]:
+def per_sample_errors(
+    pred: torch.Tensor, true: torch.Tensor, dt: float, typical: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """Every metric for a batch: (batch, n_states) each, and ``rel_h1_paper`` (batch,)."""
     return {
-        "rel_l1": rel_l1(pred, true),
-        "rel_l2": rel_l2(pred, true),
-        "rel_h1": rel_h1(pred, true, dt),
-        "rel_h1_paper": rel_h1_paper(pred, true),
+        "rel_l1": rel_l1(pred, true, typical),
+        "rel_l2": rel_l2(pred, true, typical),
+        "rel_h1": rel_h1(pred, true, dt, typical),
+        "rel_h1_paper": rel_h1_paper(pred, true, typical),
     }

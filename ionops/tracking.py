@@ -1,0 +1,109 @@
+"""MLflow tracking: where runs go, and a run writer that batches its metrics.
+
+Embedded default: a SQLite store ``WORKDIR/mlflow.db`` with artifacts in
+``WORKDIR/mlartifacts`` (MLflow 3 refuses the old ``./mlruns`` file store).
+``MLFLOW_TRACKING_URI`` (a tracking server, a shared database) overrides it.
+Only the driver process writes: trials and workers hand their results back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+
+def tracking_uri(workdir: Path) -> str:
+    """The tracking URI: $MLFLOW_TRACKING_URI, else the SQLite store in ``workdir``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
+
+
+def ui_command(workdir: Path) -> str:
+    """The command that opens the MLflow UI on this store (on loopback)."""
+    uri = tracking_uri(workdir)
+    if not uri.startswith("sqlite:"):
+        return f"open {uri} in a browser"
+    artifacts = (workdir.resolve() / "mlartifacts").as_uri()
+    return (
+        f"mlflow ui --backend-store-uri {uri} --default-artifact-root {artifacts} --host 127.0.0.1"
+    )
+
+
+def client(workdir: Path) -> Any:
+    """An MlflowClient on this store (created on first use)."""
+    import mlflow
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    return mlflow.tracking.MlflowClient(tracking_uri=tracking_uri(workdir))
+
+
+def experiment_id(mlflow_client: Any, name: str, workdir: Path) -> str:
+    """The id of experiment ``name``, created (artifacts beside the store) if missing."""
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if tracking_uri(workdir).startswith("sqlite:"):
+        location = (workdir.resolve() / "mlartifacts").as_uri()
+    return str(mlflow_client.create_experiment(name, artifact_location=location))
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as MLflow parameters: ``{"fno": {"d_v": 64}}`` -> ``{"fno.d_v": "64"}``."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+class RunWriter:
+    """Writes one MLflow run: parameters once, metrics in one batch per call."""
+
+    def __init__(self, mlflow_client: Any, run_id: str) -> None:
+        self.client, self.run_id = mlflow_client, run_id
+
+    @classmethod
+    def start(
+        cls,
+        mlflow_client: Any,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> RunWriter:
+        run = mlflow_client.create_run(experiment, run_name=run_name, tags=dict(tags or {}))
+        return cls(mlflow_client, run.info.run_id)
+
+    def params(self, values: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in flatten(values).items()]
+        for begin in range(0, len(items), 100):  # MLflow's batch limit for parameters
+            self.client.log_batch(self.run_id, params=items[begin : begin + 100])
+
+    def metrics(self, values: Mapping[str, float], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        items = [Metric(_metric_name(k), float(v), stamp, step) for k, v in values.items()]
+        for begin in range(0, len(items), 1000):  # MLflow's batch limit for metrics
+            self.client.log_batch(self.run_id, metrics=items[begin : begin + 1000])
+
+    def artifact(self, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+    def end(self, status: str = FINISHED) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _metric_name(key: str) -> str:
+    # MLflow allows letters, digits, _ - . space / ; keep state names like "h(inf)" safe
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
