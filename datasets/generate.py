@@ -54,6 +54,7 @@ class GenerationSpec:
     atol: float | None = None
     parameters: Mapping[str, float] = field(default_factory=dict)
     initial_state: str | None = None
+    subsets: Mapping[str, Mapping[str, Any]] | None = None
 
     @classmethod
     def from_config(cls, data: Any) -> GenerationSpec:
@@ -62,11 +63,16 @@ class GenerationSpec:
             model=data.ionic_model, n_t=data.n_t, t_end_ms=data.t_end_ms, fraction=data.fraction,
             seed=data.seed, rtol=data.rtol, atol=data.atol, parameters=data.parameters,
             initial_state=data.initial_state,
+            subsets=None if data.subsets is None else
+            {name: s.model_dump() for name, s in data.subsets.items()},
         )  # fmt: skip
 
     def manifest(self) -> dict[str, Any]:
         out = asdict(self)
         out["parameters"] = dict(sorted(self.parameters.items()))
+        if self.subsets is not None:
+            out["subsets"] = {k: {**v, "i": list(v["i"]), "t_stim": list(v["t_stim"])}
+                              for k, v in self.subsets.items()}  # fmt: skip
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": out}
 
 
@@ -132,7 +138,7 @@ def make_plan(spec: GenerationSpec) -> Plan:
         raise UserError(f"rtol = {settings.rtol}: must be in (0, 1)")
     if min(np.atleast_1d(settings.atol)) <= 0:
         raise UserError(f"atol = {settings.atol}: must be positive")
-    tables = scale_counts(paper_counts(spec.model), spec.fraction)
+    tables = scale_counts(_protocol(spec), spec.fraction)
     names: list[str] = []
     for rows in tables.values():
         names.extend(s.name for s, _ in rows if s.name not in names)
@@ -144,6 +150,23 @@ def make_plan(spec: GenerationSpec) -> Plan:
     t_grid = np.linspace(0.0, spec.t_end_ms, spec.n_t)
     samples = draw_samples(tables, names, spec.seed)
     return Plan(spec, model, p, y0, t_grid, settings, list(subsets.values()), samples)
+
+
+def _protocol(spec: GenerationSpec) -> dict[str, list[tuple[Subset, int]]]:
+    """The paper's subsets for the model, or the user's own table."""
+    if spec.subsets is None:
+        return paper_counts(spec.model)
+    if not spec.subsets:
+        raise UserError("data.subsets is empty: give at least one subset, or omit it")
+    tables: dict[str, list[tuple[Subset, int]]] = {split: [] for split in SPLITS}
+    for name, row in spec.subsets.items():
+        (i_low, i_high), (t_low, t_high) = row["i"], row["t_stim"]
+        subset = Subset(name, float(i_low), float(i_high), float(t_low), float(t_high))
+        for split in SPLITS:
+            tables[split].append((subset, int(row.get(split, 0))))
+    if sum(count for _, count in tables["train"]) == 0:
+        raise UserError("data.subsets has no training samples: give some subset train > 0")
+    return tables
 
 
 @dataclass(frozen=True)

@@ -119,11 +119,11 @@ def paper_counts(model: str) -> dict[str, list[tuple[Subset, int]]]:
 def scale_counts(
     tables: Mapping[str, list[tuple[Subset, int]]], fraction: float
 ) -> dict[str, list[tuple[Subset, int]]]:
-    """Scale every count by ``fraction`` (rounded, at least 1 so every subset stays present)."""
+    """Scale every count by ``fraction`` (rounded; a subset present stays present)."""
     if not 0.0 < fraction <= 1.0:
         raise UserError(f"fraction = {fraction}: must be in (0, 1]")
     return {
-        split: [(s, max(1, round(count * fraction))) for s, count in rows]
+        split: [(s, max(1, round(count * fraction)) if count else 0) for s, count in rows]
         for split, rows in tables.items()
     }
 

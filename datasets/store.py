@@ -89,10 +89,13 @@ def _write_split(
     group.create_dataset("t_stim", data=table.t_stim, track_times=False)
     group["t_stim"].attrs["units"] = "ms"
     group.create_dataset("subset", data=table.subset, track_times=False)
+    layout: dict[str, Any] = {}
+    if n:  # an empty split (a user's table may have none) cannot be chunked
+        layout = {"chunks": (1, n_states, n_t), "shuffle": True, "compression": "gzip",
+                  "compression_opts": 1}  # fmt: skip
     states = group.create_dataset(
-        "states", shape=(n, n_states, n_t), dtype="<f4", chunks=(1, n_states, n_t),
-        shuffle=True, compression="gzip", compression_opts=1, track_times=False,
-    )  # fmt: skip
+        "states", shape=(n, n_states, n_t), dtype="<f4", track_times=False, **layout
+    )
     stats = np.zeros((n, len(STAT_COLUMNS)), dtype=np.int64)
     attempts = np.zeros(n, dtype=np.int8)
     for index in range(n):

@@ -36,6 +36,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+class SubsetConfig(_Section):
+    """A stimulus family: i and T_stim ranges [low, high] and the sample count of each split."""
+
+    i: tuple[float, float]
+    t_stim: tuple[float, float]
+    train: int = Field(ge=0)
+    validation: int = Field(default=0, ge=0)
+    test: int = Field(default=0, ge=0)
+
+
 class DataConfig(_Section):
     """Which ionic model to simulate and on what grid.
 
@@ -44,6 +54,9 @@ class DataConfig(_Section):
     3000 train / 375 validation / 375 test). ``parameters`` override the ionic
     model's parameters by name, ``initial_state`` picks one of its initial
     states, and ``rtol``/``atol`` its solver tolerances (default: the model's).
+    ``subsets`` replaces the paper's stimulus protocol with your own table
+    (``[data.subsets.NAME]`` with ``i``, ``t_stim``, ``train``, ``validation``,
+    ``test``); ``fraction`` scales it too.
     """
 
     ionic_model: Literal["fhn", "hh", "ord"]
@@ -55,6 +68,7 @@ class DataConfig(_Section):
     initial_state: str | None = None
     rtol: float | None = Field(default=None, gt=0, lt=1)
     atol: float | None = Field(default=None, gt=0)
+    subsets: dict[str, SubsetConfig] | None = None
 
 
 class FNOConfig(_Section):
@@ -206,13 +220,19 @@ def _valid_keys(parent: tuple[Any, ...]) -> str:
     return f"valid keys at {where}: {', '.join(keys)}"
 
 
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
+    return key if bare else json.dumps(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))

@@ -25,11 +25,14 @@ def activation(name: str) -> nn.Module:
 
 
 class Pointwise(nn.Linear):
-    """A linear map of the channels at every time point: (b, c_in, n) -> (b, c_out, n)."""
+    """A linear map of the channels at every time point: (b, c_in, n) -> (b, c_out, n).
+
+    Computed as a kernel-1 convolution, which works on channels-first data in
+    place (a matmul would first copy the activations into another layout).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.matmul(self.weight, x)
-        return out if self.bias is None else out + self.bias[:, None]
+        return nn.functional.conv1d(x, self.weight[:, :, None], self.bias)
 
 
 class PointwiseMLP(nn.Sequential):

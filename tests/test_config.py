@@ -117,3 +117,16 @@ def test_configs_are_immutable():
     with pytest.raises(ValueError, match="frozen"):
         config.training.epochs = 3  # type: ignore[misc]
     assert isinstance(config, ExperimentConfig)
+
+
+def test_own_subsets_are_typed_and_round_trip(tmp_path):
+    config = load_experiment(
+        "fhn", ["data.subsets.weak = {i = [0.1, 0.2], t_stim = [1.0, 5.0], train = 4}"]
+    )
+    assert config.data.subsets["weak"].i == (0.1, 0.2)
+    assert config.data.subsets["weak"].test == 0
+    path = tmp_path / "own.toml"
+    path.write_text(dump_toml(config))
+    assert load_experiment(path) == config
+    with pytest.raises(ConfigError, match=r"data\.subsets\.weak\.train"):
+        load_experiment("fhn", ["data.subsets.weak = {i = [0.1, 0.2], t_stim = [1.0, 5.0]}"])

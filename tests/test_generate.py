@@ -20,6 +20,7 @@ from ionops.datasets.solver import SolverSettings, solve
 from ionops.errors import UserError
 
 IONOPS = [sys.executable, "-m", "ionops.cli"]
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_file_is_self_describing(hh_dataset):
@@ -82,6 +83,42 @@ def test_bad_input_is_rejected_before_anything_is_written(tmp_path, spec, messag
     with pytest.raises(UserError, match=message):
         generate(spec, tmp_path / "out.h5", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_own_subsets_replace_the_papers_protocol(tmp_path):
+    subsets = {"weak": {"i": (0.1, 0.2), "t_stim": (1.0, 50.0), "train": 6, "validation": 2,
+                        "test": 2},
+               "none": {"i": (0.0, 0.0), "t_stim": (0.0, 0.0), "train": 2}}  # fmt: skip
+    path = tmp_path / "own.h5"
+    generate(small_spec("fhn", fraction=1.0, subsets=subsets), path, progress=False)
+    with h5py.File(path, "r") as handle:
+        assert handle["train/amplitude"].shape == (8,) and handle["test/amplitude"].shape == (2,)
+        weak = handle["train/subset"][...] == 0
+        assert (handle["train/amplitude"][weak] >= 0.1).all()
+        assert [s["name"] for s in json.loads(handle.attrs["subsets"])] == ["weak", "none"]
+
+
+def test_reversed_range_in_own_subsets_is_named(tmp_path):
+    subsets = {"backwards": {"i": (2.0, 1.0), "t_stim": (0.0, 5.0), "train": 3}}
+    with pytest.raises(UserError, match=r"subset 'backwards': i range \[2.0, 1.0\] is reversed"):
+        generate(small_spec("fhn", subsets=subsets), tmp_path / "x.h5", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_own_subsets_come_from_the_experiment_file(tmp_path):
+    experiment = tmp_path / "custom.toml"
+    experiment.write_text(
+        (REPO_CONFIGS / "fhn.toml").read_text()
+        + "\n[data.subsets.long]\ni = [0.5, 1.0]\nt_stim = [60.0, 100.0]\ntrain = 4\n"
+    )
+    output = tmp_path / "custom.h5"
+    result = subprocess.run(
+        [*IONOPS, "generate", str(experiment), "--n-t", "32", "--output", str(output),
+         "--no-progress"], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with h5py.File(output, "r") as handle:
+        assert handle["train/t_stim"].shape == (4,) and (handle["train/t_stim"][...] >= 60).all()
 
 
 def test_unwritable_destination_is_named(tmp_path):
