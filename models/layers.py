@@ -5,6 +5,9 @@ Tensors are channels-first: (batch, channels, n_t).
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 from torch import nn
 
@@ -42,12 +45,45 @@ class PointwiseMLP(nn.Sequential):
         super().__init__(Pointwise(c_in, hidden), activation(act), Pointwise(hidden, c_out))
 
 
+def largest_prime_factor(n: int) -> int:
+    factor, largest = 2, 1
+    while factor * factor <= n:
+        while n % factor == 0:
+            largest, n = factor, n // factor
+        factor += 1
+    return max(largest, n)
+
+
+@functools.lru_cache(maxsize=32)
+def _dft_bases(
+    n: int, k_max: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, ...]:
+    """cos/sin bases of the first ``k_max`` modes of the real DFT of length ``n`` and of its
+    inverse with irfft's weights (1 for the mean and the Nyquist mode, 2 otherwise, over n)."""
+    t = torch.arange(n, dtype=torch.float64)
+    k = torch.arange(k_max, dtype=torch.float64)
+    angle = 2.0 * math.pi * torch.outer(t, k) / n  # (n, k)
+    weight = torch.full((k_max,), 2.0, dtype=torch.float64)
+    weight[0] = 1.0
+    if n % 2 == 0 and k_max == n // 2 + 1:
+        weight[-1] = 1.0
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    inverse_cos, inverse_sin = (cos * weight / n).T, (sin * weight / n).T  # (k, n)
+    bases = (cos, sin, inverse_cos, inverse_sin)
+    return tuple(b.to(device=device, dtype=dtype).contiguous() for b in bases)
+
+
 class SpectralConv1d(nn.Module):
     """K v: rfft along time, multiply the first ``k_max`` modes by complex weights, irfft.
 
     The weights (d_v, d_v, k_max) complex are stored as real pairs
-    (d_v, d_v, k_max, 2), so a parameter count counts each complex weight as
+    (k_max, d_v, d_v, 2), so a parameter count counts each complex weight as
     two real parameters. Modes above ``k_max`` are zero in the output.
+
+    On the CPU, when the transform length has a prime factor above 7 (where
+    FFTs are slow: 1265 points cost five times 1260), the retained modes are
+    computed as a truncated DFT by two real matrix products, the same
+    transform at a cost that does not depend on the length's factors.
     """
 
     def __init__(self, channels: int, k_max: int) -> None:
@@ -58,11 +94,23 @@ class SpectralConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
+        if x.device.type == "cpu" and largest_prime_factor(n) > 7:
+            return self._by_dft(x)
         modes = torch.fft.rfft(x, dim=-1)[..., : self.k_max]  # (b, c, k)
         weight = torch.view_as_complex(self.weight)  # (k, c_in, c_out)
         # one (b x c_in) @ (c_in x c_out) product per mode
         mixed = torch.matmul(modes.permute(2, 0, 1), weight).permute(1, 2, 0)  # (b, c_out, k)
         return torch.fft.irfft(mixed, n=n, dim=-1)
+
+    def _by_dft(self, x: torch.Tensor) -> torch.Tensor:
+        cos, sin, inverse_cos, inverse_sin = _dft_bases(x.shape[-1], self.k_max, x.device, x.dtype)
+        real, imag = x @ cos, -(x @ sin)  # (b, c, k): the rfft's first k_max modes
+        w_real, w_imag = self.weight[..., 0], self.weight[..., 1]  # (k, c_in, c_out)
+        real_k, imag_k = real.permute(2, 0, 1), imag.permute(2, 0, 1)  # (k, b, c_in)
+        mixed_real = (real_k @ w_real - imag_k @ w_imag).permute(1, 2, 0)  # (b, c_out, k)
+        mixed_imag = (real_k @ w_imag + imag_k @ w_real).permute(1, 2, 0)
+        # irfft of modes 0..k_max-1 (the imaginary parts of the mean and Nyquist drop out)
+        return mixed_real @ inverse_cos - mixed_imag @ inverse_sin
 
 
 class FourierLayer(nn.Module):

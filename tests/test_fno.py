@@ -14,7 +14,7 @@ from ionops.models import (
     total_cap_k_max,
 )
 from ionops.models.fno import validate
-from ionops.models.layers import FourierLayer
+from ionops.models.layers import FourierLayer, SpectralConv1d
 
 # DESIGN.md: the paper's tuned configurations and their parameter counts.
 PAPER = [
@@ -144,3 +144,20 @@ def test_registry_builds_by_name_and_lists_the_known_families():
     assert model.parameter_count() == 571_138
     with pytest.raises(UserError, match="unknown surrogate family 'deeponet'; known: fno"):
         build_surrogate("deeponet", {})
+
+
+@pytest.mark.parametrize(("n", "k_max"), [(1265, 12), (23, 12), (22, 12), (37, 19)])
+def test_truncated_dft_path_equals_the_fft(n, k_max):
+    # the CPU path for awkward lengths must be the same transform as rfft / irfft
+    torch.manual_seed(4)
+    conv = SpectralConv1d(5, k_max).double()
+    x = torch.randn(3, 5, n, dtype=torch.float64, requires_grad=True)
+    by_dft = conv._by_dft(x)
+    modes = torch.fft.rfft(x, dim=-1)[..., :k_max]
+    weight = torch.view_as_complex(conv.weight)
+    mixed = torch.matmul(modes.permute(2, 0, 1), weight).permute(1, 2, 0)
+    by_fft = torch.fft.irfft(mixed, n=n, dim=-1)
+    torch.testing.assert_close(by_dft, by_fft, rtol=1e-9, atol=1e-12)
+    grad_dft = torch.autograd.grad(by_dft.sum(), x)[0]
+    grad_fft = torch.autograd.grad(by_fft.sum(), x)[0]
+    torch.testing.assert_close(grad_dft, grad_fft, rtol=1e-9, atol=1e-12)
