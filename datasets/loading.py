@@ -33,7 +33,7 @@ from ionops.errors import UserError
 Normalisation = Literal["per_time", "per_variable", "none"]
 NORMALISATIONS: tuple[str, ...] = ("per_time", "per_variable", "none")
 EPS = 1e-5
-_BLOCK = 64
+_BLOCK_BYTES = 16 * 2**20  # statistics are accumulated in float64 blocks of about this size
 
 
 @dataclass
@@ -74,9 +74,10 @@ def fit_normalizer(
     total_sq = np.zeros((channels, n_t))
     count = 0
     for block in blocks:
-        values = np.asarray(block, dtype=np.float64)
+        values = np.array(block, dtype=np.float64)
         total += values.sum(axis=0)
-        total_sq += np.square(values).sum(axis=0)
+        np.square(values, out=values)
+        total_sq += values.sum(axis=0)
         count += values.shape[0]
     if count == 0:
         raise UserError("cannot fit a normalisation on an empty training split")
@@ -143,7 +144,8 @@ def load_dataset(
         train_states = handle["train/states"]
         train_inputs = _inputs(handle["train"], time)
         n, channels, n_t = train_states.shape
-        blocks = (train_states[k : k + _BLOCK] for k in range(0, n, _BLOCK))
+        block = max(1, _BLOCK_BYTES // (channels * n_t * 8))
+        blocks = (train_states[k : k + block] for k in range(0, n, block))
         target_normalizer = fit_normalizer(blocks, normalisation, channels, n_t)
         input_normalizer = fit_normalizer([train_inputs[:, None, :]], normalisation, 1, n_t)
         loaded = {name: _read_split(handle[name], time) for name in splits}

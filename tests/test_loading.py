@@ -52,3 +52,35 @@ def test_bad_requests_are_explained(hh_dataset, tmp_path):
         load_dataset(hh_dataset, splits=["dev"])
     with pytest.raises(UserError, match=r"no dataset at .*: generate one with `ionops generate`"):
         load_dataset(tmp_path / "missing.h5")
+
+
+@pytest.mark.slow
+def test_loading_does_not_double_the_data_in_memory(tmp_path):
+    """Peak RSS growth while loading stays well under twice the float32 data (ORd, ~126 MB)."""
+    import subprocess
+    import sys
+
+    from support import small_spec
+
+    from ionops.datasets.generate import generate
+
+    path = tmp_path / "ord.h5"
+    generate(small_spec("ord", fraction=0.025, n_t=8000, t_end_ms=1000.0), path, progress=False)
+    with h5py.File(path, "r") as handle:
+        data_bytes = sum(handle[f"{s}/states"].size * 4 for s in ("train", "validation", "test"))
+    assert data_bytes > 100 * 2**20
+    probe = (
+        "from pathlib import Path\n"
+        "from ionops.datasets.loading import load_dataset\n"
+        "def kib(key):\n"
+        "    line = next(l for l in Path('/proc/self/status').read_text().splitlines()"
+        " if l.startswith(key))\n"
+        "    return int(line.split()[1])\n"
+        "Path('/proc/self/clear_refs').write_text('5')  # restart the high-water mark\n"
+        "before = kib('VmRSS:')\n"
+        f"data = load_dataset({str(path)!r})\n"
+        "print((kib('VmHWM:') - before) * 1024)\n"
+    )
+    grown = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                               check=True).stdout)  # fmt: skip
+    assert data_bytes <= grown < 1.5 * data_bytes
