@@ -22,9 +22,9 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ionops.errors import ConfigError
 
@@ -103,13 +103,69 @@ class TrainingConfig(_Section):
     normalisation: Normalisation = "per_time"
 
 
+class SpaceConfig(_Section):
+    """One search space (the paper's Table 2 hyperparameters).
+
+    ``learning_rate``, ``weight_decay`` and ``gamma`` are quniform (low, high,
+    step); ``n_pad`` is an integer range (low, high); the others are choices.
+    ``k_max`` is searched in the unconstrained space only: the constrained
+    space derives it from the parameter cap, with the largest entry as its cap.
+    """
+
+    learning_rate: tuple[float, float, float] = (1e-4, 1e-2, 1e-5)
+    weight_decay: tuple[float, float, float] = (1e-6, 1e-3, 1e-6)
+    gamma: tuple[float, float, float] = (0.75, 0.99, 0.01)
+    d_v: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    n_layers: list[Annotated[int, Field(ge=1)]] = Field(default=[1, 2, 3, 4, 5], min_length=1)
+    k_max: list[Annotated[int, Field(ge=1)]] = Field(
+        default=[2, 4, 8, 12, 16, 20, 24, 28, 32, 48], min_length=1
+    )
+    activation: list[Activation] = Field(
+        default=["tanh", "relu", "gelu", "leaky_relu"], min_length=1
+    )
+    n_pad: tuple[int, int] = (0, 15)
+    layer: list[LayerKind] = Field(default=["classic", "mlp"], min_length=1)
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> SpaceConfig:
+        for name in ("learning_rate", "weight_decay", "gamma"):
+            low, high, step = getattr(self, name)
+            if not (0 < low <= high and step > 0):
+                raise ValueError(f"{name} = {[low, high, step]}: need 0 < low <= high, step > 0")
+        if not 0 <= self.n_pad[0] <= self.n_pad[1]:
+            raise ValueError(f"n_pad = {list(self.n_pad)}: need 0 <= low <= high")
+        return self
+
+
+class SearchConfig(_Section):
+    """The hyperparameter search: TPE (HyperOptSearch) with ASHA, the paper's settings.
+
+    ``space`` picks ``unconstrained`` or ``constrained``. The constrained
+    space caps parameters by ``parameter_cap``: ``"budget"`` is the paper's
+    rule (spectral weights limited to ``spectral_budget``, k_max derived per
+    sampled d_v and L); an integer caps the whole model's parameter count.
+    """
+
+    space: Literal["unconstrained", "constrained"] = "unconstrained"
+    num_samples: int = Field(default=200, ge=1)
+    seed: int = Field(default=0, ge=0)
+    n_initial_points: int = Field(default=20, ge=1)
+    grace_period: int = Field(default=250, ge=1)
+    reduction_factor: int = Field(default=4, ge=2)
+    parameter_cap: Literal["budget"] | Annotated[int, Field(ge=1)] = "budget"
+    spectral_budget: int = Field(default=524_288, ge=1)
+    unconstrained: SpaceConfig = SpaceConfig(d_v=[8, 16, 32, 64, 96, 128, 160, 192, 224, 256])
+    constrained: SpaceConfig = SpaceConfig(d_v=[4, 8, 16, 32, 48, 64, 96, 128])
+
+
 class ExperimentConfig(_Section):
-    """A whole experiment: data, architecture and training for one ionic model."""
+    """A whole experiment: data, architecture, training and search for one ionic model."""
 
     name: str = Field(min_length=1)
     data: DataConfig
     fno: FNOConfig
     training: TrainingConfig
+    search: SearchConfig = SearchConfig()
 
 
 def shipped_experiments() -> list[str]:
