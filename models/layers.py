@@ -93,6 +93,13 @@ class SpectralConv1d(nn.Module):
         self.weight = nn.Parameter(scale * torch.rand(k_max, channels, channels, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Never in half precision: cuFFT has no bfloat16 (and half only for powers of two),
+        # and the retained modes are where precision matters.
+        with torch.autocast(x.device.type, enabled=False):
+            half = x.dtype in (torch.float16, torch.bfloat16)
+            return self._spectral(x.float() if half else x)
+
+    def _spectral(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
         if x.device.type == "cpu" and largest_prime_factor(n) > 7:
             return self._by_dft(x)

@@ -161,3 +161,16 @@ def test_truncated_dft_path_equals_the_fft(n, k_max):
     grad_dft = torch.autograd.grad(by_dft.sum(), x)[0]
     grad_fft = torch.autograd.grad(by_fft.sum(), x)[0]
     torch.testing.assert_close(grad_dft, grad_fft, rtol=1e-9, atol=1e-12)
+
+
+def test_mixed_precision_keeps_the_spectral_part_in_float32():
+    torch.manual_seed(5)
+    model = FNO(FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 2))
+    stimulus = torch.randn(3, 64)
+    reference = model(stimulus)
+    seen = []
+    model.layers[0].spectral.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(stimulus)
+    assert seen == [torch.float32]
+    torch.testing.assert_close(mixed.float(), reference, rtol=0.05, atol=0.05)
