@@ -23,6 +23,20 @@ import math
 import numpy as np
 from numba import njit, types
 
+from ionops.datasets._numerics import (
+    EPS,
+    STAT_LU,
+    STAT_NEWTON_FAILED,
+    STAT_REJECTED,
+    STAT_RHS,
+    STAT_STEPS,
+    _all_finite,
+    _jacobian,
+    _lu_factor,
+    _lu_solve,
+    _rms,
+)
+
 # The compiled signatures every ionic model's functions have (see ionic.base).
 RHS_SIGNATURE = types.void(
     types.float64, types.float64[::1], types.float64[::1], types.float64, types.float64[::1]
@@ -39,7 +53,6 @@ MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
 LU_REUSE_DRIFT = 0.3
 NEWTON_TOL = 0.03
-EPS = float(np.finfo(np.float64).eps)
 
 # Status codes of one segment's integration.
 SUCCESS = 0
@@ -53,8 +66,7 @@ STATUS_TEXT = {
     NOT_FINITE: "the right-hand side returned a non-finite value at the initial state",
 }
 
-# Counters in the stats vector.
-STAT_STEPS, STAT_RHS, STAT_JAC, STAT_LU, STAT_REJECTED, STAT_NEWTON_FAILED = range(6)
+
 STAT_NAMES = (
     "steps",
     "rhs_evaluations",
@@ -68,72 +80,6 @@ _KAPPA = np.array([0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0])
 _GAMMA = np.concatenate((np.zeros(1), np.cumsum(1.0 / np.arange(1, MAX_ORDER + 1))))
 _ALPHA = (1.0 - _KAPPA) * _GAMMA
 _ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
-
-
-@njit(cache=True, error_model="numpy")
-def _rms(x: np.ndarray, scale: np.ndarray) -> float:
-    total = 0.0
-    for i in range(x.size):
-        r = x[i] / scale[i]
-        total += r * r
-    return math.sqrt(total / x.size)
-
-
-@njit(cache=True, error_model="numpy")
-def _all_finite(x: np.ndarray) -> bool:
-    for i in range(x.size):
-        if not math.isfinite(x[i]):
-            return False
-    return True
-
-
-# fastmath lets the LU and triangular-solve loops vectorise (reassociation, FMA);
-# no finiteness test lives in them.
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
-    """In-place LU with partial pivoting; False if the matrix is singular."""
-    n = a.shape[0]
-    for k in range(n):
-        p = k
-        biggest = abs(a[k, k])
-        for i in range(k + 1, n):
-            if abs(a[i, k]) > biggest:
-                biggest = abs(a[i, k])
-                p = i
-        piv[k] = p
-        if biggest == 0.0:
-            return False
-        if p != k:
-            for j in range(n):
-                a[k, j], a[p, j] = a[p, j], a[k, j]
-        inverse = 1.0 / a[k, k]
-        for i in range(k + 1, n):
-            a[i, k] *= inverse
-            factor = a[i, k]
-            if factor != 0.0:
-                for j in range(k + 1, n):
-                    a[i, j] -= factor * a[k, j]
-    return True
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
-    """Solve in place with the factors of :func:`_lu_factor`."""
-    n = lu.shape[0]
-    for k in range(n):
-        p = piv[k]
-        if p != k:
-            b[k], b[p] = b[p], b[k]
-    for i in range(n):
-        acc = b[i]
-        for j in range(i):
-            acc -= lu[i, j] * b[j]
-        b[i] = acc
-    for i in range(n - 1, -1, -1):
-        acc = b[i]
-        for j in range(i + 1, n):
-            acc -= lu[i, j] * b[j]
-        b[i] = acc / lu[i, i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -168,30 +114,6 @@ def _rescale_differences(d: np.ndarray, order: int, factor: float) -> None:
             for i in range(size):
                 acc += ru[i, j] * old[i]
             d[j, c] = acc
-
-
-@njit(cache=True, error_model="numpy")
-def _finite_difference_jacobian(rhs, p, i_app, t, y, f0, jac, work_y, work_f) -> None:
-    sqrt_eps = math.sqrt(EPS)
-    for j in range(y.size):
-        work_y[:] = y
-        delta = sqrt_eps * max(abs(y[j]), 1e-3)
-        work_y[j] = y[j] + delta
-        delta = work_y[j] - y[j]
-        rhs(t, work_y, p, i_app, work_f)
-        for i in range(y.size):
-            jac[i, j] = (work_f[i] - f0[i]) / delta
-
-
-@njit(cache=True, error_model="numpy")
-def _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, work_f0, work_f):
-    stats[STAT_JAC] += 1
-    if has_jacobian:
-        jacobian(t, y, p, i_app, jac)
-        return
-    rhs(t, y, p, i_app, work_f0)
-    stats[STAT_RHS] += 1 + y.size
-    _finite_difference_jacobian(rhs, p, i_app, t, y, work_f0, jac, work_y, work_f)
 
 
 @njit(cache=True, error_model="numpy")

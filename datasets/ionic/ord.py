@@ -24,6 +24,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from ionops.datasets.ionic.base import RHS_SIGNATURE, IonicModel
+from ionops.datasets.ionic.ord_currents import RTF, F, ghk, inak, ncx_fluxes
 from ionops.datasets.ionic.paced import paced_steady_state
 from ionops.errors import UserError
 
@@ -74,8 +75,6 @@ ORIGINAL_INITIAL_STATE = (
     0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0,
 )  # fmt: skip
 
-_R, _T, _F = 8314.0, 310.0, 96485.0
-_RTF = _R * _T / _F
 # Cell geometry (cm, uL)
 _L, _RAD = 0.01, 0.0011
 _VCELL = 1000.0 * 3.14 * _RAD * _RAD * _L
@@ -83,91 +82,6 @@ _AGEO = 2.0 * 3.14 * _RAD * _RAD + 2.0 * 3.14 * _RAD * _L
 _ACAP = 2.0 * _AGEO
 _VMYO, _VNSR, _VJSR, _VSS = 0.68 * _VCELL, 0.0552 * _VCELL, 0.0048 * _VCELL, 0.02 * _VCELL
 _KMCAMK = 0.15
-
-
-@njit(cache=True, error_model="numpy")
-def _x_over_expm1(x: float) -> float:
-    """x / (exp(x) - 1), continuous at 0 where it equals 1."""
-    if abs(x) < 1e-6:
-        return 1.0 - 0.5 * x + x * x / 12.0
-    return x / math.expm1(x)
-
-
-@njit(cache=True, error_model="numpy")
-def _ghk(z: float, vfrt: float, inside: float, outside: float) -> float:
-    """z^2 V F^2/(RT) (c_in e^{z V F/RT} - c_out) / (e^{z V F/RT} - 1), exact at V = 0."""
-    return z * _F * _x_over_expm1(z * vfrt) * (inside * math.exp(z * vfrt) - outside)
-
-
-@njit(cache=True, error_model="numpy")
-def _ncx_fluxes(v_frt, na_in, ca_in, nao, cao):
-    """Na and Ca transport rates of the Na/Ca exchanger (Kang & Hilgemann form)."""
-    kna1, kna2, kna3, kasymm = 15.0, 5.0, 88.12, 12.5
-    wna, wca, wnaca, kcaon, kcaoff = 6.0e4, 6.0e4, 5.0e3, 1.5e6, 5.0e3
-    hca = math.exp(0.167 * v_frt)
-    hna = math.exp(0.5224 * v_frt)
-    h1 = 1.0 + na_in / kna3 * (1.0 + hna)
-    h2 = na_in * hna / (kna3 * h1)
-    h3 = 1.0 / h1
-    h4 = 1.0 + na_in / kna1 * (1.0 + na_in / kna2)
-    h5 = na_in * na_in / (h4 * kna1 * kna2)
-    h6 = 1.0 / h4
-    h7 = 1.0 + nao / kna3 * (1.0 + 1.0 / hna)
-    h8 = nao / (kna3 * hna * h7)
-    h9 = 1.0 / h7
-    h10 = kasymm + 1.0 + nao / kna1 * (1.0 + nao / kna2)
-    h11 = nao * nao / (h10 * kna1 * kna2)
-    h12 = 1.0 / h10
-    k1 = h12 * cao * kcaon
-    k2 = kcaoff
-    k3p, k3pp = h9 * wca, h8 * wnaca
-    k3 = k3p + k3pp
-    k4p, k4pp = h3 * wca / hca, h2 * wnaca
-    k4 = k4p + k4pp
-    k5 = kcaoff
-    k6 = h6 * ca_in * kcaon
-    k7 = h5 * h2 * wna
-    k8 = h8 * h11 * wna
-    x1 = k2 * k4 * (k7 + k6) + k5 * k7 * (k2 + k3)
-    x2 = k1 * k7 * (k4 + k5) + k4 * k6 * (k1 + k8)
-    x3 = k1 * k3 * (k7 + k6) + k8 * k6 * (k2 + k3)
-    x4 = k2 * k8 * (k4 + k5) + k3 * k5 * (k1 + k8)
-    total = x1 + x2 + x3 + x4
-    e1, e2, e3, e4 = x1 / total, x2 / total, x3 / total, x4 / total
-    j_na = 3.0 * (e4 * k7 - e1 * k8) + e3 * k4pp - e2 * k3pp
-    j_ca = e2 * k2 - e1 * k1
-    return j_na, j_ca
-
-
-@njit(cache=True, error_model="numpy")
-def _inak(v_frt, nai, ki, nao, ko, pnak):
-    """Na/K pump current (uA/uF), original 2011 formulation."""
-    k1p, k1m, k2p, k2m = 949.5, 182.4, 687.2, 39.4
-    k3p, k3m, k4p, k4m = 1899.0, 79300.0, 639.0, 40.0
-    knai = 9.073 * math.exp(-0.1550 * v_frt / 3.0)
-    knao = 27.78 * math.exp((1.0 + 0.1550) * v_frt / 3.0)
-    kki, kko, mgadp, mgatp, kmgatp = 0.5, 0.3582, 0.05, 9.8, 1.698e-7
-    h, ep, khp, knap, kxkur = 1.0e-7, 4.2, 1.698e-7, 224.0, 292.0
-    p = ep / (1.0 + h / khp + nai / knap + ki / kxkur)
-    inner = (1.0 + nai / knai) ** 3 + (1.0 + ki / kki) ** 2 - 1.0
-    outer = (1.0 + nao / knao) ** 3 + (1.0 + ko / kko) ** 2 - 1.0
-    a1 = k1p * (nai / knai) ** 3 / inner
-    b1 = k1m * mgadp
-    a2 = k2p
-    b2 = k2m * (nao / knao) ** 3 / outer
-    a3 = k3p * (ko / kko) ** 2 / outer
-    b3 = k3m * p * h / (1.0 + mgatp / kmgatp)
-    a4 = k4p * mgatp / kmgatp / (1.0 + mgatp / kmgatp)
-    b4 = k4m * (ki / kki) ** 2 / inner
-    x1 = a4 * a1 * a2 + b2 * b4 * b3 + a2 * b4 * b3 + b3 * a1 * a2
-    x2 = b2 * b1 * b4 + a1 * a2 * a3 + a3 * b1 * b4 + a2 * a3 * b4
-    x3 = a2 * a3 * a4 + b3 * b2 * b1 + b2 * b1 * a4 + a3 * a4 * b1
-    x4 = b4 * b3 * b2 + a3 * a4 * a1 + b2 * a4 * a1 + b3 * b2 * a1
-    total = x1 + x2 + x3 + x4
-    e1, e2, e3, e4 = x1 / total, x2 / total, x3 / total, x4 / total
-    j_na = 3.0 * (e1 * a3 - e2 * b3)
-    j_k = 2.0 * (e4 * b1 - e3 * a1)
-    return pnak * (j_na + j_k)
 
 
 @njit(cache=True, error_model="numpy")
@@ -224,16 +138,16 @@ def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None: 
     celltype, nao, cao, ko = p[0], p[1], p[2], p[3]
     epi, mid = celltype == 1.0, celltype == 2.0
     i_stim = -i_app
-    vfrt = v / _RTF
+    vfrt = v / RTF
 
     # CaMKII
     camkb = 0.05 * (1.0 - camkt) / (1.0 + 0.0015 / cass)
     camka = camkb + camkt
     f_camk = 1.0 / (1.0 + _KMCAMK / camka)
 
-    ena = _RTF * math.log(nao / nai)
-    ek = _RTF * math.log(ko / ki)
-    eks = _RTF * math.log((ko + 0.01833 * nao) / (ki + 0.01833 * nai))
+    ena = RTF * math.log(nao / nai)
+    ek = RTF * math.log(ko / ki)
+    eks = RTF * math.log((ko + 0.01833 * nao) / (ki + 0.01833 * nai))
 
     # INa
     mss = 1.0 / (1.0 + math.exp(-(v + 39.57) / 9.871))
@@ -300,9 +214,9 @@ def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None: 
     fp = 0.6 * ffp + 0.4 * fs
     fcap = afcaf * fcafp + (1.0 - afcaf) * fcas
     anca = 1.0 / (1000.0 / jca + (1.0 + 0.002 / cass) ** 4)
-    phi_ca = _ghk(2.0, vfrt, cass, 0.341 * cao)
-    phi_na = _ghk(1.0, vfrt, 0.75 * nass, 0.75 * nao)
-    phi_k = _ghk(1.0, vfrt, 0.75 * kss, 0.75 * ko)
+    phi_ca = ghk(2.0, vfrt, cass, 0.341 * cao)
+    phi_na = ghk(1.0, vfrt, 0.75 * nass, 0.75 * nao)
+    phi_k = ghk(1.0, vfrt, 0.75 * kss, 0.75 * ko)
     pca = p[7] * (1.2 if epi else 2.5 if mid else 1.0)
     open_np = d * (f * (1.0 - nca) + jca * fca * nca) * (1.0 - f_camk)
     open_p = d * (fp * (1.0 - nca) + jca * fcap * nca) * f_camk * 1.1
@@ -343,19 +257,19 @@ def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None: 
 
     # INaCa (myoplasm 80 %, subspace 20 %)
     g_ncx = p[11] * (1.1 if epi else 1.4 if mid else 1.0)
-    j_na_i, j_ca_i = _ncx_fluxes(vfrt, nai, cai, nao, cao)
+    j_na_i, j_ca_i = ncx_fluxes(vfrt, nai, cai, nao, cao)
     allo_i = 1.0 / (1.0 + (150.0e-6 / cai) ** 2)
     i_naca_i = 0.8 * g_ncx * allo_i * (j_na_i + 2.0 * j_ca_i)
-    j_na_ss, j_ca_ss = _ncx_fluxes(vfrt, nass, cass, nao, cao)
+    j_na_ss, j_ca_ss = ncx_fluxes(vfrt, nass, cass, nao, cao)
     allo_ss = 1.0 / (1.0 + (150.0e-6 / cass) ** 2)
     i_naca_ss = 0.2 * g_ncx * allo_ss * (j_na_ss + 2.0 * j_ca_ss)
 
     # INaK, background currents, sarcolemmal pump
-    i_nak = _inak(vfrt, nai, ki, nao, ko, p[12] * (0.9 if epi else 0.7 if mid else 1.0))
+    i_nak = inak(vfrt, nai, ki, nao, ko, p[12] * (0.9 if epi else 0.7 if mid else 1.0))
     xkb = 1.0 / (1.0 + math.exp(-(v - 14.48) / 18.34))
     i_kb = p[13] * (0.6 if epi else 1.0) * xkb * (v - ek)
-    i_nab = p[14] * _ghk(1.0, vfrt, nai, nao)
-    i_cab = p[15] * _ghk(2.0, vfrt, cai, 0.341 * cao)
+    i_nab = p[14] * ghk(1.0, vfrt, nai, nao)
+    i_cab = p[15] * ghk(2.0, vfrt, cai, 0.341 * cao)
     i_pca = p[16] * cai / (0.0005 + cai)
 
     # Ca release (RyR), uptake (SERCA), transfer and diffusion
@@ -389,7 +303,7 @@ def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None: 
         i_na + i_nal + i_to + i_cal + i_cana + i_cak + i_kr + i_ks + i_k1
         + i_naca_i + i_naca_ss + i_nak + i_nab + i_kb + i_pca + i_cab
     )  # fmt: skip
-    a_f = _ACAP / _F
+    a_f = _ACAP / F
     dydt[0] = -(i_ion + i_stim)
     dydt[1] = (
         -(i_na + i_nal + 3.0 * i_naca_i + 3.0 * i_nak + i_nab) * a_f / _VMYO
