@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ionops.config import load_experiment, shipped_experiments
-from ionops.config_cli import add_override_option
+from ionops.config import load_experiment
+from ionops.config_cli import add_experiment_argument, add_override_option
 from ionops.workdir import dataset_path
 
 
@@ -20,10 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "An interrupted run continues when the same command is run again."
         ),
     )
-    parser.add_argument(
-        "experiment",
-        help=f"shipped experiment ({', '.join(shipped_experiments())}) or a TOML file",
-    )
+    add_experiment_argument(parser)
     parser.add_argument("--output", type=Path, help="HDF5 file (default: WORKDIR/data/NAME.h5)")
     parser.add_argument("--fraction", type=float, help="scale every subset count (0, 1]")
     parser.add_argument("--n-t", type=int, dest="n_t", help="grid points on [0, T]")

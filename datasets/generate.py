@@ -204,9 +204,11 @@ def generate(
     rank = 0 if comm is None else comm.Get_rank()
     started = time.perf_counter()
     setup: tuple[str, Any] = ("ok", None)
+    plan: Plan | None = None
     if rank == 0:
         try:
-            setup = ("ok", _prepare(spec, output, overwrite=overwrite, resume=resume))
+            plan = make_plan(spec)
+            setup = ("ok", _prepare(plan, output, overwrite=overwrite, resume=resume))
         except IonopsError as exc:
             setup = ("error", str(exc))
     if comm is not None:
@@ -218,7 +220,7 @@ def generate(
         seconds = time.perf_counter() - started
         return GenerationReport(output, state["n_samples"], 0, seconds, written=False)
 
-    plan = make_plan(spec)
+    plan = plan or make_plan(spec)  # ranks other than 0 draw the same plan themselves
     partial = _partial_folder(output)
     journal = partial / f"{state['run_id']}-r{rank:04d}.journal"
     index = _task_index(plan)
@@ -265,11 +267,9 @@ def _task_index(plan: Plan) -> list[tuple[int, int]]:
     return [(s, k) for s, split in enumerate(SPLITS) for k in range(len(plan.samples[split]))]
 
 
-def _prepare(
-    spec: GenerationSpec, output: Path, *, overwrite: bool, resume: bool
-) -> dict[str, Any]:
-    """Rank 0: validate, settle what exists on disk, and list the samples still to solve."""
-    plan = make_plan(spec)
+def _prepare(plan: Plan, output: Path, *, overwrite: bool, resume: bool) -> dict[str, Any]:
+    """Rank 0: settle what exists on disk, and list the samples still to solve."""
+    spec = plan.spec
     n_samples = sum(len(t) for t in plan.samples.values())
     partial = _partial_folder(output)
     manifest = spec.manifest()

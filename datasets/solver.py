@@ -92,23 +92,27 @@ def stimulus_segments(
     return [(0.0, t_stim, amplitude), (t_stim, t_end, 0.0)]
 
 
-def _attempt(
+def integrate_protocol(
     model: IonicModel,
     p: NDArray[np.float64],
     y0: NDArray[np.float64],
+    segments: NDArray[np.float64],
     t_grid: NDArray[np.float64],
-    amplitude: float,
-    t_stim: float,
     settings: SolverSettings,
 ) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
-    segments = np.array(stimulus_segments(amplitude, t_stim, float(t_grid[-1])), dtype=np.float64)
+    """One compiled call over ``segments`` (k, 3) rows of (start, end, current).
+
+    Returns (status, states (n_states, n_t) with NaN where not reached, stats).
+    """
     has_jacobian = model.jacobian is not None
+    segments = np.asarray(segments, dtype=np.float64)
     status, y_out, stats = _bdf.integrate(
         model.rhs, model.jacobian if has_jacobian else _no_jacobian, has_jacobian,
         np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(y0, dtype=np.float64),
         np.ascontiguousarray(segments[:, 0]), np.ascontiguousarray(segments[:, 1]),
-        np.ascontiguousarray(segments[:, 2]), t_grid, float(settings.rtol),
-        settings.atol_vector(model.n_states), int(settings.max_steps), float(settings.max_step),
+        np.ascontiguousarray(segments[:, 2]), np.ascontiguousarray(t_grid, dtype=np.float64),
+        float(settings.rtol), settings.atol_vector(model.n_states), int(settings.max_steps),
+        float(settings.max_step),
     )  # fmt: skip
     return int(status), y_out, stats
 
@@ -135,7 +139,8 @@ def solve(
     attempts = [settings, *(retries if retries is not None else [settings.tightened()])]
     tried = []
     for number, attempt in enumerate(attempts, start=1):
-        status, y_out, stats = _attempt(model, p, y0, t_grid, amplitude, t_stim, attempt)
+        segments = np.array(stimulus_segments(amplitude, t_stim, float(t_grid[-1])))
+        status, y_out, stats = integrate_protocol(model, p, y0, segments, t_grid, attempt)
         if status == _bdf.SUCCESS and np.isfinite(y_out).all():
             counters = dict(zip(STAT_NAMES, (int(s) for s in stats), strict=True))
             return Solution(y_out, counters, attempt, number)

@@ -19,6 +19,14 @@ def add_override_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_experiment_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional EXPERIMENT argument: a shipped name or a TOML file."""
+    parser.add_argument(
+        "experiment",
+        help=f"shipped experiment ({', '.join(shipped_experiments())}) or a TOML file",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "config",

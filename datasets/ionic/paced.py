@@ -41,7 +41,7 @@ def paced_steady_state(
 ) -> NDArray[np.float64]:
     """The state after ``n_beats`` paced beats from ``y0`` (cached on disk)."""
     from ionops.datasets import _bdf
-    from ionops.datasets.solver import _no_jacobian
+    from ionops.datasets.solver import SolverSettings, integrate_protocol
 
     rtol, atol = model.tolerances
     rtol = rtol / 100.0
@@ -58,11 +58,15 @@ def paced_steady_state(
     starts = np.repeat(np.arange(n_beats) * period, 2) + np.tile([0.0, duration], n_beats)
     ends = np.append(starts[1:], n_beats * period)
     currents = np.tile([amplitude, 0.0], n_beats)
-    status, y_out, _ = _bdf.integrate(
-        model.rhs, _no_jacobian, False, np.ascontiguousarray(p, dtype=np.float64),
-        np.ascontiguousarray(y0, dtype=np.float64), starts, ends, currents,
-        np.array([n_beats * period]), rtol, np.ascontiguousarray(atol_vector), 10_000_000, np.inf,
-    )  # fmt: skip
+    settings = SolverSettings(rtol=rtol, atol=tuple(atol_vector), max_steps=10_000_000)
+    status, y_out, _ = integrate_protocol(
+        model,
+        p,
+        y0,
+        np.stack([starts, ends, currents], axis=1),
+        np.array([n_beats * period]),
+        settings,
+    )
     if status != _bdf.SUCCESS or not np.isfinite(y_out).all():
         raise IonopsError(
             f"pacing {model.name} to steady state failed: {_bdf.STATUS_TEXT.get(int(status))}"

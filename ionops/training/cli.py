@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ionops.config import dump_toml, load_experiment, shipped_experiments
-from ionops.config_cli import add_override_option
+from ionops.config import dump_toml, load_experiment
+from ionops.config_cli import add_experiment_argument, add_override_option
 from ionops.workdir import dataset_path, default_workdir
 
 SUMMARY_METRICS = ("rel_l1", "rel_l2", "rel_h1", "phys_rel_l2")
@@ -23,9 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "progress bar; log parameters and per-epoch metrics to MLflow and print a summary."
         ),
     )
-    parser.add_argument(
-        "experiment", help=f"shipped experiment ({', '.join(shipped_experiments())}) or TOML file"
-    )
+    add_experiment_argument(parser)
     add_override_option(parser)
     parser.add_argument("--data", type=Path, help="dataset file (default: from [data])")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
