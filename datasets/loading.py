@@ -10,7 +10,12 @@ Normalisations:
 
 - ``per_time`` (the paper's): z-score at every time point and state,
   ``(x - mean[s, t]) / (std[s, t] + eps)``, like neuraloperator's
-  ``UnitGaussianNormalizer``;
+  ``UnitGaussianNormalizer``, except where the training split has almost no
+  spread at a time point (std below ``FLAT`` times the variable's overall
+  std: every training stimulus ended before t, or the shared initial state
+  at t = 0). There the variable's overall std divides instead, so a
+  validation sample whose stimulus lasts longer than every training one
+  stays of order one rather than being divided by eps;
 - ``per_variable``: one mean and standard deviation per state;
 - ``none``: the physical values.
 """
@@ -33,6 +38,7 @@ from ionops.errors import UserError
 Normalisation = Literal["per_time", "per_variable", "none"]
 NORMALISATIONS: tuple[str, ...] = ("per_time", "per_variable", "none")
 EPS = 1e-5
+FLAT = 1e-3
 _BLOCK_BYTES = 16 * 2**20  # statistics are accumulated in float64 blocks of about this size
 
 
@@ -81,13 +87,16 @@ def fit_normalizer(
         count += values.shape[0]
     if count == 0:
         raise UserError("cannot fit a normalisation on an empty training split")
+    overall_mean = total.sum(axis=1, keepdims=True) / (count * n_t)
+    overall = np.maximum(total_sq.sum(axis=1, keepdims=True) / (count * n_t)
+                         - np.square(overall_mean), 0.0) ** 0.5  # fmt: skip
     if kind == "per_variable":
-        total = total.sum(axis=1, keepdims=True)
-        total_sq = total_sq.sum(axis=1, keepdims=True)
-        count *= n_t
-    mean = total / count
-    variance = np.maximum(total_sq / count - np.square(mean), 0.0)
-    return Normalizer(torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(variance)).float())
+        mean, std = overall_mean, overall
+    else:
+        mean = total / count
+        std = np.maximum(total_sq / count - np.square(mean), 0.0) ** 0.5
+        std = np.where(std < FLAT * overall, overall, std)
+    return Normalizer(torch.from_numpy(mean).float(), torch.from_numpy(std).float())
 
 
 @dataclass

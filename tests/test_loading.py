@@ -17,8 +17,25 @@ def test_per_time_normalisation_uses_training_statistics(hh_dataset):
     assert mean.abs().max() < 1e-4
     # unit variance wherever the training states actually vary at that time point
     std = train.double().std(dim=0, unbiased=False)
-    varying = data.target_normalizer.std > 1e-2
+    varying = std > 1e-2
+    assert varying.float().mean() > 0.5
     torch.testing.assert_close(std[varying], torch.ones_like(std[varying]), atol=1e-3, rtol=0)
+
+
+def test_flat_training_time_points_fall_back_to_the_overall_spread():
+    # every training stimulus ended by t = 1; a validation stimulus lasting to t = 3
+    rng = np.random.default_rng(1)
+    train = np.zeros((20, 1, 6))
+    train[:, 0, :2] = rng.uniform(1.0, 2.0, size=(20, 1))
+    normalizer = fit_normalizer([train], "per_time", channels=1, n_t=6)
+    overall = train.std()
+    np.testing.assert_allclose(normalizer.std[0, 2:].numpy(), overall, rtol=1e-6)
+    assert (normalizer.std[0, :2].numpy() < overall).all()
+    validation = torch.zeros(1, 1, 6)
+    validation[0, 0, :4] = 1.5
+    encoded = normalizer.encode_(validation.clone())
+    assert encoded.abs().max() < 10, "a longer stimulus must not be divided by eps"
+    torch.testing.assert_close(normalizer.decode(encoded), validation)
 
 
 @pytest.mark.parametrize("kind", ["per_time", "per_variable", "none"])
