@@ -144,6 +144,13 @@ class SearchConfig(_Section):
     space caps parameters by ``parameter_cap``: ``"budget"`` is the paper's
     rule (spectral weights limited to ``spectral_budget``, k_max derived per
     sampled d_v and L); an integer caps the whole model's parameter count.
+
+    Resources: each trial holds ``cpus_per_trial`` cores and
+    ``gpus_per_trial`` GPUs (``"auto"``: half a GPU, as the paper did, where
+    the cluster has GPUs, else none). ``max_concurrent`` trials run at once
+    (``"auto"``: as many as the resources hold), so TPE sees results before
+    it proposes more. A trial checkpoints every ``checkpoint_every`` epochs and
+    a trial whose worker dies is retried ``max_failures`` times from there.
     """
 
     space: Literal["unconstrained", "constrained"] = "unconstrained"
@@ -154,6 +161,11 @@ class SearchConfig(_Section):
     reduction_factor: int = Field(default=4, ge=2)
     parameter_cap: Literal["budget"] | Annotated[int, Field(ge=1)] = "budget"
     spectral_budget: int = Field(default=524_288, ge=1)
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    gpus_per_trial: Literal["auto"] | Annotated[float, Field(ge=0)] = "auto"
+    max_concurrent: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    checkpoint_every: int = Field(default=10, ge=1)
+    max_failures: int = Field(default=3, ge=0)
     unconstrained: SpaceConfig = SpaceConfig(d_v=[8, 16, 32, 64, 96, 128, 160, 192, 224, 256])
     constrained: SpaceConfig = SpaceConfig(d_v=[4, 8, 16, 32, 48, 64, 96, 128])
 

@@ -36,6 +36,8 @@ def client(workdir: Path) -> Any:
     """An MlflowClient on this store (created on first use)."""
     import mlflow
 
+    # a tracking server makes the client print a "View run" link per run; ionops prints its own
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     workdir.mkdir(parents=True, exist_ok=True)
     return mlflow.tracking.MlflowClient(tracking_uri=tracking_uri(workdir))
 

@@ -20,3 +20,14 @@ def dataset_path(data: Any, workdir: Path | None = None) -> Path:
     """
     name = f"{data.ionic_model}_f{data.fraction:g}_nt{data.n_t}_T{data.t_end_ms:g}_s{data.seed}.h5"
     return (workdir or default_workdir()) / "data" / name
+
+
+def ensure_dataset(experiment: Any, workdir: Path) -> Path:
+    """The experiment's dataset file, generated first (serially) when it is missing."""
+    from ionops.datasets.generate import GenerationSpec, generate
+
+    path = dataset_path(experiment.data, workdir)
+    if not path.exists():
+        print(f"no dataset at {path}: generating it first (ionops generate {experiment.name})")
+        generate(GenerationSpec.from_config(experiment.data), path)
+    return path

@@ -9,7 +9,7 @@ from typing import Any
 
 from ionops.config import dump_toml, load_experiment
 from ionops.config_cli import add_experiment_argument, add_override_option
-from ionops.workdir import dataset_path, default_workdir
+from ionops.workdir import default_workdir, ensure_dataset
 
 SUMMARY_METRICS = ("rel_l1", "rel_l2", "rel_h1", "phys_rel_l2")
 
@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_experiment(args.experiment, args.overrides)
     workdir = default_workdir()
-    path = args.data or _ensure_dataset(config, workdir)
+    path = args.data or ensure_dataset(config, workdir)
     data = load_dataset(path, config.training.normalisation)
     arch = FNOArchitecture(**config.fno.model_dump(), n_states=len(data.state_names))
     validate(arch, n_t=data.time.size)
@@ -94,16 +94,6 @@ def _run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
     print(f"MLflow run {writer.run_id}; browse with: {tracking.ui_command(workdir)}")
     return 0
-
-
-def _ensure_dataset(config: Any, workdir: Path) -> Path:
-    from ionops.datasets.generate import GenerationSpec, generate
-
-    path = dataset_path(config.data, workdir)
-    if not path.exists():
-        print(f"no dataset at {path}: generating it first (ionops generate {config.name})")
-        generate(GenerationSpec.from_config(config.data), path)
-    return path
 
 
 def _summary(result: Any, parameter_count: int, state_names: list[str]) -> str:

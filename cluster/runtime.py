@@ -1,0 +1,110 @@
+"""Connecting the driver to Ray: a local Ray on this machine, or a named cluster address.
+
+Ray 2.60 pitfalls handled here rather than documented away:
+
+- token authentication switches on for a head started while ``~/.ray/auth_token``
+  exists, but not for a driver given an explicit address; the driver therefore
+  always sets ``RAY_AUTH_MODE`` explicitly (``disabled`` for its own local Ray
+  unless the user set it);
+- Unix-socket paths limit Ray's temp dir to about 45 characters, and clusters
+  often set a long ``$TMPDIR``: ionops uses a short node-local folder and names
+  the limit if ``IONOPS_RAY_TMPDIR`` is too long;
+- ``address="auto"`` may attach to someone else's Ray on the node: an address
+  is only ever used when given explicitly (``--address`` or ``RAY_ADDRESS``);
+- the dashboard stays off for a local Ray (an open dashboard runs any code for
+  whoever reaches its port); usage statistics are off (no network).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ionops.errors import UserError
+
+RAY_TMPDIR_LIMIT = 45
+MIN_OBJECT_STORE = 96 * 2**20
+
+
+@dataclass(frozen=True)
+class RayResources:
+    """What the driver's Ray holds in all: CPUs and GPUs."""
+
+    cpus: float
+    gpus: float
+
+
+def ray_tmpdir() -> Path:
+    """The short temp dir for a local Ray: $IONOPS_RAY_TMPDIR or /tmp/ionops-ray-UID."""
+    path = Path(os.environ.get("IONOPS_RAY_TMPDIR") or f"/tmp/ionops-ray-{os.getuid()}")
+    if len(str(path)) > RAY_TMPDIR_LIMIT:
+        raise UserError(
+            f"IONOPS_RAY_TMPDIR = {str(path)!r} is {len(str(path))} characters; Ray's Unix "
+            f"sockets need at most {RAY_TMPDIR_LIMIT} (use a short node-local path such as "
+            "/tmp/ionops-ray)"
+        )
+    return path
+
+
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    object_store_bytes: int | None = None,
+) -> RayResources:
+    """Start or join Ray for this driver and return what it holds.
+
+    ``address`` (or ``$RAY_ADDRESS``) joins that cluster; otherwise a local Ray
+    starts with this machine's cores (or ``num_cpus``), no dashboard, and an
+    object store of ``object_store_bytes`` (Ray's default when None).
+    """
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # num_to_keep=1 snapshots the experiment with each checkpoint, on purpose (resume)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    quiet_ray_loggers()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address == "auto":
+        raise UserError(
+            "address 'auto' may join another job's Ray on this node; give the head's "
+            "address explicitly (host:port)"
+        )
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        else:
+            store = None if object_store_bytes is None else max(object_store_bytes,
+                                                                 MIN_OBJECT_STORE)  # fmt: skip
+            ray.init(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                object_store_memory=store,
+                include_dashboard=False,
+                _temp_dir=str(ray_tmpdir()),
+                logging_level="WARNING",
+                configure_logging=True,
+            )
+    total = ray.cluster_resources()
+    return RayResources(cpus=float(total.get("CPU", 0.0)), gpus=float(total.get("GPU", 0.0)))
+
+
+def disconnect() -> None:
+    """Leave Ray (and stop the local Ray this driver started)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def quiet_ray_loggers() -> None:
+    """Silence Ray's per-checkpoint INFO lines and its notes on result files ionops skips."""
+    import logging
+
+    for name in ("ray.train", "ray.tune", "ray.tune.analysis.experiment_analysis"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,0 +1,259 @@
+"""Five-seed retraining of a search's best configuration, in parallel on Ray, with a summary.
+
+A retraining lives in ``WORKDIR/retrains/NAME`` (NAME: the search's name):
+``retrain.json`` (the search it retrains, the point, the seeds, the MLflow
+parent run), ``tune/`` (Ray Tune's state: per-seed checkpoints, so a killed
+retraining continues where it stopped), ``seed-S/`` (each seed's final
+checkpoint and per-sample errors) and the summary: ``summary.md``,
+``summary.csv``, ``summary.json``, as the paper's Tables 7, 10 and 12 with
+relative L1, L2 and H1 and per-variable errors besides.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ionops import tracking
+from ionops.config import ExperimentConfig
+from ionops.errors import UserError
+from ionops.hpo.common import (
+    connect_for,
+    gpus_per_trial,
+    load_data,
+    sigterm_as_sigusr1,
+    write_json,
+)
+from ionops.hpo.search import load_outcome
+from ionops.hpo.spaces import configure
+from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, run_trial
+
+STATE_FILE = "retrain.json"
+SPLITS = ("train", "validation", "test")
+METRICS = ("rel_l1", "rel_l2", "rel_h1")
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    seeds: int = 5
+    allow_unfinished: bool = False
+    address: str | None = None
+    device: str = "auto"
+    mixed_precision: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    folder: Path
+    complete: bool
+    seeds: list[int]
+    per_seed: dict[int, dict[str, float]]
+    summary: dict[str, tuple[float, float]]
+
+
+def retrain_folder(workdir: Path, name: str) -> Path:
+    return workdir / "retrains" / name
+
+
+def run_retrain(
+    experiment: ExperimentConfig,
+    search: Path,
+    workdir: Path,
+    options: RetrainOptions = RetrainOptions(),
+) -> RetrainOutcome:
+    """Retrain the best trial of the search in ``search`` with ``options.seeds`` seeds."""
+    found = load_outcome(search)
+    if found.best is None:
+        raise UserError(f"the search in {search} has no finished trial to retrain")
+    if not found.complete and not options.allow_unfinished:
+        done = sum(t.outcome != "unfinished" for t in found.trials)
+        raise UserError(
+            f"the search in {search} is unfinished ({done} of {experiment.search.num_samples} "
+            "trials); finish it with `ionops tune` (same arguments) or retrain its best trial "
+            "so far with --allow-unfinished"
+        )
+    folder = retrain_folder(workdir, search.name).resolve()
+    seeds = [experiment.training.seed + k for k in range(options.seeds)]
+    state = _open_state(folder, experiment, found.best, seeds, workdir, search)
+    if state.get("complete"):
+        return _outcome(folder, state, complete=True)
+
+    data = load_data(experiment, workdir)
+    resources = connect_for(data, options.address)
+    epochs = experiment.training.epochs
+    plan = TrialPlan(
+        experiment=experiment, eval_splits=SPLITS, eval_every=max(1, epochs // 100),
+        checkpoint_every=experiment.search.checkpoint_every,
+        threads=max(1, int(experiment.search.cpus_per_trial)), keep_outputs=True,
+        device=options.device, mixed_precision=options.mixed_precision,
+    )  # fmt: skip
+    gpus = gpus_per_trial(experiment, resources.gpus)
+    tuner = _tuner(experiment, folder, state, data, plan, gpus, workdir, options)
+    print(f"retraining {search.name} #{found.best.index} ({found.best.point['parameter_count']:,}"
+          f" parameters) with seeds {seeds}; folder {folder}", flush=True)  # fmt: skip
+    with sigterm_as_sigusr1():
+        grid = tuner.fit()
+    finished = {}
+    for result in grid:
+        if result.error is None and result.metrics.get("final") and result.checkpoint:
+            seed = int(result.config["seed"])
+            with result.checkpoint.as_directory() as saved:
+                target = folder / f"seed-{seed}"
+                target.mkdir(parents=True, exist_ok=True)
+                for name in ("checkpoint.pt", PER_SAMPLE_FILE):
+                    shutil.copyfile(Path(saved) / name, target / name)
+            finished[seed] = {
+                k: float(v) for k, v in result.metrics.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }  # fmt: skip
+    errored = [r for r in grid if r.error is not None]
+    if errored:
+        raise UserError(f"{len(errored)} of {len(seeds)} seeds failed; first error: "
+                        f"{errored[0].error}")  # fmt: skip
+    state["per_seed"] = {str(s): finished[s] for s in sorted(finished)}
+    complete = sorted(finished) == seeds
+    if complete:
+        _write_summary(folder, state, workdir)
+    write_json(folder / STATE_FILE, state)
+    return _outcome(folder, state, complete)
+
+
+def _open_state(
+    folder: Path,
+    experiment: ExperimentConfig,
+    best: Any,
+    seeds: list[int],
+    workdir: Path,
+    search: Path,
+) -> dict[str, Any]:
+    path = folder / STATE_FILE
+    if path.exists():
+        state: dict[str, Any] = json.loads(path.read_text())
+        if state["point"] != best.point or state["seeds"] != seeds:
+            raise UserError(
+                f"{folder} retrains trial #{state['index']} with seeds {state['seeds']}; the "
+                f"search's best is now #{best.index} with seeds {seeds}: remove {folder} to "
+                "retrain again"
+            )
+        return state
+    client = tracking.client(workdir)
+    experiment_id = tracking.experiment_id(client, f"ionops/{experiment.name}/retrain", workdir)
+    parent = tracking.RunWriter.start(client, experiment_id, search.name,
+                                      {"ionops.kind": "retrain"})  # fmt: skip
+    parent.params({
+        **best.point, "seeds": seeds, "search": str(search), "search_trial": best.trial_id,
+        "epochs": experiment.training.epochs,
+    })  # fmt: skip
+    state = {"search": str(search), "index": best.index, "trial_id": best.trial_id,
+             "point": best.point, "seeds": seeds, "parent_run_id": parent.run_id,
+             "mlflow_experiment_id": experiment_id, "complete": False}  # fmt: skip
+    write_json(path, state)
+    return state
+
+
+def _tuner(
+    experiment: ExperimentConfig,
+    folder: Path,
+    state: dict[str, Any],
+    data: Any,
+    plan: TrialPlan,
+    gpus_per_trial: float,
+    workdir: Path,
+    options: RetrainOptions,
+) -> Any:
+    from ray import tune
+
+    from ionops.hpo.runs import TrialRuns
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, data=data, plan=plan),
+        {"cpu": experiment.search.cpus_per_trial, "gpu": gpus_per_trial},
+    )
+    path = folder / "tune"
+    if path.exists() and tune.Tuner.can_restore(str(path)):
+        print(f"resuming the retraining in {folder}", flush=True)
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True)
+    n_t, n_states = data.time.size, len(data.state_names)
+
+    def describe(point: dict[str, Any]) -> dict[str, Any]:
+        return {**configure(point, experiment, n_t, n_states).record(), "seed": point["seed"]}
+
+    runs = TrialRuns(
+        workdir, state["mlflow_experiment_id"], state["parent_run_id"],
+        max_epochs=experiment.training.epochs, describe=describe, run_prefix="seed",
+        total=len(state["seeds"]), show_progress=options.progress, metric="test/rel_l2",
+    )  # fmt: skip
+    return tune.Tuner(
+        trainable,
+        param_space={**state["point"], "seed": tune.grid_search(state["seeds"])},
+        tune_config=tune.TuneConfig(reuse_actors=False),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(folder),
+            callbacks=[runs],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=experiment.search.max_failures),
+            verbose=0,
+        ),
+    )
+
+
+def summary_rows(per_seed: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation over seeds of every final metric."""
+    keys = sorted(set.intersection(*(set(m) for m in per_seed.values())))
+    out = {}
+    for key in keys:
+        values = [m[key] for m in per_seed.values()]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[key] = (statistics.fmean(values), spread)
+    return out
+
+
+def _write_summary(folder: Path, state: dict[str, Any], workdir: Path) -> None:
+    summary = summary_rows(state["per_seed"])
+    parameters = int(state["point"]["parameter_count"])
+    lines = ["| quantity | mean ± std |", "|---|---|", f"| parameters | {parameters:,} |"]
+    for key, label, scale, unit in (
+        ("peak_memory_bytes", "peak memory", 2**-20, " MiB"),
+        ("train_seconds", "training time", 1.0, " s"),
+    ):
+        mean, spread = summary[key]
+        lines.append(f"| {label} | {mean * scale:,.1f} ± {spread * scale:,.1f}{unit} |")
+    for split in ("train", "test"):
+        for metric in METRICS:
+            mean, spread = summary.get(f"{split}/{metric}", (float("nan"),) * 2)
+            lines.append(f"| {split} relative {metric[4:].upper()} | "
+                         f"{mean:.3%} ± {spread:.3%} |")  # fmt: skip
+    variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith("test/rel_l2/"))
+    if variables:
+        lines += ["", "| state variable | test rel. L2 (mean ± std) |", "|---|---|"]
+        for name in variables:
+            mean, spread = summary[f"test/rel_l2/{name}"]
+            lines.append(f"| {name} | {mean:.3%} ± {spread:.3%} |")
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+    with (folder / "summary.csv").open("w") as handle:
+        handle.write("metric,mean,std\n")
+        handle.write(f"parameter_count,{parameters},0\n")
+        for key, (mean, spread) in summary.items():
+            handle.write(f"{key},{mean!r},{spread!r}\n")
+    write_json(folder / "summary.json", {"parameter_count": parameters, "seeds": state["seeds"],
+                                          "mean_std": summary})  # fmt: skip
+    client = tracking.client(workdir)
+    parent = tracking.RunWriter(client, state["parent_run_id"])
+    parent.metrics({f"{k}/mean": v[0] for k, v in summary.items()}
+                   | {f"{k}/std": v[1] for k, v in summary.items()}, step=0)  # fmt: skip
+    for name in ("summary.md", "summary.csv"):
+        parent.artifact(folder / name)
+    parent.end(tracking.FINISHED)
+    state["complete"] = True
+
+
+def _outcome(folder: Path, state: dict[str, Any], complete: bool) -> RetrainOutcome:
+    per_seed = {int(k): v for k, v in state.get("per_seed", {}).items()}
+    summary = summary_rows(state["per_seed"]) if per_seed else {}
+    return RetrainOutcome(folder, complete, state["seeds"], per_seed, summary)

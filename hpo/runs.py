@@ -1,0 +1,253 @@
+"""MLflow for a search: one parent run, one child run per trial, written by the driver only.
+
+:class:`TrialRuns` is a Ray Tune callback. Unlike Ray's stock MLflow logger it
+
+- finds a trial's existing run after a resume (by its ``ionops.trial_id`` tag
+  under the parent) instead of opening a second one, and reopens it;
+- logs each epoch once: steps at or below the run's last logged step are
+  skipped, so a trial rerun from an older checkpoint repeats nothing;
+- batches metrics: one ``log_batch`` per trial every ``flush_seconds``, and at
+  once when a result carries a checkpoint, so everything up to a checkpoint
+  Tune may resume from is in MLflow before Tune records that checkpoint;
+- ends every run FINISHED (trained to the last epoch), KILLED (stopped by
+  ASHA, or still running when the search was interrupted) or FAILED, with the
+  outcome in the ``ionops.outcome`` tag.
+
+It keeps only plain settings between sessions (Tune pickles callbacks with
+the search), and opens its MLflow client in ``setup``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from ionops import tracking
+
+TRIAL_TAG = "ionops.trial_id"
+OUTCOME_TAG = "ionops.outcome"
+PARENT_TAG = "mlflow.parentRunId"
+# what the trainable reports besides ``split/metric`` keys (Tune adds its own bookkeeping)
+METRICS = {"train_loss", "learning_rate", "train_seconds", "peak_memory_bytes"}
+
+# the ionops outcome of a trial, and the MLflow status its run ends with
+OUTCOMES = {
+    "completed": tracking.FINISHED,
+    "stopped": tracking.KILLED,
+    "errored": tracking.FAILED,
+    "interrupted": tracking.KILLED,
+}
+
+
+@dataclass(frozen=True)
+class KnownRun:
+    """A trial's run found in MLflow: its id, last logged epoch, outcome and last metric."""
+
+    run_id: str
+    last_step: int
+    outcome: str
+    metric: float | None = None
+
+
+@dataclass
+class _OpenRun:
+    run_id: str
+    last_step: int
+    pending: dict[int, dict[str, float]] = field(default_factory=dict)
+    flushed_at: float = field(default_factory=time.monotonic)
+
+
+class TrialRuns(Callback):
+    """Parent/child MLflow runs of one search; ``describe(config)`` gives a trial's parameters."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        experiment_id: str,
+        parent_run_id: str,
+        max_epochs: int,
+        describe: Callable[[dict[str, Any]], dict[str, Any]],
+        run_prefix: str = "trial",
+        flush_seconds: float = 2.0,
+        total: int | None = None,
+        show_progress: bool = True,
+        metric: str = "validation/rel_l2",
+        stopped_file: Path | None = None,
+    ) -> None:
+        self.workdir, self.experiment_id = Path(workdir), experiment_id
+        self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
+        self.describe, self.run_prefix, self.flush_seconds = describe, run_prefix, flush_seconds
+        self.total, self.show_progress, self.metric = total, show_progress, metric
+        self.stopped_file = stopped_file
+        self._client: Any = None
+        self._open: dict[str, _OpenRun] = {}
+        self._known: dict[str, KnownRun] = {}
+        self._progress: Progress | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_client=None, _open={}, _known={}, _progress=None)
+        return state
+
+    # -- Tune's hooks -------------------------------------------------------------------------
+    def setup(self, **info: Any) -> None:
+        self._client = tracking.client(self.workdir)
+        self._known = self.existing_runs()
+        if self.show_progress:
+            self._progress = Progress(self.total, self._known.values(), self.run_prefix)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._run_of(trial)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        run = self._run_of(trial)
+        epoch = int(result.get("epoch", 0))
+        values = {k: float(v) for k, v in result.items() if _is_metric(k, v)}
+        if result.get("final"):
+            run.pending.setdefault(epoch, {}).update(values)
+        elif epoch > run.last_step:
+            run.pending[epoch] = {**values, "epoch": float(epoch)}
+            run.last_step = epoch
+        if result.get("checkpointed") or time.monotonic() - run.flushed_at > self.flush_seconds:
+            self._flush(run)
+        if self._progress is not None and self.metric in result:
+            self._progress.result(float(result[self.metric]))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        from ionops.hpo.asha import stopped_trials
+
+        epoch = int((trial.last_result or {}).get("epoch", 0))
+        if epoch >= self.max_epochs:
+            self._end(trial, "completed")
+        elif self.stopped_file and trial.trial_id in stopped_trials(self.stopped_file):
+            self._end(trial, "stopped")
+        else:  # Tune ends running trials this way when the search is interrupted
+            self._end(trial, "interrupted")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._end(trial, "errored")
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.close("interrupted")
+        if self._progress is not None:
+            self._progress.close()
+
+    # -- for the driver -----------------------------------------------------------------------
+    def existing_runs(self) -> dict[str, KnownRun]:
+        """The child runs already under the parent, by trial id."""
+        client = self._client or tracking.client(self.workdir)
+        found: dict[str, KnownRun] = {}
+        page_token = None
+        while True:
+            page = client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+                max_results=1000,
+                page_token=page_token,
+            )
+            for run in page:
+                trial_id = run.data.tags.get(TRIAL_TAG)
+                if trial_id:
+                    metrics = run.data.metrics
+                    found[trial_id] = KnownRun(
+                        run.info.run_id, int(metrics.get("epoch", 0)),
+                        run.data.tags.get(OUTCOME_TAG, "running"), metrics.get(self.metric),
+                    )  # fmt: skip
+            page_token = page.token
+            if not page_token:
+                return found
+
+    def close(self, outcome: str) -> None:
+        """Flush every open run and end it with ``outcome`` (used when a search stops early)."""
+        for trial_id in list(self._open):
+            self._finish(trial_id, outcome)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _run_of(self, trial: Any) -> _OpenRun:
+        trial_id = trial.trial_id
+        if trial_id in self._open:
+            return self._open[trial_id]
+        if trial_id in self._known:
+            known = self._known[trial_id]
+            run_id, last_step = known.run_id, known.last_step
+            if known.outcome != "running":
+                self._client.update_run(run_id, status="RUNNING")
+                self._client.set_tag(run_id, OUTCOME_TAG, "running")
+        else:
+            tags = {PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, OUTCOME_TAG: "running"}
+            number = trial_id.rsplit("_", 1)[-1]
+            writer = tracking.RunWriter.start(
+                self._client, self.experiment_id, f"{self.run_prefix}-{number}", tags
+            )
+            writer.params(self.describe(dict(trial.config)))
+            run_id, last_step = writer.run_id, 0
+            self._known[trial_id] = KnownRun(run_id, 0, "running")
+        self._open[trial_id] = _OpenRun(run_id, last_step)
+        return self._open[trial_id]
+
+    def _flush(self, run: _OpenRun) -> None:
+        writer = tracking.RunWriter(self._client, run.run_id)
+        for step in sorted(run.pending):
+            writer.metrics(run.pending[step], step=step)
+        run.pending.clear()
+        run.flushed_at = time.monotonic()
+
+    def _end(self, trial: Any, outcome: str) -> None:
+        self._run_of(trial)
+        self._finish(trial.trial_id, outcome)
+        if self._progress is not None:
+            self._progress.ended(outcome)
+
+    def _finish(self, trial_id: str, outcome: str) -> None:
+        run = self._open.pop(trial_id)
+        self._flush(run)
+        self._client.set_tag(run.run_id, OUTCOME_TAG, outcome)
+        self._client.set_terminated(run.run_id, status=OUTCOMES[outcome])
+        self._known[trial_id] = KnownRun(run.run_id, run.last_step, outcome)
+
+
+def _is_metric(key: str, value: Any) -> bool:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return numeric and (key in METRICS or "/" in key)
+
+
+class Progress:
+    """One terminal line: trials done of the total by outcome, epochs of the running, best."""
+
+    def __init__(self, total: int | None, known: Iterable[KnownRun], unit: str) -> None:
+        from tqdm import tqdm
+
+        self.counts = {"completed": 0, "stopped": 0, "errored": 0}
+        best = [run.metric for run in known if run.metric is not None]
+        for run in known:
+            if run.outcome in self.counts:
+                self.counts[run.outcome] += 1
+        self.best = min(best, default=float("inf"))
+        self.bar = tqdm(total=total, initial=sum(self.counts.values()), unit=unit,
+                        desc="trials", dynamic_ncols=True)  # fmt: skip
+        self._show()
+
+    def result(self, metric: float) -> None:
+        if metric < self.best:
+            self.best = metric
+            self._show()
+
+    def ended(self, outcome: str) -> None:
+        if outcome in self.counts:
+            self.counts[outcome] += 1
+            self.bar.update(1)
+        self._show()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _show(self) -> None:
+        best = f"{self.best:.4g}" if self.best < float("inf") else "-"
+        self.bar.set_postfix(self.counts | {"best": best}, refresh=True)

@@ -1,0 +1,100 @@
+"""The Ray Tune trainable: one point of the space trained by :func:`ionops.training.train`.
+
+The same function serves a search trial and a retraining seed. It reports
+every epoch with ``tune.report`` (ASHA decides on ``epoch`` and the mean
+validation relative L2), attaches a checkpoint every ``checkpoint_every``
+epochs, and continues from ``tune.get_checkpoint()`` when Tune restarts it
+after a failure or a resume. The dataset arrives through Ray's object store
+(``tune.with_parameters``), once per node rather than once per trial.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ionops.config import ExperimentConfig
+from ionops.datasets.loading import Dataset
+from ionops.hpo.spaces import configure
+
+METRIC = "validation/rel_l2"
+PER_SAMPLE_FILE = "per_sample.pt"
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """How every trial of one search (or retraining) trains, beside its sampled point."""
+
+    experiment: ExperimentConfig
+    eval_splits: tuple[str, ...] = ("validation",)
+    eval_every: int = 1
+    checkpoint_every: int = 10
+    threads: int = 1
+    keep_outputs: bool = False
+    device: str = "auto"
+    mixed_precision: bool = False
+
+
+def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
+    """Train one point; ``point["seed"]``, when present, replaces the experiment's seed."""
+    import torch
+    from ray import tune
+
+    from ionops.cluster.runtime import quiet_ray_loggers
+    from ionops.models import FNO
+    from ionops.training.checkpoint import FILENAME
+    from ionops.training.loop import EpochReport, TrainSettings, train
+
+    quiet_ray_loggers()
+    torch.set_num_threads(plan.threads)
+    trial = configure(point, plan.experiment, n_t=data.time.size, n_states=len(data.state_names))
+    seed = int(point.get("seed", plan.experiment.training.seed))
+    settings = TrainSettings.from_config(
+        trial.training.model_copy(update={"seed": seed}),
+        device=plan.device,
+        mixed_precision=plan.mixed_precision,
+        eval_splits=plan.eval_splits,
+        eval_every=plan.eval_every,
+        checkpoint_every=plan.checkpoint_every,
+    )
+    torch.manual_seed(seed)
+    model = FNO(trial.architecture)
+    workspace = Path(tempfile.mkdtemp(prefix="ionops-trial-"))
+    local = workspace / FILENAME
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            shutil.copyfile(Path(folder) / FILENAME, local)
+
+    def on_epoch(report: EpochReport, written: Path | None) -> None:
+        row: dict[str, Any] = {
+            "epoch": report.epoch, "train_loss": report.train_loss,
+            "learning_rate": report.learning_rate, "train_seconds": report.seconds,
+            **report.metrics,
+        }  # fmt: skip
+        last = report.epoch == settings.epochs
+        if written is None or (last and plan.keep_outputs):
+            tune.report(row)  # the last epoch's checkpoint goes with the outputs below
+        else:
+            tune.report({**row, "checkpointed": True},
+                        checkpoint=tune.Checkpoint.from_directory(str(workspace)))  # fmt: skip
+
+    try:
+        result = train(model, data, settings, arguments=trial.architecture.as_dict(),
+                       checkpoint=local, on_epoch=on_epoch)  # fmt: skip
+        if plan.keep_outputs:
+            torch.save({split: {k: torch.from_numpy(v) for k, v in errors.items()}
+                        for split, errors in result.per_sample.items()},
+                       workspace / PER_SAMPLE_FILE)  # fmt: skip
+            summary = {
+                "epoch": settings.epochs, "final": True, "checkpointed": True,
+                "peak_memory_bytes": result.peak_memory_bytes,
+                "train_seconds": result.train_seconds,
+                **result.final,
+            }  # fmt: skip
+            tune.report(summary, checkpoint=tune.Checkpoint.from_directory(str(workspace)))
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)

@@ -1,0 +1,155 @@
+"""The search service: ASHA that survives a resume, and real searches killed and resumed."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ionops.config import load_experiment
+from ionops.errors import UserError
+from ionops.hpo.asha import PersistentASHA
+from ionops.hpo.search import _concurrency, asha_settings
+
+IONOPS = str(Path(sys.executable).parent / "ionops")
+SMALL = [
+    "--set", "data.fraction=0.02", "--set", "data.n_t=128", "--set", "training.epochs=8",
+    "--set", "search.num_samples=6", "--set", "search.max_concurrent=1",
+    "--set", "search.n_initial_points=3", "--set", "search.checkpoint_every=2",
+    "--no-progress",
+]  # fmt: skip
+
+
+def _asha(path: Path) -> PersistentASHA:
+    scheduler = PersistentASHA(path, time_attr="epoch", max_t=16, grace_period=1,
+                               reduction_factor=4)  # fmt: skip
+    scheduler.set_search_properties("loss", "min")
+    return scheduler
+
+
+def _feed(scheduler: PersistentASHA, trial_id: str, losses: dict[int, float]) -> list[str]:
+    trial = SimpleNamespace(trial_id=trial_id)
+    scheduler.on_trial_add(None, trial)
+    return [scheduler.on_trial_result(None, trial, {"epoch": e, "loss": v})
+            for e, v in sorted(losses.items())]  # fmt: skip
+
+
+def test_asha_rungs_survive_a_restart_and_decide_as_before(tmp_path):
+    history = {"a": {1: 0.5, 4: 0.3}, "b": {1: 0.2, 4: 0.1}, "c": {1: 0.4, 4: 0.35}}
+    straight = _asha(tmp_path / "straight.json")
+    for trial_id, losses in history.items():
+        _feed(straight, trial_id, losses)
+    late = {1: 0.45, 4: 0.33}
+    expected = _feed(straight, "d", late)
+
+    first = _asha(tmp_path / "resumed.json")
+    for trial_id, losses in history.items():
+        _feed(first, trial_id, losses)
+    restarted = _asha(tmp_path / "resumed.json")  # a new process: rungs come from the file
+    assert _feed(restarted, "d", late) == expected
+    assert restarted.rungs() == straight.rungs()
+    # what Ray 2.60's ASHA does without the file: the first trial at a rung always passes
+    forgetful = _asha(tmp_path / "absent.json")
+    forgetful.state_file = tmp_path / "never-written" / "x.json"
+    assert _feed(forgetful, "d", late) == ["CONTINUE", "CONTINUE"]
+    assert "STOP" in expected
+
+
+def test_asha_grace_period_scales_with_the_epochs():
+    paper = load_experiment("fhn")
+    assert asha_settings(paper) == {"max_t": 1000, "grace_period": 250, "reduction_factor": 4}
+    short = load_experiment("fhn", ["training.epochs=40"])
+    assert asha_settings(short) == {"max_t": 40, "grace_period": 10, "reduction_factor": 4}
+    tiny = load_experiment("fhn", ["training.epochs=2"])
+    assert asha_settings(tiny)["grace_period"] == 1
+
+
+def test_concurrency_follows_the_resources():
+    experiment = load_experiment("fhn", ["search.cpus_per_trial=2"])
+    assert _concurrency(experiment, cpus=8, gpus=0, gpus_per_trial=0) == 4
+    assert _concurrency(experiment, cpus=64, gpus=4, gpus_per_trial=0.5) == 8
+    with pytest.raises(UserError, match=r"search.cpus_per_trial"):
+        _concurrency(experiment, cpus=1, gpus=0, gpus_per_trial=0)
+
+
+def _tune(workdir: Path, name: str, uri: str) -> subprocess.Popen:
+    env = {**os.environ, "IONOPS_WORKDIR": str(workdir), "MLFLOW_TRACKING_URI": uri}
+    log = (workdir / f"{name}.log").open("a")
+    return subprocess.Popen([IONOPS, "tune", "fhn", *SMALL, "--name", name], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)  # fmt: skip
+
+
+def _trial_folders(workdir: Path, name: str) -> int:
+    return len(list((workdir / "searches" / name / "tune").glob("run_trial_*")))
+
+
+def _wait_for_trials(process: subprocess.Popen, workdir: Path, name: str, count: int) -> None:
+    deadline = time.monotonic() + 300
+    while _trial_folders(workdir, name) < count:
+        assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "the search made no progress"
+        time.sleep(0.2)
+    time.sleep(0.3)  # inside the trial, between checkpoints
+
+
+def _trials(workdir: Path, name: str) -> list[dict[str, str]]:
+    with (workdir / "searches" / name / "trials.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_server):
+    import mlflow
+
+    straight = _tune(tmp_path, "straight", mlflow_server)
+    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+
+    # graceful stop (what SLURM's early signal sends), then two hard kills mid-trial
+    search = _tune(tmp_path, "killed", mlflow_server)
+    _wait_for_trials(search, tmp_path, "killed", 2)
+    search.send_signal(signal.SIGUSR1)
+    assert search.wait(timeout=120) == 75, (tmp_path / "killed.log").read_text()[-3000:]
+    for count in (4, 5):
+        search = _tune(tmp_path, "killed", mlflow_server)
+        _wait_for_trials(search, tmp_path, "killed", count)
+        search.kill()
+        assert search.wait() == -signal.SIGKILL, "the search ended before the kill: kill earlier"
+    search = _tune(tmp_path, "killed", mlflow_server)
+    assert search.wait(timeout=600) == 0, (tmp_path / "killed.log").read_text()[-3000:]
+    log = (tmp_path / "killed.log").read_text()
+    assert log.count("resuming the search") == 3
+
+    expected, resumed = _trials(tmp_path, "straight"), _trials(tmp_path, "killed")
+    assert len(resumed) == 6
+    stable = ("index", "outcome", "epochs", "d_v", "n_layers", "k_max", "learning_rate")
+    assert [[t[k] for k in stable] for t in resumed] == [[t[k] for k in stable] for t in expected]
+    for got, want in zip(resumed, expected, strict=True):
+        assert float(got["validation/rel_l2"]) == pytest.approx(float(want["validation/rel_l2"]),
+                                                                rel=1e-5)  # fmt: skip
+    assert {t["outcome"] for t in expected} == {"completed", "stopped"}
+
+    client = mlflow.tracking.MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("ionops/fhn/search")
+    parents = client.search_runs([experiment.experiment_id], "tags.`ionops.kind` = 'search'")
+    parent = next(p for p in parents if p.info.run_name == "killed")
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert sorted(c.data.tags["ionops.trial_id"] for c in children) == sorted(
+        t["trial_id"] for t in resumed
+    )
+    by_id = {t["trial_id"]: t for t in resumed}
+    for child in children:
+        trial = by_id[child.data.tags["ionops.trial_id"]]
+        status = {"completed": "FINISHED", "stopped": "KILLED"}[trial["outcome"]]
+        assert (child.info.status, child.data.tags["ionops.outcome"]) == (status, trial["outcome"])
+        steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "train_loss"))
+        assert steps == list(range(1, int(trial["epochs"]) + 1)), "every epoch logged once"
+        validation = client.get_metric_history(child.info.run_id, "validation/rel_l2")
+        assert sorted(m.step for m in validation) == steps
