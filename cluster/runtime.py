@@ -17,6 +17,7 @@ Ray 2.60 pitfalls handled here rather than documented away:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ def connect(
         )
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         else:
             store = None if object_store_bytes is None else max(object_store_bytes,
                                                                  MIN_OBJECT_STORE)  # fmt: skip
@@ -87,7 +88,7 @@ def connect(
                 object_store_memory=store,
                 include_dashboard=False,
                 _temp_dir=str(ray_tmpdir()),
-                logging_level="WARNING",
+                logging_level=logging.WARNING,
                 configure_logging=True,
             )
     total = ray.cluster_resources()
@@ -104,7 +105,5 @@ def disconnect() -> None:
 
 def quiet_ray_loggers() -> None:
     """Silence Ray's per-checkpoint INFO lines and its notes on result files ionops skips."""
-    import logging
-
     for name in ("ray.train", "ray.tune", "ray.tune.analysis.experiment_analysis"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -196,7 +196,11 @@ def _report(args: argparse.Namespace) -> int:
         chosen.append((search_name(experiment, name), experiment))
     workdir = default_workdir()
     out = make_report(chosen, workdir, args.out)
-    print(f"report: {out}")
+    for summary in sorted(out.rglob("summary.md")):
+        print(f"\n{summary.parent.name}: mean ± std over seeds\n{summary.read_text()}", end="")
+    if (out / "models.md").exists():
+        print(f"\n{(out / 'models.md').read_text()}", end="")
+    print(f"\nreport: {out}")
     for path in sorted(out.rglob("*")):
         if path.is_file():
             print(f"  {path.relative_to(out)}")

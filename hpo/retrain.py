@@ -87,7 +87,8 @@ def run_retrain(
     resources = connect_for(data, options.address)
     epochs = experiment.training.epochs
     plan = TrialPlan(
-        experiment=experiment, eval_splits=SPLITS, eval_every=max(1, epochs // 100),
+        experiment=experiment, eval_splits=("validation", "test"), final_splits=SPLITS,
+        eval_every=max(1, epochs // 100),
         checkpoint_every=experiment.search.checkpoint_every,
         threads=max(1, int(experiment.search.cpus_per_trial)), keep_outputs=True,
         device=options.device, mixed_precision=options.mixed_precision,

@@ -19,6 +19,7 @@ the search), and opens its MLflow client in ``setup``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ class TrialRuns(Callback):
         return state
 
     # -- Tune's hooks -------------------------------------------------------------------------
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None,
+              **info: Any) -> None:  # fmt: skip
         self._client = tracking.client(self.workdir)
         self._known = self.existing_runs()
         if self.show_progress:
@@ -117,8 +119,9 @@ class TrialRuns(Callback):
             run.last_step = epoch
         if result.get("checkpointed") or time.monotonic() - run.flushed_at > self.flush_seconds:
             self._flush(run)
-        if self._progress is not None and self.metric in result:
-            self._progress.result(float(result[self.metric]))
+        if self._progress is not None:
+            metric = result.get(self.metric)
+            self._progress.result(trial.trial_id, epoch, None if metric is None else float(metric))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         from ionops.hpo.asha import stopped_trials
@@ -203,7 +206,7 @@ class TrialRuns(Callback):
         self._run_of(trial)
         self._finish(trial.trial_id, outcome)
         if self._progress is not None:
-            self._progress.ended(outcome)
+            self._progress.ended(trial.trial_id, outcome)
 
     def _finish(self, trial_id: str, outcome: str) -> None:
         run = self._open.pop(trial_id)
@@ -224,30 +227,43 @@ class Progress:
     def __init__(self, total: int | None, known: Iterable[KnownRun], unit: str) -> None:
         from tqdm import tqdm
 
+        known = list(known)
         self.counts = {"completed": 0, "stopped": 0, "errored": 0}
-        best = [run.metric for run in known if run.metric is not None]
         for run in known:
             if run.outcome in self.counts:
                 self.counts[run.outcome] += 1
-        self.best = min(best, default=float("inf"))
+        scores = [run.metric for run in known if run.metric is not None]
+        self.best = min(scores, default=float("inf"))
+        self.epochs: dict[str, int] = {}
+        # a terminal redraws the line; a log file (SLURM, CI) gets a line every 30 s
+        self.interval = 0.5 if sys.stderr.isatty() else 30.0
         self.bar = tqdm(total=total, initial=sum(self.counts.values()), unit=unit,
-                        desc="trials", dynamic_ncols=True)  # fmt: skip
+                        desc=f"{unit}s", dynamic_ncols=True, mininterval=self.interval)  # fmt: skip
+        self.shown_at = 0.0
         self._show()
 
-    def result(self, metric: float) -> None:
-        if metric < self.best:
+    def result(self, trial_id: str, epoch: int, metric: float | None) -> None:
+        self.epochs[trial_id] = epoch
+        if metric is not None and metric < self.best:
             self.best = metric
-            self._show()
+        self._show()
 
-    def ended(self, outcome: str) -> None:
+    def ended(self, trial_id: str, outcome: str) -> None:
+        self.epochs.pop(trial_id, None)
         if outcome in self.counts:
             self.counts[outcome] += 1
             self.bar.update(1)
         self._show()
 
     def close(self) -> None:
+        self.bar.refresh()
         self.bar.close()
 
     def _show(self) -> None:
+        shown = {k: v for k, v in self.counts.items() if v or k == "completed"}
         best = f"{self.best:.4g}" if self.best < float("inf") else "-"
-        self.bar.set_postfix(self.counts | {"best": best}, refresh=True)
+        running = " ".join(str(e) for e in self.epochs.values()) or "-"
+        self.bar.set_postfix(shown | {"running epochs": running, "best": best}, refresh=False)
+        if time.monotonic() - self.shown_at >= self.interval:
+            self.bar.refresh()
+            self.shown_at = time.monotonic()

@@ -30,6 +30,7 @@ class TrialPlan:
 
     experiment: ExperimentConfig
     eval_splits: tuple[str, ...] = ("validation",)
+    final_splits: tuple[str, ...] = ()
     eval_every: int = 1
     checkpoint_every: int = 10
     threads: int = 1
@@ -57,6 +58,7 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
         device=plan.device,
         mixed_precision=plan.mixed_precision,
         eval_splits=plan.eval_splits,
+        final_splits=plan.final_splits,
         eval_every=plan.eval_every,
         checkpoint_every=plan.checkpoint_every,
     )

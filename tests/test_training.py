@@ -94,6 +94,15 @@ def test_training_lowers_the_loss_and_reports_every_metric(data):
     assert result.history[-1]["learning_rate"] == pytest.approx(3e-3 * 0.9**2)
 
 
+def test_final_splits_are_evaluated_after_the_last_epoch_only(data):
+    settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2, "final_splits": ("train",)})
+    result = train(_model(), data, settings)
+    first, last = result.history
+    assert "validation/rel_l2" in first and not any(k.startswith("train/") for k in first)
+    assert math.isfinite(last["train/rel_l2"]) and "validation/rel_l2" in last
+    assert set(result.per_sample) == {"train", "validation"}
+
+
 def test_same_seed_same_weights(data):
     first, second = _model(), _model()
     train(first, data, SETTINGS)

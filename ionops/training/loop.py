@@ -42,6 +42,7 @@ class TrainSettings:
     device: str = "auto"
     mixed_precision: bool = False
     eval_splits: tuple[str, ...] = ("train", "validation", "test")
+    final_splits: tuple[str, ...] = ()  # evaluated after the last epoch too (besides eval_splits)
     eval_every: int = 1
     checkpoint_every: int = 1
 
@@ -124,7 +125,9 @@ def train(
         history = list(state["history"])
 
     train_split = _to_device(data.splits["train"], device)
-    evaluated = {name: _to_device(data.splits[name], device) for name in settings.eval_splits}
+    every_time = settings.eval_splits
+    evaluated = {name: _to_device(data.splits[name], device)
+                 for name in dict.fromkeys(settings.final_splits + every_time)}  # fmt: skip
     dt = float(data.time[1] - data.time[0])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -147,7 +150,10 @@ def train(
         elapsed += time.perf_counter() - began
         report = EpochReport(epoch, train_loss, optimizer.param_groups[0]["lr"], elapsed)
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
+            last = epoch == settings.epochs
             for name, split in evaluated.items():
+                if name not in every_time and not last:
+                    continue
                 errors = evaluate(model, split, data.target_normalizer, dt)
                 report.metrics.update(summarise(errors, name, data.state_names))
         history.append(report.as_dict())

@@ -1,0 +1,90 @@
+"""Retraining the best trial with several seeds, the report, and the commands' refusals."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ionops.cli import main
+from ionops.config import load_experiment
+from ionops.errors import UserError
+from ionops.hpo.retrain import run_retrain
+from ionops.hpo.search import TrialRecord, _finish, _open_state, search_folder
+
+IONOPS = str(Path(sys.executable).parent / "ionops")
+TINY = ["--set", "data.fraction=0.02", "--set", "data.n_t=128", "--set", "training.epochs=4",
+        "--set", "search.num_samples=2", "--set", "search.checkpoint_every=2"]  # fmt: skip
+
+
+def _ionops(workdir: Path, *args: str) -> str:
+    env = {**os.environ, "IONOPS_WORKDIR": str(workdir)}
+    done = subprocess.run([IONOPS, *args], env=env, cwd=workdir, capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_retraining_refuses_an_unfinished_search(tmp_path):
+    experiment = load_experiment("fhn", [o for o in TINY if o != "--set"])
+    folder = search_folder(tmp_path, "fhn-unconstrained")
+    state = _open_state(folder, experiment, tmp_path, "fhn-unconstrained")
+    point = {"d_v": 8, "n_layers": 1, "k_max": 4, "parameter_count": 10}
+    record = TrialRecord(1, "a_00001", "completed", 4, 0.5, point)
+    _finish(folder, state, [record], complete=False, workdir=tmp_path)
+    with pytest.raises(UserError, match=r"unfinished \(1 of 2 trials\).*--allow-unfinished"):
+        run_retrain(experiment, folder, tmp_path)
+
+
+def test_tune_refuses_to_continue_a_different_experiment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IONOPS_WORKDIR", str(tmp_path))
+    experiment = load_experiment("fhn", [o for o in TINY if o != "--set"])
+    _open_state(search_folder(tmp_path, "fhn-unconstrained"), experiment, tmp_path,
+                "fhn-unconstrained")  # fmt: skip
+    assert main(["tune", "fhn", *TINY, "--set", "training.epochs=5"]) == 2
+    message = capsys.readouterr().err
+    assert "different experiment (training.epochs: 4 -> 5)" in message
+    assert "--overwrite" in message
+    assert main(["tune", "fhn", "--resume", "--name", "absent"]) == 2
+    assert "no search 'absent'" in capsys.readouterr().err
+    assert main(["retrain", "fhn", "--name", "absent"]) == 2
+    assert "run `ionops tune`" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_search_retrain_and_report_for_two_models(tmp_path):
+    import mlflow
+
+    for model in ("fhn", "hh"):
+        _ionops(tmp_path, "tune", model, *TINY, "--no-progress")
+        out = _ionops(tmp_path, "retrain", model, *TINY, "--seeds", "2", "--no-progress")
+        assert "| test relative L2 |" in out
+        summary = json.loads((tmp_path / "retrains" / f"{model}-unconstrained" /
+                              "summary.json").read_text())  # fmt: skip
+        mean, spread = summary["mean_std"]["test/rel_l2"]
+        assert 0 < mean < 10 and spread > 0, "two seeds train two different models"
+        assert summary["seeds"] == [0, 1]
+    out = _ionops(tmp_path, "report", "fhn", "hh", *TINY)
+    report = tmp_path / "reports" / "fhn-unconstrained-hh-unconstrained"
+    for model in ("fhn", "hh"):
+        for name in ("training.png", "subsets.png", "examples.png", "variables.png",
+                     "summary.md", "summary.csv"):  # fmt: skip
+            assert (report / f"{model}-unconstrained" / name).stat().st_size > 0
+    rows = (report / "models.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["2", "4"]  # FHN, then HH's 4 states
+    assert "| test relative L2 |" in out
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    retrain = client.get_experiment_by_name("ionops/hh/retrain")
+    parent = client.search_runs([retrain.experiment_id], "tags.`ionops.kind` = 'retrain'")[0]
+    assert parent.info.status == "FINISHED"
+    assert "test/rel_l2/mean" in parent.data.metrics
+    children = client.search_runs(
+        [retrain.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert sorted(c.data.params["seed"] for c in children) == ["0", "1"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/examples.png", "report/summary.md"} <= artifacts
