@@ -34,7 +34,7 @@ TRIAL_TAG = "ionops.trial_id"
 OUTCOME_TAG = "ionops.outcome"
 PARENT_TAG = "mlflow.parentRunId"
 # what the trainable reports besides ``split/metric`` keys (Tune adds its own bookkeeping)
-METRICS = {"train_loss", "learning_rate", "train_seconds", "peak_memory_bytes"}
+METRICS = {"train_loss", "learning_rate", "train_seconds", "trial_seconds", "peak_memory_bytes"}
 
 # the ionops outcome of a trial, and the MLflow status its run ends with
 OUTCOMES = {

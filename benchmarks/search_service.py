@@ -1,0 +1,164 @@
+"""The search service's costs: time outside training, epochs saved by ASHA, Ray and MLflow memory.
+
+Runs one real `ionops tune` (a subprocess, local Ray, MLflow on a real
+`mlflow server` on 127.0.0.1) on a small FHN problem and measures, side by
+side in that one run:
+
+- search overhead: the command's wall time times the concurrency against the
+  summed work of all trials (their epochs, evaluations and checkpoint files,
+  as each trial reports ``trial_seconds``); the rest is Ray's start-up, trial
+  scheduling, reporting, Tune's snapshots and MLflow. Given for the whole
+  command and for the steady state (first trial start to last trial end).
+  Target: <= 3 % outside training;
+- ASHA: epochs trained against every trial trained to the last epoch;
+- memory (proportional set size, peaks, sampled every second): the driver
+  (which holds the MLflow client), Ray's own processes, the trial workers,
+  and the MLflow server.
+
+    python benchmarks/search_service.py [--trials 8] [--epochs 30] [--n-t 630]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+BIN = Path(sys.executable).parent
+
+
+def start_mlflow_server(root: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "artifacts")],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                return server, uri
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("mlflow server did not start")
+
+
+def pss(process: psutil.Process) -> int:
+    try:
+        return int(process.memory_full_info().pss)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
+
+
+def kind_of(process: psutil.Process) -> str:
+    try:
+        line = " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "gone"
+    if "default_worker.py" in line or line.startswith("ray::run_trial") or "ray::IDLE" in line:
+        return "trial workers"
+    return "Ray processes"
+
+
+def sample(driver: psutil.Process, server: psutil.Process, peaks: dict[str, int]) -> None:
+    sizes = {"driver (with the MLflow client)": pss(driver), "MLflow server": pss(server)}
+    for child in server.children(recursive=True):
+        sizes["MLflow server"] += pss(child)
+    try:
+        children = driver.children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for child in children:
+        kind = kind_of(child)
+        sizes[kind] = sizes.get(kind, 0) + pss(child)
+    sizes["all Ray (driver, Ray, workers)"] = sum(
+        v for k, v in sizes.items() if k not in ("MLflow server", "gone")
+    )
+    for key, value in sizes.items():
+        peaks[key] = max(peaks.get(key, 0), value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--fraction", type=float, default=0.05)
+    parser.add_argument("--n-t", type=int, default=630)
+    args = parser.parse_args()
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="ionops-bench-") as scratch:
+        root = Path(scratch)
+        settings = [
+            "--set", f"data.fraction={args.fraction}", "--set", f"data.n_t={args.n_t}",
+            "--set", f"training.epochs={args.epochs}", "--set", f"search.num_samples={args.trials}",
+            "--set", "search.space=constrained",
+        ]  # fmt: skip
+        env = {**os.environ, "IONOPS_WORKDIR": str(root / "work")}
+        subprocess.run([str(BIN / "ionops"), "generate", "fhn", "--fraction", str(args.fraction),
+                        "--n-t", str(args.n_t), "--no-progress"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        server, uri = start_mlflow_server(root)
+        env["MLFLOW_TRACKING_URI"] = uri
+        peaks: dict[str, int] = {}
+        began = time.monotonic()
+        search = subprocess.Popen([str(BIN / "ionops"), "tune", "fhn", *settings, "--no-progress"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)  # fmt: skip
+        driver, server_process = psutil.Process(search.pid), psutil.Process(server.pid)
+        while search.poll() is None:
+            sample(driver, server_process, peaks)
+            time.sleep(1.0)
+        wall = time.monotonic() - began
+        output = search.stdout.read() if search.stdout else ""
+        if search.returncode != 0:
+            server.terminate()
+            raise SystemExit(f"ionops tune failed:\n{output[-3000:]}")
+        concurrency = int(re.search(r"(\d+) at a time", output).group(1))  # type: ignore[union-attr]
+
+        client = mlflow.tracking.MlflowClient(uri)
+        experiment = client.get_experiment_by_name("ionops/fhn/search")
+        children = [r for r in client.search_runs([experiment.experiment_id])
+                    if "ionops.trial_id" in r.data.tags]  # fmt: skip
+        work = sum(r.data.metrics["trial_seconds"] for r in children)
+        epochs = sum(int(r.data.metrics["epoch"]) for r in children)
+        first = min(r.info.start_time for r in children) / 1000
+        last = max(r.info.end_time for r in children) / 1000
+        server.terminate()
+        server.wait()
+
+    steady = last - first
+    print(f"search: {len(children)} trials x {args.epochs} epochs, {concurrency} at a time, "
+          f"FHN {args.fraction:g} of the paper's samples on {args.n_t} points, constrained space")
+    print(f"wall time of `ionops tune` {wall:.1f} s; first trial start to last trial end "
+          f"{steady:.1f} s; summed trial work {work:.1f} s")  # fmt: skip
+    for label, span in (("whole command", wall), ("steady state", steady)):
+        outside = 1 - work / (span * concurrency)
+        print(f"  outside training, {label}: {outside:.1%} (wall x concurrency "
+              f"{span * concurrency:.1f} s; target <= 3%)")  # fmt: skip
+    full = len(children) * args.epochs
+    print(f"ASHA: {epochs} epochs trained of {full} without early stopping: "
+          f"{1 - epochs / full:.0%} saved ({full / epochs:.2f}x fewer)")  # fmt: skip
+    print("memory peaks (PSS):")
+    for key, value in sorted(peaks.items()):
+        if key != "gone":
+            print(f"  {key:<34} {value / 2**20:8.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
