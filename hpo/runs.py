@@ -117,6 +117,9 @@ class TrialRuns(Callback):
         elif epoch > run.last_step:
             run.pending[epoch] = {**values, "epoch": float(epoch)}
             run.last_step = epoch
+        if "resumed_from_epoch" in result:  # logged even when the epoch itself is a repeat
+            resumed = float(result["resumed_from_epoch"])
+            run.pending.setdefault(epoch, {})["resumed_from_epoch"] = resumed
         if result.get("checkpointed") or time.monotonic() - run.flushed_at > self.flush_seconds:
             self._flush(run)
         if self._progress is not None:

@@ -74,7 +74,7 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
 
     # seconds this trial spent in its own work (epochs, evaluation, checkpoint files), not
     # in Tune's reporting: the search-overhead benchmark compares their sum with the wall time
-    busy = {"seconds": 0.0, "since": time.perf_counter()}
+    busy: dict[str, float] = {"seconds": 0.0, "since": time.perf_counter()}
 
     def on_epoch(report: EpochReport, written: Path | None) -> None:
         busy["seconds"] += time.perf_counter() - busy["since"]
@@ -83,6 +83,9 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
             "learning_rate": report.learning_rate, "train_seconds": report.seconds,
             "trial_seconds": busy["seconds"], **report.metrics,
         }  # fmt: skip
+        if restored is not None and not busy.get("reported"):
+            row["resumed_from_epoch"] = report.epoch - 1  # Tune restarted it from a checkpoint
+        busy["reported"] = True
         last = report.epoch == settings.epochs
         if written is None or (last and plan.keep_outputs):
             tune.report(row)  # the last epoch's checkpoint goes with the outputs below

@@ -153,3 +153,43 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
         assert steps == list(range(1, int(trial["epochs"]) + 1)), "every epoch logged once"
         validation = client.get_metric_history(child.info.run_id, "validation/rel_l2")
         assert sorted(m.step for m in validation) == steps
+
+
+def _trial_workers() -> list:
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if line.startswith("ray::ImplicitFunc.train"):
+            found.append(process)
+    return found
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path):
+    import mlflow
+
+    search = _tune(tmp_path, "crash", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _wait_for_trials(search, tmp_path, "crash", 2)
+    folder = next((tmp_path / "searches" / "crash" / "tune").glob("run_trial_*_2_*"))
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("checkpoint_*")):  # the trial has a checkpoint to go back to
+        assert time.monotonic() < deadline and search.poll() is None
+        time.sleep(0.1)
+    workers = _trial_workers()
+    assert workers, "no running trial worker found"
+    for worker in workers:
+        worker.kill()
+    assert search.wait(timeout=600) == 0, (tmp_path / "crash.log").read_text()[-3000:]
+    trials = _trials(tmp_path, "crash")
+    assert len(trials) == 6 and {t["outcome"] for t in trials} <= {"completed", "stopped"}
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    second = next(t for t in trials if t["index"] == "2")
+    [run] = client.search_runs(
+        [client.get_experiment_by_name("ionops/fhn/search").experiment_id],
+        f"tags.`ionops.trial_id` = '{second['trial_id']}'",
+    )
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss"))
+    assert steps == list(range(1, int(second["epochs"]) + 1))
+    assert run.data.metrics["resumed_from_epoch"] >= 2, "restarted from a checkpoint, not epoch 0"
