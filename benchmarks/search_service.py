@@ -143,8 +143,10 @@ def main() -> None:
         server.wait()
 
     steady = last - first
-    print(f"search: {len(children)} trials x {args.epochs} epochs, {concurrency} at a time, "
-          f"FHN {args.fraction:g} of the paper's samples on {args.n_t} points, constrained space")
+    print(
+        f"search: {len(children)} trials x {args.epochs} epochs, {concurrency} at a time, "
+        f"FHN {args.fraction:g} of the paper's samples on {args.n_t} points, constrained space"
+    )
     print(f"wall time of `ionops tune` {wall:.1f} s; first trial start to last trial end "
           f"{steady:.1f} s; summed trial work {work:.1f} s")  # fmt: skip
     for label, span in (("whole command", wall), ("steady state", steady)):
