@@ -153,6 +153,11 @@ def main() -> None:
         outside = 1 - work / (span * concurrency)
         print(f"  outside training, {label}: {outside:.1%} (wall x concurrency "
               f"{span * concurrency:.1f} s; target <= 3%)")  # fmt: skip
+    per_trial = (steady * concurrency - work) / len(children)
+    print(
+        f"  per trial outside its own work (steady state): {per_trial:.1f} s; a trial of the "
+        f"paper's size (1000 epochs, minutes to hours) would spend {per_trial:.0f} s of it"
+    )
     full = len(children) * args.epochs
     print(f"ASHA: {epochs} epochs trained of {full} without early stopping: "
           f"{1 - epochs / full:.0%} saved ({full / epochs:.2f}x fewer)")  # fmt: skip

@@ -19,11 +19,18 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _subcommands() -> list[Register]:
     from ionops import config_cli
+    from ionops.cluster import cli as cluster_cli
     from ionops.datasets import cli as datasets_cli
     from ionops.hpo import cli as hpo_cli
     from ionops.training import cli as training_cli
 
-    return [datasets_cli.register, training_cli.register, hpo_cli.register, config_cli.register]
+    return [
+        datasets_cli.register,
+        training_cli.register,
+        hpo_cli.register,
+        cluster_cli.register,
+        config_cli.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
