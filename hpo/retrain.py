@@ -28,6 +28,7 @@ from ionops.hpo.common import (
     sigterm_as_sigusr1,
     write_json,
 )
+from ionops.hpo.runs import delete_orphans
 from ionops.hpo.search import load_outcome
 from ionops.hpo.spaces import configure
 from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, run_trial
@@ -99,6 +100,9 @@ def run_retrain(
           f" parameters) with seeds {seeds}; folder {folder}", flush=True)  # fmt: skip
     with sigterm_as_sigusr1():
         grid = tuner.fit()
+    known = {trial.trial_id for trial in grid._experiment_analysis.trials}
+    delete_orphans(tracking.client(workdir), state["mlflow_experiment_id"],
+                   state["parent_run_id"], known)  # fmt: skip
     finished = {}
     for result in grid:
         if result.error is None and result.metrics.get("final") and result.checkpoint:

@@ -149,26 +149,7 @@ class TrialRuns(Callback):
     def existing_runs(self) -> dict[str, KnownRun]:
         """The child runs already under the parent, by trial id."""
         client = self._client or tracking.client(self.workdir)
-        found: dict[str, KnownRun] = {}
-        page_token = None
-        while True:
-            page = client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
-                max_results=1000,
-                page_token=page_token,
-            )
-            for run in page:
-                trial_id = run.data.tags.get(TRIAL_TAG)
-                if trial_id:
-                    metrics = run.data.metrics
-                    found[trial_id] = KnownRun(
-                        run.info.run_id, int(metrics.get("epoch", 0)),
-                        run.data.tags.get(OUTCOME_TAG, "running"), metrics.get(self.metric),
-                    )  # fmt: skip
-            page_token = page.token
-            if not page_token:
-                return found
+        return child_runs(client, self.experiment_id, self.parent_run_id, self.metric)
 
     def close(self, outcome: str) -> None:
         """Flush every open run and end it with ``outcome`` (used when a search stops early)."""
@@ -217,6 +198,46 @@ class TrialRuns(Callback):
         self._client.set_tag(run.run_id, OUTCOME_TAG, outcome)
         self._client.set_terminated(run.run_id, status=OUTCOMES[outcome])
         self._known[trial_id] = KnownRun(run.run_id, run.last_step, outcome)
+
+
+def child_runs(
+    client: Any, experiment_id: str, parent_run_id: str, metric: str = "validation/rel_l2"
+) -> dict[str, KnownRun]:
+    """The trial runs under ``parent_run_id``, by trial id."""
+    found: dict[str, KnownRun] = {}
+    page_token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+            max_results=1000,
+            page_token=page_token,
+        )
+        for run in page:
+            trial_id = run.data.tags.get(TRIAL_TAG)
+            if trial_id:
+                metrics = run.data.metrics
+                found[trial_id] = KnownRun(
+                    run.info.run_id, int(metrics.get("epoch", 0)),
+                    run.data.tags.get(OUTCOME_TAG, "running"), metrics.get(metric),
+                )  # fmt: skip
+        page_token = page.token
+        if not page_token:
+            return found
+
+
+def delete_orphans(client: Any, experiment_id: str, parent_run_id: str, trials: set[str]) -> int:
+    """Delete the runs of trials Tune no longer has; return how many.
+
+    A trial started after Tune's last snapshot and cut off by a hard kill is
+    not restored: Tune proposes its point again as a new trial. Its run would
+    otherwise stay behind as a second, forever RUNNING run of the same point.
+    """
+    orphans = [run for trial_id, run in child_runs(client, experiment_id, parent_run_id).items()
+               if trial_id not in trials]  # fmt: skip
+    for run in orphans:
+        client.delete_run(run.run_id)
+    return len(orphans)
 
 
 def _is_metric(key: str, value: Any) -> bool:

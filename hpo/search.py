@@ -32,6 +32,7 @@ from ionops.hpo.common import (
     sigterm_as_sigusr1,
     write_json,
 )
+from ionops.hpo.runs import delete_orphans
 from ionops.hpo.spaces import check_space, configure, default_point, hyperopt_space
 from ionops.hpo.trainable import METRIC, TrialPlan, run_trial
 
@@ -129,6 +130,8 @@ def run_search(
     with sigterm_as_sigusr1():
         grid = tuner.fit()
     trials = _records(grid, experiment, data, folder)
+    delete_orphans(tracking.client(workdir), state["mlflow_experiment_id"], state["parent_run_id"],
+                   {t.trial_id for t in trials})  # fmt: skip
     complete = len(trials) == search.num_samples and all(t.outcome != "unfinished" for t in trials)
     return _finish(folder, state, trials, complete, workdir)
 
@@ -208,7 +211,7 @@ def _tuner(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
             scheduler=scheduler,
             num_samples=search.num_samples,
-            reuse_actors=False,
+            reuse_actors=True,  # no new process, torch import and dataset fetch per trial
         ),
         run_config=tune.RunConfig(
             name="tune",

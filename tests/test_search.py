@@ -88,9 +88,15 @@ def _trial_folders(workdir: Path, name: str) -> int:
     return len(list((workdir / "searches" / name / "tune").glob("run_trial_*")))
 
 
-def _wait_for_trials(process: subprocess.Popen, workdir: Path, name: str, count: int) -> None:
+def _wait_for_trials(
+    process: subprocess.Popen, workdir: Path, name: str, count: int, starts: int = 1
+) -> None:
+    """Until this process has started the search (its ``starts``-th start) and ``count`` trials."""
     deadline = time.monotonic() + 300
-    while _trial_folders(workdir, name) < count:
+    log = workdir / f"{name}.log"
+    while (
+        _trial_folders(workdir, name) < count or log.read_text().count(f"search {name}:") < starts
+    ):
         assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "the search made no progress"
         time.sleep(0.2)
@@ -114,9 +120,9 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
     _wait_for_trials(search, tmp_path, "killed", 2)
     search.send_signal(signal.SIGUSR1)
     assert search.wait(timeout=120) == 75, (tmp_path / "killed.log").read_text()[-3000:]
-    for count in (4, 5):
+    for starts, count in ((2, 4), (3, 5)):
         search = _tune(tmp_path, "killed", mlflow_server)
-        _wait_for_trials(search, tmp_path, "killed", count)
+        _wait_for_trials(search, tmp_path, "killed", count, starts)
         search.kill()
         assert search.wait() == -signal.SIGKILL, "the search ended before the kill: kill earlier"
     search = _tune(tmp_path, "killed", mlflow_server)
