@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ionops.errors import UserError
 
@@ -77,22 +80,45 @@ def connect(
             "address explicitly (host:port)"
         )
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-        else:
-            store = None if object_store_bytes is None else max(object_store_bytes,
-                                                                 MIN_OBJECT_STORE)  # fmt: skip
-            ray.init(
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
-                object_store_memory=store,
-                include_dashboard=False,
-                _temp_dir=str(ray_tmpdir()),
-                logging_level=logging.WARNING,
-                configure_logging=True,
-            )
+        with _neutral_directory():
+            _init(ray, address, num_cpus, num_gpus, object_store_bytes)
     total = ray.cluster_resources()
     return RayResources(cpus=float(total.get("CPU", 0.0)), gpus=float(total.get("GPU", 0.0)))
+
+
+@contextmanager
+def _neutral_directory() -> Iterator[None]:
+    """Start Ray from ``/``: Ray puts the driver's working directory first on every worker's
+    sys.path, and run from a source checkout its ``ionops/`` folder (no ``hpo``, ``models``...
+    subpackages there) would shadow the installed package in every trial."""
+    here = Path.cwd()
+    os.chdir("/")
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _init(
+    ray: Any,
+    address: str | None,
+    num_cpus: int | None,
+    num_gpus: int | None,
+    object_store_bytes: int | None,
+) -> None:
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        return
+    store = None if object_store_bytes is None else max(object_store_bytes, MIN_OBJECT_STORE)
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        object_store_memory=store,
+        include_dashboard=False,
+        _temp_dir=str(ray_tmpdir()),
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
 
 
 def disconnect() -> None:

@@ -20,6 +20,11 @@ TINY = ["--set", "data.fraction=0.02", "--set", "data.n_t=128", "--set", "traini
 
 
 def _ionops(workdir: Path, *args: str) -> str:
+    # run from a folder whose ionops/ would shadow the installed package if Ray put the
+    # driver's working directory on the workers' sys.path (as a source checkout does)
+    shadow = workdir / "ionops" / "__init__.py"
+    shadow.parent.mkdir(exist_ok=True)
+    shadow.write_text('raise ImportError("a Ray worker imported ionops from the working folder")\n')
     env = {**os.environ, "IONOPS_WORKDIR": str(workdir)}
     done = subprocess.run([IONOPS, *args], env=env, cwd=workdir, capture_output=True, text=True,
                           timeout=600, check=False)  # fmt: skip
