@@ -22,10 +22,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from ionops.errors import UserError
+from ionops.errors import EXIT_INTERRUPTED, UserError
 from ionops.workdir import default_workdir
-
-EXIT_INTERRUPTED = 75
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -86,8 +86,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _tune(args: argparse.Namespace) -> int:
     from ionops import tracking
-    from ionops.errors import UserError
-    from ionops.hpo.common import EXIT_INTERRUPTED
+    from ionops.errors import EXIT_INTERRUPTED, UserError
     from ionops.hpo.search import (
         SearchOptions,
         run_search,
@@ -146,8 +145,7 @@ def _search_summary(outcome: Any, top: int = 5) -> str:
 
 def _retrain(args: argparse.Namespace) -> int:
     from ionops import tracking
-    from ionops.errors import UserError
-    from ionops.hpo.common import EXIT_INTERRUPTED
+    from ionops.errors import EXIT_INTERRUPTED, UserError
     from ionops.hpo.retrain import RetrainOptions, run_retrain
     from ionops.hpo.search import experiment_of, search_folder, search_name
 

@@ -1,4 +1,4 @@
-"""What the search and the retraining share: Ray for a dataset, GPUs per trial, files, signals."""
+"""What the search and the retraining share: data, Ray, the trainable, Tune, MLflow parent."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ionops.config import ExperimentConfig
-
-EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped early (signal, time limit), can be resumed
+from ionops.hpo.trainable import TrialPlan, run_trial
 
 
 def load_data(experiment: ExperimentConfig, workdir: Path) -> Any:
@@ -59,3 +58,64 @@ def sigterm_as_sigusr1() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def start_parent(
+    workdir: Path, experiment: ExperimentConfig, kind: str, run_name: str, params: dict[str, Any]
+) -> dict[str, str]:
+    """The MLflow parent run of a search or retraining, in experiment ``ionops/NAME/KIND``."""
+    from ionops import tracking
+
+    client = tracking.client(workdir)
+    experiment_id = tracking.experiment_id(client, f"ionops/{experiment.name}/{kind}", workdir)
+    parent = tracking.RunWriter.start(client, experiment_id, run_name, {"ionops.kind": kind})
+    parent.params(params)
+    return {"parent_run_id": parent.run_id, "mlflow_experiment_id": experiment_id}
+
+
+def trainable(experiment: ExperimentConfig, data: Any, plan: TrialPlan, gpus: float) -> Any:
+    """:func:`run_trial` with the dataset in the object store and each trial's resources."""
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(run_trial, data=data, plan=plan),
+        {"cpu": experiment.search.cpus_per_trial, "gpu": gpus},
+    )
+
+
+def restored(folder: Path, runnable: Any, what: str) -> Any | None:
+    """The Tuner saved in ``folder/tune``, restored to continue; None when there is none."""
+    from ray import tune
+
+    path = folder / "tune"
+    if not (path.exists() and tune.Tuner.can_restore(str(path))):
+        return None
+    print(f"resuming the {what} in {folder}", flush=True)
+    return tune.Tuner.restore(str(path), runnable, resume_unfinished=True)
+
+
+def run_config(folder: Path, experiment: ExperimentConfig, callbacks: list[Any]) -> Any:
+    """Tune's settings shared by searches and retrainings: one checkpoint kept per trial."""
+    from ray import tune
+
+    return tune.RunConfig(
+        name="tune",
+        storage_path=str(folder),
+        callbacks=callbacks,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        failure_config=tune.FailureConfig(max_failures=experiment.search.max_failures),
+        verbose=0,
+    )
+
+
+def fit(tuner: Any, workdir: Path, state: dict[str, Any]) -> Any:
+    """Run the Tuner (SIGTERM stops it gracefully); drop the runs of trials Tune lost."""
+    from ionops import tracking
+    from ionops.hpo.runs import delete_orphans
+
+    with sigterm_as_sigusr1():
+        grid = tuner.fit()
+    known = {trial.trial_id for trial in grid._experiment_analysis.trials}
+    delete_orphans(tracking.client(workdir), state["mlflow_experiment_id"],
+                   state["parent_run_id"], known)  # fmt: skip
+    return grid

@@ -23,15 +23,18 @@ from ionops.config import ExperimentConfig
 from ionops.errors import UserError
 from ionops.hpo.common import (
     connect_for,
+    fit,
     gpus_per_trial,
     load_data,
-    sigterm_as_sigusr1,
+    restored,
+    run_config,
+    start_parent,
+    trainable,
     write_json,
 )
-from ionops.hpo.runs import delete_orphans
 from ionops.hpo.search import load_outcome
 from ionops.hpo.spaces import configure
-from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, run_trial
+from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan
 
 STATE_FILE = "retrain.json"
 SPLITS = ("train", "validation", "test")
@@ -98,11 +101,7 @@ def run_retrain(
     tuner = _tuner(experiment, folder, state, data, plan, gpus, workdir, options)
     print(f"retraining {search.name} #{found.best.index} ({found.best.point['parameter_count']:,}"
           f" parameters) with seeds {seeds}; folder {folder}", flush=True)  # fmt: skip
-    with sigterm_as_sigusr1():
-        grid = tuner.fit()
-    known = {trial.trial_id for trial in grid._experiment_analysis.trials}
-    delete_orphans(tracking.client(workdir), state["mlflow_experiment_id"],
-                   state["parent_run_id"], known)  # fmt: skip
+    grid = fit(tuner, workdir, state)
     finished = {}
     for result in grid:
         if result.error is None and result.metrics.get("final") and result.checkpoint:
@@ -146,17 +145,12 @@ def _open_state(
                 "retrain again"
             )
         return state
-    client = tracking.client(workdir)
-    experiment_id = tracking.experiment_id(client, f"ionops/{experiment.name}/retrain", workdir)
-    parent = tracking.RunWriter.start(client, experiment_id, search.name,
-                                      {"ionops.kind": "retrain"})  # fmt: skip
-    parent.params({
+    parent = start_parent(workdir, experiment, "retrain", search.name, {
         **best.point, "seeds": seeds, "search": str(search), "search_trial": best.trial_id,
         "epochs": experiment.training.epochs,
     })  # fmt: skip
     state = {"search": str(search), "index": best.index, "trial_id": best.trial_id,
-             "point": best.point, "seeds": seeds, "parent_run_id": parent.run_id,
-             "mlflow_experiment_id": experiment_id, "complete": False}  # fmt: skip
+             "point": best.point, "seeds": seeds, **parent, "complete": False}  # fmt: skip
     write_json(path, state)
     return state
 
@@ -175,14 +169,10 @@ def _tuner(
 
     from ionops.hpo.runs import TrialRuns
 
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data, plan=plan),
-        {"cpu": experiment.search.cpus_per_trial, "gpu": gpus_per_trial},
-    )
-    path = folder / "tune"
-    if path.exists() and tune.Tuner.can_restore(str(path)):
-        print(f"resuming the retraining in {folder}", flush=True)
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True)
+    runnable = trainable(experiment, data, plan, gpus_per_trial)
+    resumed = restored(folder, runnable, "retraining")
+    if resumed is not None:
+        return resumed
     n_t, n_states = data.time.size, len(data.state_names)
 
     def describe(point: dict[str, Any]) -> dict[str, Any]:
@@ -194,17 +184,10 @@ def _tuner(
         total=len(state["seeds"]), show_progress=options.progress, metric="test/rel_l2",
     )  # fmt: skip
     return tune.Tuner(
-        trainable,
+        runnable,
         param_space={**state["point"], "seed": tune.grid_search(state["seeds"])},
         tune_config=tune.TuneConfig(reuse_actors=False),
-        run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(folder),
-            callbacks=[runs],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=experiment.search.max_failures),
-            verbose=0,
-        ),
+        run_config=run_config(folder, experiment, [runs]),
     )
 
 

@@ -27,14 +27,17 @@ from ionops.config import ExperimentConfig, validate_experiment
 from ionops.errors import UserError
 from ionops.hpo.common import (
     connect_for,
+    fit,
     gpus_per_trial,
     load_data,
-    sigterm_as_sigusr1,
+    restored,
+    run_config,
+    start_parent,
+    trainable,
     write_json,
 )
-from ionops.hpo.runs import delete_orphans
 from ionops.hpo.spaces import check_space, configure, default_point, hyperopt_space
-from ionops.hpo.trainable import METRIC, TrialPlan, run_trial
+from ionops.hpo.trainable import METRIC, TrialPlan
 
 PAPER_EPOCHS = 1000
 STATE_FILE = "search.json"
@@ -127,11 +130,8 @@ def run_search(
     print(f"search {name}: {search.num_samples} trials, {concurrency} at a time, "
           f"{search.cpus_per_trial:g} CPU + {gpus:g} GPU each; ASHA "
           f"{asha_settings(experiment)}; folder {folder}", flush=True)  # fmt: skip
-    with sigterm_as_sigusr1():
-        grid = tuner.fit()
+    grid = fit(tuner, workdir, state)
     trials = _records(grid, experiment, data, folder)
-    delete_orphans(tracking.client(workdir), state["mlflow_experiment_id"], state["parent_run_id"],
-                   {t.trial_id for t in trials})  # fmt: skip
     complete = len(trials) == search.num_samples and all(t.outcome != "unfinished" for t in trials)
     return _finish(folder, state, trials, complete, workdir)
 
@@ -173,15 +173,10 @@ def _tuner(
     from ionops.hpo.asha import PersistentASHA
     from ionops.hpo.runs import TrialRuns
 
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data, plan=plan),
-        {"cpu": experiment.search.cpus_per_trial, "gpu": gpus_per_trial},
-    )
-    path = folder / "tune"
-    if path.exists() and tune.Tuner.can_restore(str(path)):
-        print(f"resuming the search in {folder}", flush=True)
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True)
-
+    runnable = trainable(experiment, data, plan, gpus_per_trial)
+    resumed = restored(folder, runnable, "search")
+    if resumed is not None:
+        return resumed
     search = experiment.search
     searcher = HyperOptSearch(
         space=hyperopt_space(experiment),
@@ -204,7 +199,7 @@ def _tuner(
         total=search.num_samples, show_progress=progress, stopped_file=folder / "asha.json",
     )  # fmt: skip
     return tune.Tuner(
-        trainable,
+        runnable,
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="min",
@@ -213,14 +208,7 @@ def _tuner(
             num_samples=search.num_samples,
             reuse_actors=True,  # no new process, torch import and dataset fetch per trial
         ),
-        run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(folder),
-            callbacks=[runs],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=search.max_failures),
-            verbose=0,
-        ),
+        run_config=run_config(folder, experiment, [runs]),
     )
 
 
@@ -239,12 +227,9 @@ def _open_state(
                 "continue it unchanged, pick another --name, or start over with --overwrite"
             )
         return state
-    client = tracking.client(workdir)
-    experiment_id = tracking.experiment_id(client, f"ionops/{experiment.name}/search", workdir)
-    parent = tracking.RunWriter.start(client, experiment_id, name, {"ionops.kind": "search"})
-    parent.params(experiment.model_dump(exclude_none=True))
-    state = {"name": name, "experiment": wanted, "parent_run_id": parent.run_id,
-             "mlflow_experiment_id": experiment_id, "complete": False}  # fmt: skip
+    parent = start_parent(workdir, experiment, "search", name,
+                          experiment.model_dump(exclude_none=True))  # fmt: skip
+    state = {"name": name, "experiment": wanted, **parent, "complete": False}
     write_json(path, state)
     return state
 

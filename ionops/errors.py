@@ -6,6 +6,10 @@ traceback. :class:`UserError` is bad input: its message names the parameter,
 the bad value and what is allowed.
 """
 
+# The exit status of a command that stopped early on a signal or time limit and continues
+# when run again (EX_TEMPFAIL); SLURM job steps requeue on it.
+EXIT_INTERRUPTED = 75
+
 
 class IonopsError(Exception):
     """An expected failure whose message says what happened and what to try."""
