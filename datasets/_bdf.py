@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import njit, types
 
+from ionops.datasets import _sparse_lu
 from ionops.datasets._numerics import (
     EPS,
     STAT_LU,
@@ -32,8 +33,6 @@ from ionops.datasets._numerics import (
     STAT_STEPS,
     _all_finite,
     _jacobian,
-    _lu_factor,
-    _lu_solve,
     _rms,
 )
 
@@ -138,7 +137,7 @@ def _initial_step(rhs, p, i_app, t0, y0, f0, interval, rtol, atol, stats) -> flo
 
 @njit(cache=True, error_model="numpy")
 def _newton(
-    rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, tol, y, d, f, dy, stats, damping, rate
+    rhs, p, i_app, t_new, y_predict, c, psi, factors, scale, tol, y, d, f, dy, stats, damping, rate
 ):
     """Simplified Newton for the corrector; returns (converged, iterations, rate).
 
@@ -158,7 +157,7 @@ def _newton(
             return False, k + 1, rate
         for i in range(y.size):
             dy[i] = c * f[i] - psi[i] - d[i]
-        _lu_solve(lu, piv, dy)
+        _sparse_lu.solve(factors, dy)
         if damping != 1.0:
             for i in range(y.size):
                 dy[i] *= damping
@@ -229,8 +228,7 @@ def integrate_segment(
         return NOT_FINITE, out_index, y
 
     jac = np.empty((n, n))
-    lu = np.empty((n, n))
-    piv = np.empty(n, dtype=np.int64)
+    factors = _sparse_lu.new_sparse_lu(n)
     work_y, work_f0, work_f = np.empty(n), np.empty(n), np.empty(n)
     y_predict, psi, scale = np.empty(n), np.empty(n), np.empty(n)
     y_new, d, dy = np.empty(n), np.empty(n), np.empty(n)
@@ -245,6 +243,7 @@ def integrate_segment(
     order = 1
     equal_steps = 0
     _jacobian(rhs, jacobian, has_jacobian, p, i_app, t0, y, jac, stats, work_y, work_f0, work_f)
+    _sparse_lu.choose_order(jac, factors.order)
     jacobian_is_current = True
     lu_is_valid = False
     lu_c = 1.0
@@ -288,17 +287,13 @@ def integrate_segment(
                 if lu_is_valid and abs(c / lu_c - 1.0) > LU_REUSE_DRIFT:
                     lu_is_valid = False
                 if not lu_is_valid:
-                    for i in range(n):
-                        for j in range(n):
-                            lu[i, j] = -c * jac[i, j]
-                        lu[i, i] += 1.0
                     stats[STAT_LU] += 1
                     lu_c = c
                     newton_rate = 1.0
-                    lu_is_valid = _lu_factor(lu, piv)
+                    lu_is_valid = _sparse_lu.factor(jac, c, factors)
                 if lu_is_valid:
                     converged, n_iter, newton_rate = _newton(
-                        rhs, p, i_app, t_new, y_predict, c, psi, lu, piv, scale, newton_tol,
+                        rhs, p, i_app, t_new, y_predict, c, psi, factors, scale, newton_tol,
                         y_new, d, work_f, dy, stats, 2.0 / (1.0 + c / lu_c), newton_rate,
                     )  # fmt: skip
                 if converged or jacobian_is_current:
@@ -307,6 +302,7 @@ def integrate_segment(
                     rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict, jac,
                     stats, work_y, work_f0, work_f,
                 )  # fmt: skip
+                _sparse_lu.choose_order(jac, factors.order)
                 jacobian_is_current, lu_is_valid = True, False
 
             if not converged:

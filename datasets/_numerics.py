@@ -1,4 +1,4 @@
-"""Small compiled kernels of the stiff solver: weighted norms, finiteness, dense LU, Jacobians.
+"""Small compiled kernels of the stiff solver: weighted norms, finiteness, Jacobians.
 
 All run under numba inside :mod:`ionops.datasets._bdf`; vectors have the
 length of the model's state (41 for ORd), small enough for plain loops.
@@ -31,55 +31,6 @@ def _all_finite(x: np.ndarray) -> bool:
         if not math.isfinite(x[i]):
             return False
     return True
-
-
-# fastmath lets the LU and triangular-solve loops vectorise (reassociation, FMA);
-# no finiteness test lives in them.
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _lu_factor(a: np.ndarray, piv: np.ndarray) -> bool:
-    """In-place LU with partial pivoting; False if the matrix is singular."""
-    n = a.shape[0]
-    for k in range(n):
-        p = k
-        biggest = abs(a[k, k])
-        for i in range(k + 1, n):
-            if abs(a[i, k]) > biggest:
-                biggest = abs(a[i, k])
-                p = i
-        piv[k] = p
-        if biggest == 0.0:
-            return False
-        if p != k:
-            for j in range(n):
-                a[k, j], a[p, j] = a[p, j], a[k, j]
-        inverse = 1.0 / a[k, k]
-        for i in range(k + 1, n):
-            a[i, k] *= inverse
-            factor = a[i, k]
-            if factor != 0.0:
-                for j in range(k + 1, n):
-                    a[i, j] -= factor * a[k, j]
-    return True
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _lu_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
-    """Solve in place with the factors of :func:`_lu_factor`."""
-    n = lu.shape[0]
-    for k in range(n):
-        p = piv[k]
-        if p != k:
-            b[k], b[p] = b[p], b[k]
-    for i in range(n):
-        acc = b[i]
-        for j in range(i):
-            acc -= lu[i, j] * b[j]
-        b[i] = acc
-    for i in range(n - 1, -1, -1):
-        acc = b[i]
-        for j in range(i + 1, n):
-            acc -= lu[i, j] * b[j]
-        b[i] = acc / lu[i, i]
 
 
 @njit(cache=True, error_model="numpy")
