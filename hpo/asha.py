@@ -93,3 +93,9 @@ def stopped_trials(state_file: Path) -> set[str]:
     if not Path(state_file).exists():
         return set()
     return set(json.loads(Path(state_file).read_text())["stopped"])
+
+
+def rung_epochs(**settings: Any) -> frozenset[int]:
+    """The epochs at which ASHA with these settings decides: its rungs' milestones."""
+    scheduler = ASHAScheduler(time_attr="epoch", **settings)
+    return frozenset(int(milestone) for b in scheduler._brackets for milestone, _ in b._rungs)

@@ -29,6 +29,7 @@ from typing import Any
 from ray.tune import Callback
 
 from ionops import tracking
+from ionops.hpo.trainable import HISTORY
 
 TRIAL_TAG = "ionops.trial_id"
 OUTCOME_TAG = "ionops.outcome"
@@ -111,15 +112,8 @@ class TrialRuns(Callback):
     ) -> None:
         run = self._run_of(trial)
         epoch = int(result.get("epoch", 0))
-        values = {k: float(v) for k, v in result.items() if _is_metric(k, v)}
-        if result.get("final"):
-            run.pending.setdefault(epoch, {}).update(values)
-        elif epoch > run.last_step:
-            run.pending[epoch] = {**values, "epoch": float(epoch)}
-            run.last_step = epoch
-        if "resumed_from_epoch" in result:  # logged even when the epoch itself is a repeat
-            resumed = float(result["resumed_from_epoch"])
-            run.pending.setdefault(epoch, {})["resumed_from_epoch"] = resumed
+        for row in [*result.get(HISTORY, ()), result]:
+            self._record(run, row)
         if result.get("checkpointed") or time.monotonic() - run.flushed_at > self.flush_seconds:
             self._flush(run)
         if self._progress is not None:
@@ -178,6 +172,20 @@ class TrialRuns(Callback):
             self._known[trial_id] = KnownRun(run_id, 0, "running")
         self._open[trial_id] = _OpenRun(run_id, last_step)
         return self._open[trial_id]
+
+    @staticmethod
+    def _record(run: _OpenRun, row: dict[str, Any]) -> None:
+        """Queue one epoch's metrics, unless that epoch is logged already."""
+        epoch = int(row.get("epoch", 0))
+        values = {k: float(v) for k, v in row.items() if _is_metric(k, v)}
+        if row.get("final"):
+            run.pending.setdefault(epoch, {}).update(values)
+        elif epoch > run.last_step:
+            run.pending[epoch] = {**values, "epoch": float(epoch)}
+            run.last_step = epoch
+        if "resumed_from_epoch" in row:  # logged even when the epoch itself is a repeat
+            resumed = float(row["resumed_from_epoch"])
+            run.pending.setdefault(epoch, {})["resumed_from_epoch"] = resumed
 
     def _flush(self, run: _OpenRun) -> None:
         writer = tracking.RunWriter(self._client, run.run_id)

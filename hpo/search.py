@@ -103,6 +103,8 @@ def run_search(
     experiment: ExperimentConfig, workdir: Path, options: SearchOptions = SearchOptions()
 ) -> SearchOutcome:
     """Run (or continue) the experiment's search and return what it has so far."""
+    from ionops.hpo.asha import rung_epochs
+
     name = search_name(experiment, options.name)
     folder = search_folder(workdir, name).resolve()
     if options.overwrite and folder.exists():
@@ -124,6 +126,7 @@ def run_search(
         threads=max(1, int(search.cpus_per_trial)),
         device=options.device,
         mixed_precision=options.mixed_precision,
+        report_epochs=rung_epochs(**asha_settings(experiment)),
     )
     tuner = _tuner(experiment, folder, state, data, plan, concurrency, first_point,
                    gpus, workdir, options.progress)  # fmt: skip

@@ -1,10 +1,13 @@
 """The Ray Tune trainable: one point of the space trained by :func:`ionops.training.train`.
 
-The same function serves a search trial and a retraining seed. It reports
-every epoch with ``tune.report`` (ASHA decides on ``epoch`` and the mean
-validation relative L2), attaches a checkpoint every ``checkpoint_every``
-epochs, and continues from ``tune.get_checkpoint()`` when Tune restarts it
-after a failure or a resume. The dataset arrives through Ray's object store
+The same function serves a search trial and a retraining seed. Every
+``tune.report`` is a round trip to the driver that the trial waits for, so it
+reports only when somebody needs the result: at the epochs where ASHA decides
+(its rungs), with each checkpoint (every ``checkpoint_every`` epochs), at the
+last epoch, and at least every ``report_seconds``. Each report carries the
+epochs since the previous one in ``history``, so MLflow still gets every
+epoch. It continues from ``tune.get_checkpoint()`` when Tune restarts it after
+a failure or a resume. The dataset arrives through Ray's object store
 (``tune.with_parameters``), once per node rather than once per trial.
 """
 
@@ -22,6 +25,7 @@ from ionops.datasets.loading import Dataset
 from ionops.hpo.spaces import configure
 
 METRIC = "validation/rel_l2"
+HISTORY = "history"  # the epochs a report carries before its own, oldest first
 PER_SAMPLE_FILE = "per_sample.pt"
 
 
@@ -38,6 +42,8 @@ class TrialPlan:
     keep_outputs: bool = False
     device: str = "auto"
     mixed_precision: bool = False
+    report_epochs: frozenset[int] = frozenset()  # where the scheduler decides: always reported
+    report_seconds: float = 30.0
 
 
 def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
@@ -75,6 +81,7 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
     # seconds this trial spent in its own work (epochs, evaluation, checkpoint files), not
     # in Tune's reporting: the search-overhead benchmark compares their sum with the wall time
     busy: dict[str, float] = {"seconds": 0.0, "since": time.perf_counter()}
+    reports = _Reports(plan, settings.epochs)
 
     def on_epoch(report: EpochReport, written: Path | None) -> None:
         busy["seconds"] += time.perf_counter() - busy["since"]
@@ -83,14 +90,15 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
             "learning_rate": report.learning_rate, "train_seconds": report.seconds,
             "trial_seconds": busy["seconds"], **report.metrics,
         }  # fmt: skip
-        if restored is not None and not busy.get("reported"):
+        if restored is not None and not busy.get("resumed"):
             row["resumed_from_epoch"] = report.epoch - 1  # Tune restarted it from a checkpoint
-        busy["reported"] = True
+            busy["resumed"] = True
+        result = reports.due(row, checkpointed=written is not None)
         last = report.epoch == settings.epochs
-        if written is None or (last and plan.keep_outputs):
-            tune.report(row)  # the last epoch's checkpoint goes with the outputs below
-        else:
-            tune.report({**row, "checkpointed": True},
+        if result is not None and (written is None or (last and plan.keep_outputs)):
+            tune.report(result)  # the last epoch's checkpoint goes with the outputs below
+        elif result is not None:
+            tune.report({**result, "checkpointed": True},
                         checkpoint=tune.Checkpoint.from_directory(str(workspace)))  # fmt: skip
         busy["since"] = time.perf_counter()
 
@@ -110,3 +118,27 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
             tune.report(summary, checkpoint=tune.Checkpoint.from_directory(str(workspace)))
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+class _Reports:
+    """When a trial reports to Tune, and the epochs each report carries."""
+
+    def __init__(self, plan: TrialPlan, epochs: int) -> None:
+        self.plan, self.epochs = plan, epochs
+        self.held: list[dict[str, Any]] = []
+        self.reported_at = time.monotonic()
+
+    def due(self, row: dict[str, Any], checkpointed: bool) -> dict[str, Any] | None:
+        """The result to report for this epoch's ``row``, or None to hold it for the next one."""
+        epoch = row["epoch"]
+        now = time.monotonic()
+        if not (checkpointed or epoch == self.epochs or epoch in self.plan.report_epochs
+                or now - self.reported_at >= self.plan.report_seconds):  # fmt: skip
+            self.held.append(row)
+            return None
+        self.reported_at = now
+        if not self.held:
+            return row
+        result = {**row, HISTORY: self.held}
+        self.held = []
+        return result
