@@ -173,9 +173,14 @@ def report(
     print(f"  outside training, all slots busy (first start to last start, "
           f"{full_until - first:.1f} s): {outside:.1%} (target <= 3%)")  # fmt: skip
     per_trial = (steady * concurrency - work) / trials
+    inside = sorted(e - s - w for s, e, w in spans)
     print(
-        f"  per trial outside its own work (steady state): {per_trial:.1f} s; a trial of the "
-        f"paper's size (1000 epochs, minutes to hours) would spend {per_trial:.0f} s of it"
+        f"  per trial outside its own work (steady state): {per_trial:.1f} s, of which "
+        f"{sum(inside) / trials:.1f} s within its MLflow run (median {inside[trials // 2]:.1f} s; "
+        f"the first trials on each worker also start it and import torch) and "
+        f"{per_trial - sum(inside) / trials:.1f} s between trials (scheduling, snapshots, idle "
+        f"slots in the tail); a trial of the paper's size (1000 epochs, minutes to hours) "
+        f"would spend about the same"
     )
     full = trials * args.epochs
     print(f"ASHA: {epochs} epochs trained of {full} without early stopping: "
