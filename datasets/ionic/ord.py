@@ -91,50 +91,16 @@ def _gate(steady: float, value: float, tau: float) -> float:
 
 @njit(RHS_SIGNATURE, cache=True, error_model="numpy")
 def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:  # noqa: PLR0915
-    v, nai, nass, ki, kss, cai, cass, cansr, cajsr = (
-        y[0],
-        y[1],
-        y[2],
-        y[3],
-        y[4],
-        y[5],
-        y[6],
-        y[7],
-        y[8],
-    )
-    m, hf, hs, j, hsp, jp, ml, hl, hlp = (
-        y[9],
-        y[10],
-        y[11],
-        y[12],
-        y[13],
-        y[14],
-        y[15],
-        y[16],
-        y[17],
-    )
+    # the states, in STATE_NAMES order
+    v, nai, nass, ki, kss = y[0], y[1], y[2], y[3], y[4]
+    cai, cass, cansr, cajsr = y[5], y[6], y[7], y[8]
+    m, hf, hs, j, hsp, jp = y[9], y[10], y[11], y[12], y[13], y[14]
+    ml, hl, hlp = y[15], y[16], y[17]
     a, i_f, i_s, ap, i_fp, i_sp = y[18], y[19], y[20], y[21], y[22], y[23]
-    d, ff, fs, fcaf, fcas, jca, nca, ffp, fcafp = (
-        y[24],
-        y[25],
-        y[26],
-        y[27],
-        y[28],
-        y[29],
-        y[30],
-        y[31],
-        y[32],
-    )
-    xrf, xrs, xs1, xs2, xk1, jrelnp, jrelp, camkt = (
-        y[33],
-        y[34],
-        y[35],
-        y[36],
-        y[37],
-        y[38],
-        y[39],
-        y[40],
-    )
+    d, ff, fs, fcaf, fcas = y[24], y[25], y[26], y[27], y[28]
+    jca, nca, ffp, fcafp = y[29], y[30], y[31], y[32]
+    xrf, xrs, xs1, xs2, xk1 = y[33], y[34], y[35], y[36], y[37]
+    jrelnp, jrelp, camkt = y[38], y[39], y[40]
     celltype, nao, cao, ko = p[0], p[1], p[2], p[3]
     epi, mid = celltype == 1.0, celltype == 2.0
     i_stim = -i_app
