@@ -105,9 +105,7 @@ def main() -> None:
         runs: dict[str, Callable[[], object]] = {}
         theirs_dv = {}
         for tolerances in MYOKIT_TOLERANCES:
-            simulation.set_tolerance(*tolerances)
-            simulation.reset()
-            logged = simulation.run(1000.0 + 1e-9, log_times=grid_1ms, log=["membrane.v"])
+            logged: Any = run_myokit(simulation, tolerances, grid_1ms)
             theirs_dv[tolerances] = np.abs(np.asarray(logged["membrane.v"]) - expected[:, 0]).max()
         for label, grid in grids.items():
             runs[f"ours {label}"] = partial(solve, ord_model, grid, amplitude, t_stim, settings,

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ionops.errors import UserError
+from ionops.workdir import write_json
 
 PORT_BASE = 20000
 PORT_BLOCK = 100
@@ -243,7 +244,7 @@ def cluster_up(job_dir: Path, auth: bool = True, timeout: float = 180.0) -> Clus
     _wait_for(plan, env, nodes=len(plan.allocation.nodes), timeout=timeout)
     state = {"plan": _plan_record(plan), "pids": [p.pid for p in started],
              "environment": plan.environment()}  # fmt: skip
-    (job_dir / "cluster.json").write_text(json.dumps(state, indent=2) + "\n")
+    write_json(job_dir / "cluster.json", state)
     return plan
 
 

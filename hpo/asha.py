@@ -16,6 +16,8 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
+from ionops.workdir import write_json
+
 
 class PersistentASHA(ASHAScheduler):
     """``ASHAScheduler`` keeping its rungs (and the trials it stopped) in ``state_file``."""
@@ -82,10 +84,7 @@ class PersistentASHA(ASHAScheduler):
                 recorded.update(records)
 
     def _save(self) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_file.with_name(f".{self.state_file.name}.tmp")
-        temporary.write_text(json.dumps({"rungs": self.rungs(), "stopped": sorted(self.stopped)}))
-        temporary.replace(self.state_file)
+        write_json(self.state_file, {"rungs": self.rungs(), "stopped": sorted(self.stopped)})
 
 
 def stopped_trials(state_file: Path) -> set[str]:

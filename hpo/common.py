@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections.abc import Iterator
@@ -36,14 +35,6 @@ def gpus_per_trial(experiment: ExperimentConfig, cluster_gpus: float) -> float:
     if wanted == "auto":
         return 0.5 if cluster_gpus > 0 else 0.0
     return float(wanted)
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    temporary.replace(path)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ import numpy as np
 from ionops import tracking
 from ionops.config import ExperimentConfig
 from ionops.errors import UserError
+from ionops.workdir import write_atomic
 
 SEED_METRICS = ("rel_l1", "rel_l2", "rel_h1")
 
@@ -248,8 +249,8 @@ def _models_table(loaded: list[Retrained], out: Path) -> None:
             f"| {r['name']} | {r['n_states']} | {r['parameters']:,} | {r['test_rel_l2'][0]:.3%}"
             f" ± {r['test_rel_l2'][1]:.3%} | {memory:,.0f} MiB | {r['train_seconds'][0]:,.0f} s |"
         )
-    (out / "models.csv").write_text("\n".join(lines) + "\n")
-    (out / "models.md").write_text("\n".join(markdown) + "\n")
+    write_atomic(out / "models.csv", "\n".join(lines) + "\n")
+    write_atomic(out / "models.md", "\n".join(markdown) + "\n")
 
 
 def _save(figure: Any, path: Path) -> Path:

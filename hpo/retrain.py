@@ -30,11 +30,11 @@ from ionops.hpo.common import (
     run_config,
     start_parent,
     trainable,
-    write_json,
 )
 from ionops.hpo.search import load_outcome
 from ionops.hpo.spaces import configure
 from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan
+from ionops.workdir import write_atomic, write_json
 
 STATE_FILE = "retrain.json"
 SPLITS = ("train", "validation", "test")
@@ -223,12 +223,10 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path) -> None:
         for name in variables:
             mean, spread = summary[f"test/rel_l2/{name}"]
             lines.append(f"| {name} | {mean:.3%} ± {spread:.3%} |")
-    (folder / "summary.md").write_text("\n".join(lines) + "\n")
-    with (folder / "summary.csv").open("w") as handle:
-        handle.write("metric,mean,std\n")
-        handle.write(f"parameter_count,{parameters},0\n")
-        for key, (mean, spread) in summary.items():
-            handle.write(f"{key},{mean!r},{spread!r}\n")
+    write_atomic(folder / "summary.md", "\n".join(lines) + "\n")
+    rows = [f"{key},{mean!r},{spread!r}\n" for key, (mean, spread) in summary.items()]
+    write_atomic(folder / "summary.csv",
+                 f"metric,mean,std\nparameter_count,{parameters},0\n" + "".join(rows))  # fmt: skip
     write_json(folder / "summary.json", {"parameter_count": parameters, "seeds": state["seeds"],
                                           "mean_std": summary})  # fmt: skip
     client = tracking.client(workdir)

@@ -34,10 +34,10 @@ from ionops.hpo.common import (
     run_config,
     start_parent,
     trainable,
-    write_json,
 )
 from ionops.hpo.spaces import check_space, configure, default_point, hyperopt_space
 from ionops.hpo.trainable import METRIC, TrialPlan
+from ionops.workdir import write_json
 
 PAPER_EPOCHS = 1000
 STATE_FILE = "search.json"

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file and rename it into place: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write JSON atomically (see :func:`write_atomic`)."""
+    write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def default_workdir() -> Path:
