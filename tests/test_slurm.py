@@ -64,7 +64,10 @@ def test_the_sbatch_scripts_requeue_on_an_early_signal(script):
     text = (SLURM / script).read_text()
     subprocess.run(["bash", "-n", str(SLURM / script)], check=True)
     assert "#SBATCH --signal=B:USR1@" in text and "#SBATCH --requeue" in text
-    assert "exec ionops cluster run" in text or ("ionops cluster run" in text and "wait $!" in text)
+    # the early signal reaches only the batch shell: it execs the step, or traps and forwards it
+    assert "exec ionops cluster run" in text or (
+        "ionops cluster run" in text and "trap 'signalled=1; kill -USR1 $step' USR1" in text
+    )
     if script != "generate.sbatch":
         assert "cluster run --ray" in text
     else:
@@ -163,3 +166,27 @@ def test_a_signalled_search_on_two_nodes_requeues_and_finishes(tmp_path):
     leftovers = subprocess.run(["pgrep", "-f", f"ionops-ray-{job}"], capture_output=True,
                                check=False)  # fmt: skip
     assert leftovers.returncode == 1, "the job's Ray processes are gone"
+
+
+@pytest.mark.slow
+@needs_slurm
+def test_a_signalled_retraining_requeues_then_writes_the_report(tmp_path):
+    args = SMALL.replace("search.num_samples=6", "search.num_samples=2")
+    env = {**os.environ, "IONOPS_WORKDIR": str(tmp_path / "work")}
+    subprocess.run([str(BIN / "ionops"), "tune", "fhn", *args.split(), "--no-progress"],
+                   env=env, cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+    job = _submit(tmp_path, "retrain.sbatch", "fhn", args, "--nodes=2", "--cpus-per-task=2",
+                  "--gpus-per-node=1")  # fmt: skip
+    tune = tmp_path / "work" / "retrains" / "fhn-unconstrained" / "tune"
+    deadline = time.monotonic() + 300
+    while not list(tune.glob("run_trial_*/checkpoint_*")):
+        assert time.monotonic() < deadline, "the retraining did not start"
+        assert _state(job)["JobState"] in ("PENDING", "RUNNING", "CONFIGURING")
+        time.sleep(0.5)
+    subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
+    state = _wait(job)
+    log = (tmp_path / f"ionops-retrain-{job}.out").read_text()
+    assert state["JobState"] == "COMPLETED" and state["Restarts"] == "1", log
+    assert "requeueing job" in log and "resuming the retraining" in log
+    assert (tmp_path / "work" / "retrains" / "fhn-unconstrained" / "summary.json").exists()
+    assert list((tmp_path / "work" / "reports").rglob("*.png")), "the report after the requeue"
