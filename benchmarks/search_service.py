@@ -132,7 +132,7 @@ def main() -> None:
         concurrency = int(re.search(r"(\d+) at a time", output).group(1))  # type: ignore[union-attr]
 
         client = mlflow.tracking.MlflowClient(uri)
-        experiment = client.get_experiment_by_name("ionops/fhn/search")
+        experiment = client.get_experiment_by_name("ionops/fhn-fno/search")
         children = [r for r in client.search_runs([experiment.experiment_id])
                     if "ionops.trial_id" in r.data.tags]  # fmt: skip
         epochs = sum(int(r.data.metrics["epoch"]) for r in children)

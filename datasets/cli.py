@@ -15,9 +15,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "generate",
         help="generate a dataset with the stiff solver (MPI-parallel under mpiexec)",
         description=(
-            "Solve the paper's stimulus protocols of one ionic model into an HDF5 file. "
-            "Run under `mpiexec -n K` to use K ranks; the file is the same whatever K. "
-            "An interrupted run continues when the same command is run again."
+            "Solve an experiment's [data] into an HDF5 file: the FNO paper's stimulus "
+            "protocols of one ionic model (operator datasets), or an initial-value problem's "
+            "point or transition samples. Run under `mpiexec -n K` to use K ranks; the file is "
+            "the same whatever K. An interrupted run continues when the same command is run "
+            "again. --fraction, --n-t, --t-end, --seed, --rtol, --atol, --param and "
+            "--initial-state set [data] keys of operator datasets; --set sets any."
         ),
     )
     add_experiment_argument(parser)
@@ -42,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ionops.datasets.generate import GenerationSpec, generate
+    from ionops.datasets.generate import generate, spec_from_config
     from ionops.datasets.parallel import world
 
     overrides = list(args.overrides)
@@ -56,20 +59,21 @@ def _run(args: argparse.Namespace) -> int:
         name, _, value = item.partition("=")
         overrides.append(f"data.parameters.{name.strip()}={value.strip()}")
     data = load_experiment(args.experiment, overrides).data
-    spec = GenerationSpec.from_config(data)
+    spec = spec_from_config(data)
     output = args.output or dataset_path(data)
     report = generate(
         spec, output, overwrite=args.overwrite, resume=args.resume, progress=not args.no_progress
     )
     comm = world()
     if comm is None or comm.Get_rank() == 0:
+        what = "trajectories" if report.unit == "traj" else "samples"
         if not report.written:
-            print(f"{report.path}: complete ({report.n_samples} trajectories), nothing to do")
+            print(f"{report.path}: complete ({report.n_samples} {what}), nothing to do")
         else:
-            resumed = report.n_samples - report.solved_now
+            resumed = report.tasks - report.solved_now
             note = f", {resumed} taken from an interrupted run" if resumed else ""
             print(
-                f"{report.path}: {report.n_samples} trajectories ({report.solved_now} solved now"
-                f"{note}) in {report.seconds:.2f} s"
+                f"{report.path}: {report.n_samples} {what} ({report.solved_now} "
+                f"{report.unit}s solved now{note}) in {report.seconds:.2f} s"
             )
     return 0

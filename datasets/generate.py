@@ -1,9 +1,14 @@
-"""Generate a dataset: plan the protocols, solve them on every rank, assemble the file.
+"""Generate a dataset: plan its tasks, solve them on every rank, assemble the file.
 
 A generation writes ``OUTPUT.partial/`` (a manifest of its settings and one
 journal per rank and run) while it runs, and ``OUTPUT`` only at the end. Run
 again with the same settings and it continues from the journals; the finished
 file is byte-identical to an uninterrupted run's, whatever the number of ranks.
+
+The driver (:func:`generate`) serves every dataset kind through a
+:class:`GenerationPlan`: the operator datasets of stimulus protocols planned
+here (one task per trajectory), and the point and transition datasets of
+:mod:`ionops.datasets.problems` (one task per block of samples).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 
 from ionops.datasets import parallel
 from ionops.datasets.ionic import IonicModel, get_ionic_model
-from ionops.datasets.journal import JournalWriter, encode_chunk, read_journals
+from ionops.datasets.journal import JournalWriter, Record, encode_chunk, read_journals
 from ionops.datasets.protocols import (
     SPLITS,
     SampleTable,
@@ -76,9 +81,44 @@ class GenerationSpec:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": out}
 
 
+class GenerationPlan:
+    """What the driver needs of a validated dataset spec: its tasks, how to solve one, the file.
+
+    ``tasks`` are (split index, item) keys, one journal record each;
+    :meth:`solve` appends one record per task; :meth:`assemble` writes the
+    final file from the records; :meth:`matches` tells whether a finished
+    file's attributes are this plan's.
+    """
+
+    spec: Any
+    model: IonicModel
+    unit = "traj"
+
+    def tasks(self) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def n_samples(self) -> int:
+        raise NotImplementedError
+
+    def cost(self, task: tuple[int, int]) -> float:
+        return 1.0
+
+    def solve(self, task: tuple[int, int], writer: JournalWriter) -> None:
+        raise NotImplementedError
+
+    def attributes(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def assemble(self, output: Path, records: Mapping[tuple[int, int], Record]) -> None:
+        raise NotImplementedError
+
+    def matches(self, found: Mapping[str, Any]) -> bool:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class Plan:
-    """A validated spec resolved against its model: the samples and how to solve them."""
+class Plan(GenerationPlan):
+    """An operator spec resolved against its model: the protocols and how to solve them."""
 
     spec: GenerationSpec
     model: IonicModel
@@ -88,6 +128,40 @@ class Plan:
     settings: SolverSettings
     subsets: list[tuple[Subset, dict[str, int]]]
     samples: dict[str, SampleTable]
+
+    def tasks(self) -> list[tuple[int, int]]:
+        return [(s, k) for s, split in enumerate(SPLITS) for k in range(len(self.samples[split]))]
+
+    def n_samples(self) -> int:
+        return sum(len(t) for t in self.samples.values())
+
+    def cost(self, task: tuple[int, int]) -> float:
+        table = self.samples[SPLITS[task[0]]]
+        return estimated_cost(table.amplitude[task[1]], table.t_stim[task[1]], self.spec.t_end_ms)
+
+    def solve(self, task: tuple[int, int], writer: JournalWriter) -> None:
+        split, sample = task
+        table = self.samples[SPLITS[split]]
+        amplitude, t_stim = float(table.amplitude[sample]), float(table.t_stim[sample])
+        try:
+            solution = solve(
+                self.model, self.t_grid, amplitude, t_stim, self.settings,
+                p=self.parameters, y0=self.y0, label=f"{SPLITS[split]} sample {sample}",
+            )  # fmt: skip
+        except SolveFailed as exc:
+            raise parallel.Failure(str(exc)) from None
+        stats = tuple(solution.stats.values())
+        writer.append(split, sample, solution.attempts, stats, encode_chunk(solution.states))
+
+    def assemble(self, output: Path, records: Mapping[tuple[int, int], Record]) -> None:
+        write_dataset(output, self.attributes(), self.t_grid, self.model.n_states,
+                      self.samples, records)  # fmt: skip
+
+    def matches(self, found: Mapping[str, Any]) -> bool:
+        expected = self.attributes()
+        keys = ("model", "seed", "fraction", "t_end_ms", "n_t", "parameters",
+                "initial_state_kind")  # fmt: skip
+        return all(found.get(k) == expected[k] for k in keys)
 
     def attributes(self) -> dict[str, Any]:
         from ionops import __version__
@@ -120,8 +194,14 @@ class Plan:
         }
 
 
-def make_plan(spec: GenerationSpec) -> Plan:
+def make_plan(spec: Any) -> GenerationPlan:
     """Validate ``spec`` and draw its samples; every problem is a :class:`UserError`."""
+    if not isinstance(spec, GenerationSpec):
+        from ionops.datasets.problems import ProblemSpec, make_problem_plan
+
+        if isinstance(spec, ProblemSpec):
+            return make_problem_plan(spec)
+        raise TypeError(f"no dataset kind for a {type(spec).__name__}")
     model = get_ionic_model(spec.model)
     if spec.n_t < MIN_GRID_POINTS:
         raise UserError(f"n_t = {spec.n_t}: too few grid points; need at least {MIN_GRID_POINTS}")
@@ -171,13 +251,29 @@ def _protocol(spec: GenerationSpec) -> dict[str, list[tuple[Subset, int]]]:
 
 @dataclass(frozen=True)
 class GenerationReport:
-    """What a call did: ``written`` is False when a finished file was already there."""
+    """What a call did: ``written`` is False when a finished file was already there.
+
+    ``solved_now`` counts the tasks solved by this call, of ``tasks`` in all
+    (a task is one trajectory of an operator dataset, one block of samples of
+    a point or transition dataset: ``unit``).
+    """
 
     path: Path
     n_samples: int
     solved_now: int
     seconds: float
     written: bool = True
+    tasks: int = 0
+    unit: str = "traj"
+
+
+def spec_from_config(data: Any) -> Any:
+    """The generation spec of an experiment's ``[data]`` section, whatever its kind."""
+    if data.kind == "operator":
+        return GenerationSpec.from_config(data)
+    from ionops.datasets.problems import ProblemSpec
+
+    return ProblemSpec.from_config(data)
 
 
 def estimated_cost(amplitude: float, t_stim: float, t_end_ms: float) -> float:
@@ -187,7 +283,7 @@ def estimated_cost(amplitude: float, t_stim: float, t_end_ms: float) -> float:
 
 
 def generate(
-    spec: GenerationSpec,
+    spec: Any,
     output: Path,
     *,
     overwrite: bool = False,
@@ -196,15 +292,17 @@ def generate(
 ) -> GenerationReport:
     """Generate ``output`` from ``spec`` on every rank of the MPI world (or serially).
 
-    Continues an interrupted generation with the same settings found beside
-    ``output``. Raises :class:`UserError` for bad input before anything is
-    written, and :class:`SolveFailed` if a sample cannot be solved.
+    ``spec`` is a :class:`GenerationSpec` (an operator dataset) or a
+    :class:`~ionops.datasets.problems.ProblemSpec` (a point or transition
+    dataset). Continues an interrupted generation with the same settings
+    found beside ``output``. Raises :class:`UserError` for bad input before
+    anything is written, and :class:`SolveFailed` if a sample cannot be solved.
     """
     comm = parallel.world()
     rank = 0 if comm is None else comm.Get_rank()
     started = time.perf_counter()
     setup: tuple[str, Any] = ("ok", None)
-    plan: Plan | None = None
+    plan: GenerationPlan | None = None
     if rank == 0:
         try:
             plan = make_plan(spec)
@@ -223,14 +321,13 @@ def generate(
     plan = plan or make_plan(spec)  # ranks other than 0 draw the same plan themselves
     partial = _partial_folder(output)
     journal = partial / f"{state['run_id']}-r{rank:04d}.journal"
-    index = _task_index(plan)
+    index = plan.tasks()
     tasks = state["pending"] if rank == 0 else []
     bar = _progress_bar(plan, state, enabled=progress and rank == 0)
     with JournalWriter(journal) as writer:
 
         def work(task: int) -> None:
-            split, sample = index[task]
-            _solve_one(plan, split, sample, writer)
+            plan.solve(index[task], writer)
 
         failure = parallel.run_tasks(comm, tasks, work, bar.update)
     bar.close()
@@ -243,14 +340,14 @@ def generate(
         missing = [key for key in index if key not in records]
         if missing:
             raise IonopsError(f"{len(missing)} samples missing from the journals in {partial}")
-        write_dataset(output, plan.attributes(), plan.t_grid, plan.model.n_states,
-                      plan.samples, records)  # fmt: skip
+        plan.assemble(output, records)
         shutil.rmtree(partial)
     if comm is not None:
         comm.Barrier()
     return GenerationReport(
-        output, state["n_samples"], len(state["pending"]), time.perf_counter() - started
-    )
+        output, state["n_samples"], len(state["pending"]), time.perf_counter() - started,
+        tasks=len(index), unit=plan.unit,
+    )  # fmt: skip
 
 
 class _QuietFailure(IonopsError):
@@ -263,14 +360,11 @@ def _partial_folder(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _task_index(plan: Plan) -> list[tuple[int, int]]:
-    return [(s, k) for s, split in enumerate(SPLITS) for k in range(len(plan.samples[split]))]
-
-
-def _prepare(plan: Plan, output: Path, *, overwrite: bool, resume: bool) -> dict[str, Any]:
-    """Rank 0: settle what exists on disk, and list the samples still to solve."""
+def _prepare(plan: GenerationPlan, output: Path, *, overwrite: bool, resume: bool
+             ) -> dict[str, Any]:  # fmt: skip
+    """Rank 0: settle what exists on disk, and list the tasks still to solve."""
     spec = plan.spec
-    n_samples = sum(len(t) for t in plan.samples.values())
+    n_samples = plan.n_samples()
     partial = _partial_folder(output)
     manifest = spec.manifest()
     if output.exists() and not overwrite:
@@ -300,17 +394,12 @@ def _prepare(plan: Plan, output: Path, *, overwrite: bool, resume: bool) -> dict
     except OSError as exc:
         raise UserError(f"cannot write the dataset at {output}: {exc.strerror}") from None
     done = read_journals(partial)
-    index = _task_index(plan)
+    index = plan.tasks()
     pending = [task for task, key in enumerate(index) if key not in done]
-    pending.sort(key=lambda task: -_cost(plan, index[task]))
+    pending.sort(key=lambda task: -plan.cost(index[task]))
     run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{len(list(partial.glob('*.journal'))):03d}"
     return {"complete": False, "n_samples": n_samples, "pending": pending, "run_id": run_id,
             "done": len(done)}  # fmt: skip
-
-
-def _cost(plan: Plan, key: tuple[int, int]) -> float:
-    table = plan.samples[SPLITS[key[0]]]
-    return estimated_cost(table.amplitude[key[1]], table.t_stim[key[1]], plan.spec.t_end_ms)
 
 
 def _read_manifest(partial: Path) -> dict[str, Any] | None:
@@ -321,16 +410,14 @@ def _read_manifest(partial: Path) -> dict[str, Any] | None:
     return found
 
 
-def _finished_matches(output: Path, plan: Plan) -> bool:
+def _finished_matches(output: Path, plan: GenerationPlan) -> bool:
     from ionops.datasets.store import read_attributes
 
     try:
         found = read_attributes(output)
     except OSError:
         return False
-    expected = plan.attributes()
-    keys = ("model", "seed", "fraction", "t_end_ms", "n_t", "parameters", "initial_state_kind")
-    return all(found.get(k) == expected[k] for k in keys)
+    return plan.matches(found)
 
 
 def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
@@ -339,25 +426,11 @@ def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
     return "; ".join(changed) or "format version"
 
 
-def _solve_one(plan: Plan, split: int, sample: int, writer: JournalWriter) -> None:
-    table = plan.samples[SPLITS[split]]
-    amplitude, t_stim = float(table.amplitude[sample]), float(table.t_stim[sample])
-    try:
-        solution = solve(
-            plan.model, plan.t_grid, amplitude, t_stim, plan.settings,
-            p=plan.parameters, y0=plan.y0, label=f"{SPLITS[split]} sample {sample}",
-        )  # fmt: skip
-    except SolveFailed as exc:
-        raise parallel.Failure(str(exc)) from None
-    stats = tuple(solution.stats.values())
-    writer.append(split, sample, solution.attempts, stats, encode_chunk(solution.states))
-
-
-def _progress_bar(plan: Plan, state: dict[str, Any], *, enabled: bool) -> Any:
+def _progress_bar(plan: GenerationPlan, state: dict[str, Any], *, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    total = state["n_samples"]
+    total = len(plan.tasks())
     return tqdm(
         total=total, initial=total - len(state["pending"]), disable=not enabled,
-        desc=f"{plan.model.name} trajectories", unit="traj", dynamic_ncols=True,
+        desc=f"{plan.model.name} {plan.unit}s", unit=plan.unit, dynamic_ncols=True,
     )  # fmt: skip

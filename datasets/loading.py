@@ -128,6 +128,11 @@ class Dataset:
         return list(self.attributes["state_names"])
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the tensors of every split (what Ray's object store holds of it)."""
+        return sum(s.inputs.nbytes + s.targets.nbytes for s in self.splits.values())
+
+    @property
     def subset_names(self) -> list[str]:
         return [s["name"] for s in self.attributes["subsets"]]
 
@@ -148,6 +153,10 @@ def load_dataset(
     if not Path(path).is_file():
         raise UserError(f"no dataset at {path}: generate one with `ionops generate`")
     attributes = read_attributes(path)
+    kind = attributes.get("kind", "operator")
+    if kind != "operator":
+        raise UserError(f"{path} is a {kind} dataset, not an operator dataset of stimulus "
+                        "protocols (the FNO family's)")  # fmt: skip
     with h5py.File(path, "r") as handle:
         time = handle["time"][...]
         train_states = handle["train/states"]
@@ -180,3 +189,79 @@ def _read_split(group: h5py.Group, time: np.ndarray) -> Split:
         t_stim=group["t_stim"][...],
         subset=group["subset"][...],
     )
+
+
+@dataclass
+class ProblemSplit:
+    """One split of a point or transition dataset, as stored, in physical units.
+
+    ``inputs`` (n, n_inputs): every input (initial states, then the stimulus);
+    ``t`` (n,): the time of each training sample (None for trajectories);
+    ``states``: points (n, S), transitions (n, 2, S), trajectories (n, S, n_t);
+    ``time`` (n_t,): the grid of trajectory splits.
+    """
+
+    layout: str
+    inputs: torch.Tensor
+    t: torch.Tensor | None
+    states: torch.Tensor
+    time: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+
+@dataclass
+class ProblemDataset:
+    """The splits of a point or transition dataset file and its metadata."""
+
+    splits: dict[str, ProblemSplit]
+    attributes: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.attributes["kind"])
+
+    @property
+    def state_names(self) -> list[str]:
+        return list(self.attributes["state_names"])
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.attributes["input_names"])
+
+    @property
+    def varied(self) -> list[str]:
+        return list(self.attributes["varied"])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.inputs.nbytes + s.states.nbytes for s in self.splits.values())
+
+
+def load_problem_dataset(path: Path, splits: Sequence[str] = SPLITS) -> ProblemDataset:
+    """Read ``splits`` of a point or transition dataset file (float32 tensors, physical units)."""
+    for split in splits:
+        if split not in SPLITS:
+            raise UserError(f"unknown split {split!r}; the splits are {', '.join(SPLITS)}")
+    if not Path(path).is_file():
+        raise UserError(f"no dataset at {path}: generate one with `ionops generate`")
+    attributes = read_attributes(path)
+    if attributes.get("kind") not in ("point", "transition"):
+        kind = attributes.get("kind", "operator")
+        raise UserError(f"{path} is an {kind} dataset, not a point or transition dataset")
+    loaded = {}
+    with h5py.File(path, "r") as handle:
+        for name in splits:
+            group = handle[name]
+            states = torch.from_numpy(group["states"][...])
+            if not torch.isfinite(states).all():
+                bad = int(torch.nonzero(~torch.isfinite(states).reshape(len(states), -1)
+                                        .all(dim=1))[0])  # fmt: skip
+                raise UserError(f"{path}: {name} sample {bad} holds NaN or Inf states")
+            t = torch.from_numpy(group["t"][...]).float() if "t" in group else None
+            time = group["time"][...] if "time" in group else None
+            loaded[name] = ProblemSplit(str(group.attrs["layout"]),
+                                        torch.from_numpy(group["inputs"][...]).float(), t,
+                                        states, time)  # fmt: skip
+    return ProblemDataset(loaded, attributes)

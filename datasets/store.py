@@ -1,6 +1,7 @@
 """The HDF5 dataset file: self-describing, readable with plain h5py, written once.
 
-Layout (``n`` samples per split, ``S`` states, ``n_t`` grid points)::
+Operator datasets (stimulus protocols; ``n`` samples per split, ``S`` states,
+``n_t`` grid points)::
 
     /                 attributes: format, model, parameters, state names and
                       units, initial state, solver and tolerances, seed, ...
@@ -11,6 +12,17 @@ Layout (``n`` samples per split, ``S`` states, ``n_t`` grid points)::
     /<split>/states         (n, S, n_t) float32, one chunk per sample, shuffle + gzip 1
     /<split>/solver_stats   (n, 6) int64, columns in its ``columns`` attribute
     /<split>/solver_attempts (n,) int8, 1 unless a retry with tighter settings was needed
+
+Point and transition datasets (:mod:`ionops.datasets.problems`; root
+attributes also ``kind``, ``input_names``, ``varied``, ``ranges``, ``fixed``)::
+
+    /<split>/inputs   (n, n_inputs) float64: every input (initial states, stimulus)
+    /<split>/t        (n,) float64, ms: training splits, the time of each sample
+    /<split>/states   points (n, S); transitions (n, 2, S): at t and t + Δ;
+                      trajectories (n, S, n_t), float32, chunked by blocks of samples
+    /<split>/time     (n_t,) float64, ms: trajectory splits (validation, test)
+
+Each split group has a ``layout`` attribute (points, transitions, trajectories).
 
 The file is assembled in one pass from the generation journal, in sample
 order, into a temporary name and renamed into place, so a file under the final
@@ -23,7 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -31,6 +43,9 @@ from numpy.typing import NDArray
 
 from ionops.datasets.journal import Record
 from ionops.datasets.protocols import SPLITS, SampleTable
+
+if TYPE_CHECKING:
+    from ionops.datasets.problems import ProblemPlan
 
 FORMAT = "ionops-dataset"
 FORMAT_VERSION = 1
@@ -106,6 +121,43 @@ def _write_split(
     group.create_dataset("solver_stats", data=stats, track_times=False)
     group["solver_stats"].attrs["columns"] = _attribute(list(STAT_COLUMNS))
     group.create_dataset("solver_attempts", data=attempts, track_times=False)
+
+
+def write_problem_dataset(
+    path: Path, plan: ProblemPlan, records: Mapping[tuple[int, int], Record]
+) -> None:
+    """Assemble a point or transition dataset from journal records, atomically."""
+    temporary = path.with_name(f".{path.name}.assembling")
+    try:
+        with h5py.File(temporary, "w", libver="earliest") as handle:
+            for key, value in plan.attributes().items():
+                handle.attrs[key] = _attribute(value)
+            for split_index, split in enumerate(SPLITS):
+                group = handle.create_group(split)
+                table = plan.tables[split]
+                group.attrs["layout"] = table.layout
+                group.create_dataset("inputs", data=table.inputs, track_times=False)
+                if table.t is not None:
+                    group.create_dataset("t", data=table.t, track_times=False)
+                    group["t"].attrs["units"] = "ms"
+                else:
+                    group.create_dataset("time", data=plan.eval_time, track_times=False)
+                    group["time"].attrs["units"] = "ms"
+                shape = plan.state_shape(split)
+                n, block = len(table), plan.block_size(split)
+                layout: dict[str, Any] = {}
+                if n:
+                    layout = {"chunks": (block, *shape), "shuffle": True, "compression": "gzip",
+                              "compression_opts": 1}  # fmt: skip
+                states = group.create_dataset("states", shape=(n, *shape), dtype="<f4",
+                                              track_times=False, **layout)  # fmt: skip
+                for index in range(plan.blocks(split)):
+                    offset = (index * block,) + (0,) * len(shape)
+                    states.id.write_direct_chunk(offset, records[(split_index, index)]
+                                                 .read_payload())  # fmt: skip
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_attributes(path: Path) -> dict[str, Any]:

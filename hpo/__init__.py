@@ -7,9 +7,9 @@ Public surface (imported on first use):
 - ``run_retrain``, ``RetrainOptions``: five-seed retraining of the best trial
 - ``make_report``: the paper's figures and tables from finished retrainings
 - ``PersistentASHA``: ASHA whose rung records survive ``Tuner.restore``
-- ``hyperopt_space``, ``default_point``, ``configure``, ``check_space``,
-  ``TrialConfig``: the unconstrained and constrained search spaces, and a
-  sampled point as a buildable FNO with its derived k_max and parameter count
+
+The search spaces, and how a point becomes a model, belong to each surrogate
+family (:mod:`ionops.models.family`); nothing here names one.
 """
 
 from typing import TYPE_CHECKING
@@ -25,22 +25,12 @@ _EXPORTS = {
     "SearchOutcome": "ionops.hpo.search",
     "load_outcome": "ionops.hpo.search",
     "run_search": "ionops.hpo.search",
-    "TrialConfig": "ionops.hpo.spaces",
-    "check_space": "ionops.hpo.spaces",
-    "configure": "ionops.hpo.spaces",
-    "default_point": "ionops.hpo.spaces",
-    "hyperopt_space": "ionops.hpo.spaces",
 }
 __all__ = [
     "PersistentASHA",
     "RetrainOptions",
     "SearchOptions",
     "SearchOutcome",
-    "TrialConfig",
-    "check_space",
-    "configure",
-    "default_point",
-    "hyperopt_space",
     "load_outcome",
     "make_report",
     "run_retrain",
@@ -53,10 +43,3 @@ if TYPE_CHECKING:
     from ionops.hpo.report import make_report
     from ionops.hpo.retrain import RetrainOptions, run_retrain
     from ionops.hpo.search import SearchOptions, SearchOutcome, load_outcome, run_search
-    from ionops.hpo.spaces import (
-        TrialConfig,
-        check_space,
-        configure,
-        default_point,
-        hyperopt_space,
-    )

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_experiment_argument(tune)
     add_override_option(tune)
     _add_run_options(tune)
-    tune.add_argument("--name", help="search name (default: EXPERIMENT-SPACE)")
+    tune.add_argument("--name", help="search name (default: EXPERIMENT-FAMILY-SPACE)")
     tune.add_argument(
         "--resume", action="store_true",
         help="insist on continuing an existing search (the default when one exists)",
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_experiment_argument(retrain)
     add_override_option(retrain)
     _add_run_options(retrain)
-    retrain.add_argument("--name", help="the search's name (default: EXPERIMENT-SPACE)")
+    retrain.add_argument("--name", help="the search's name (default: EXPERIMENT-FAMILY-SPACE)")
     retrain.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     retrain.add_argument(
         "--allow-unfinished", action="store_true",
@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_override_option(report)
     report.add_argument(
         "--name", action="append", default=[],
-        help="each experiment's search name, in order (default: EXPERIMENT-SPACE)",
+        help="each experiment's search name, in order (default: EXPERIMENT-FAMILY-SPACE)",
     )  # fmt: skip
     report.add_argument("--out", type=Path, help="output folder (default: WORKDIR/reports/...)")
     report.set_defaults(handler=_report)
@@ -118,8 +118,6 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _search_summary(outcome: Any, top: int = 5) -> str:
-    from ionops.hpo.trainable import METRIC
-
     counts: dict[str, int] = {}
     for trial in outcome.trials:
         counts[trial.outcome] = counts.get(trial.outcome, 0) + 1
@@ -128,19 +126,24 @@ def _search_summary(outcome: Any, top: int = 5) -> str:
              + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))]  # fmt: skip
     ranked = sorted((t for t in outcome.trials if t.metric == t.metric), key=lambda t: t.metric)
     if ranked:
-        keys = ["d_v", "n_layers", "k_max", "activation", "n_pad", "layer", "learning_rate"]
-        header = f"{'#':>4} {'trial':<10}{'outcome':>10}{'epochs':>8}{METRIC:>20}"
+        relative = outcome.metric.split("/")[-1].startswith("rel_")
+        header = f"{'#':>4} {'trial':<10}{'outcome':>10}{'epochs':>8}{outcome.metric:>20}"
         lines.append(f"{header}  configuration")
         for trial in ranked[:top]:
-            config = ", ".join(f"{k}={trial.point[k]}" for k in keys if k in trial.point)
+            config = ", ".join(f"{k}={v}" for k, v in trial.point.items() if k not in _NOT_SHOWN)
             cells = f"{trial.index:>4} {trial.trial_id:<10}{trial.outcome:>10}{trial.epochs:>8}"
-            lines.append(f"{cells}{trial.metric:>20.4%}  {config}")
+            value = f"{trial.metric:>20.4%}" if relative else f"{trial.metric:>20.4e}"
+            lines.append(f"{cells}{value}  {config}")
     if outcome.best is not None:
         best = outcome.best
         lines.append(f"best: #{best.index} {best.trial_id}, {best.point['parameter_count']:,} "
                      f"parameters ({outcome.folder / 'best.json'})")  # fmt: skip
     lines.append(f"trials: {outcome.folder / 'trials.csv'}")
     return "\n".join(lines)
+
+
+# recorded with every trial but no part of what distinguishes one configuration from another
+_NOT_SHOWN = {"parameter_count", "k_max_derived", "weight_decay", "gamma"}
 
 
 def _retrain(args: argparse.Namespace) -> int:

@@ -14,19 +14,18 @@ from ionops.hpo.trainable import TrialPlan, run_trial
 
 
 def load_data(experiment: ExperimentConfig, workdir: Path) -> Any:
-    """The experiment's dataset (generated first if missing), normalised, in memory."""
-    from ionops.datasets.loading import load_dataset
+    """The experiment's dataset (generated first if missing), in memory as its family takes it."""
+    from ionops.models.registry import get_family
     from ionops.workdir import ensure_dataset
 
-    return load_dataset(ensure_dataset(experiment, workdir), experiment.training.normalisation)
+    return get_family(experiment.family).load_data(experiment, ensure_dataset(experiment, workdir))
 
 
 def connect_for(data: Any, address: str | None) -> Any:
     """Ray for this driver, with an object store that holds the dataset twice over."""
     from ionops.cluster.runtime import connect
 
-    dataset_bytes = sum(s.inputs.nbytes + s.targets.nbytes for s in data.splits.values())
-    return connect(address, object_store_bytes=2 * dataset_bytes + 64 * 2**20)
+    return connect(address, object_store_bytes=2 * data.nbytes + 64 * 2**20)
 
 
 def gpus_per_trial(experiment: ExperimentConfig, cluster_gpus: float) -> float:
@@ -54,11 +53,11 @@ def sigterm_as_sigusr1() -> Iterator[None]:
 def start_parent(
     workdir: Path, experiment: ExperimentConfig, kind: str, run_name: str, params: dict[str, Any]
 ) -> dict[str, str]:
-    """The MLflow parent run of a search or retraining, in experiment ``ionops/NAME/KIND``."""
+    """The MLflow parent run of a search or retraining, in experiment ``ionops/LABEL/KIND``."""
     from ionops import tracking
 
     client = tracking.client(workdir)
-    experiment_id = tracking.experiment_id(client, f"ionops/{experiment.name}/{kind}", workdir)
+    experiment_id = tracking.experiment_id(client, f"ionops/{experiment.label}/{kind}", workdir)
     parent = tracking.RunWriter.start(client, experiment_id, run_name, {"ionops.kind": kind})
     parent.params(params)
     return {"parent_run_id": parent.run_id, "mlflow_experiment_id": experiment_id}

@@ -31,14 +31,13 @@ from ionops.hpo.common import (
     start_parent,
     trainable,
 )
-from ionops.hpo.search import load_outcome
-from ionops.hpo.spaces import configure
-from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan
+from ionops.hpo.search import load_outcome, trial_count
+from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, search_metric
+from ionops.models.registry import get_family
 from ionops.workdir import write_atomic, write_json
 
 STATE_FILE = "retrain.json"
 SPLITS = ("train", "validation", "test")
-METRICS = ("rel_l1", "rel_l2", "rel_h1")
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def run_retrain(
     if not found.complete and not options.allow_unfinished:
         done = sum(t.outcome != "unfinished" for t in found.trials)
         raise UserError(
-            f"the search in {search} is unfinished ({done} of {experiment.search.num_samples} "
+            f"the search in {search} is unfinished ({done} of {trial_count(experiment)} "
             "trials); finish it with `ionops tune` (same arguments) or retrain its best trial "
             "so far with --allow-unfinished"
         )
@@ -90,9 +89,10 @@ def run_retrain(
     data = load_data(experiment, workdir)
     resources = connect_for(data, options.address)
     epochs = experiment.training.epochs
+    family = get_family(experiment.family)
     plan = TrialPlan(
         experiment=experiment, eval_splits=("validation", "test"), final_splits=SPLITS,
-        eval_every=max(1, epochs // 100),
+        eval_every=max(1, epochs // 100, experiment.training.eval_every),
         checkpoint_every=experiment.search.checkpoint_every,
         threads=max(1, int(experiment.search.cpus_per_trial)), keep_outputs=True,
         device=options.device, mixed_precision=options.mixed_precision,
@@ -122,7 +122,7 @@ def run_retrain(
     state["per_seed"] = {str(s): finished[s] for s in sorted(finished)}
     complete = sorted(finished) == seeds
     if complete:
-        _write_summary(folder, state, workdir)
+        _write_summary(folder, state, workdir, family.summary_metrics, family.metric)
     write_json(folder / STATE_FILE, state)
     return _outcome(folder, state, complete)
 
@@ -173,15 +173,16 @@ def _tuner(
     resumed = restored(folder, runnable, "retraining")
     if resumed is not None:
         return resumed
-    n_t, n_states = data.time.size, len(data.state_names)
+    family = get_family(experiment.family)
 
     def describe(point: dict[str, Any]) -> dict[str, Any]:
-        return {**configure(point, experiment, n_t, n_states).record(), "seed": point["seed"]}
+        return {**family.configure(point, experiment, data).record, "seed": point["seed"]}
 
     runs = TrialRuns(
         workdir, state["mlflow_experiment_id"], state["parent_run_id"],
         max_epochs=experiment.training.epochs, describe=describe, run_prefix="seed",
-        total=len(state["seeds"]), show_progress=options.progress, metric="test/rel_l2",
+        total=len(state["seeds"]), show_progress=options.progress,
+        metric=search_metric(experiment, "test"),
     )  # fmt: skip
     return tune.Tuner(
         runnable,
@@ -202,7 +203,8 @@ def summary_rows(per_seed: dict[str, dict[str, float]]) -> dict[str, tuple[float
     return out
 
 
-def _write_summary(folder: Path, state: dict[str, Any], workdir: Path) -> None:
+def _write_summary(folder: Path, state: dict[str, Any], workdir: Path,
+                   metrics: tuple[str, ...], main: str) -> None:  # fmt: skip
     summary = summary_rows(state["per_seed"])
     parameters = int(state["point"]["parameter_count"])
     lines = ["| quantity | mean ± std |", "|---|---|", f"| parameters | {parameters:,} |"]
@@ -213,16 +215,18 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path) -> None:
         mean, spread = summary[key]
         lines.append(f"| {label} | {mean * scale:,.1f} ± {spread * scale:,.1f}{unit} |")
     for split in ("train", "test"):
-        for metric in METRICS:
-            mean, spread = summary.get(f"{split}/{metric}", (float("nan"),) * 2)
-            lines.append(f"| {split} relative {metric[4:].upper()} | "
-                         f"{mean:.3%} ± {spread:.3%} |")  # fmt: skip
-    variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith("test/rel_l2/"))
+        for metric in metrics:
+            if f"{split}/{metric}" not in summary:
+                continue  # not an error of this split (MAE alone for training points)
+            mean, spread = summary[f"{split}/{metric}"]
+            lines.append(f"| {split} {metric_label(metric)} | {_value(metric, mean)} ± "
+                         f"{_value(metric, spread)} |")  # fmt: skip
+    variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith(f"test/{main}/"))
     if variables:
-        lines += ["", "| state variable | test rel. L2 (mean ± std) |", "|---|---|"]
+        lines += ["", f"| state variable | test {metric_label(main)} (mean ± std) |", "|---|---|"]
         for name in variables:
-            mean, spread = summary[f"test/rel_l2/{name}"]
-            lines.append(f"| {name} | {mean:.3%} ± {spread:.3%} |")
+            mean, spread = summary[f"test/{main}/{name}"]
+            lines.append(f"| {name} | {_value(main, mean)} ± {_value(main, spread)} |")
     write_atomic(folder / "summary.md", "\n".join(lines) + "\n")
     rows = [f"{key},{mean!r},{spread!r}\n" for key, (mean, spread) in summary.items()]
     write_atomic(folder / "summary.csv",
@@ -237,6 +241,17 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path) -> None:
         parent.artifact(folder / name)
     parent.end(tracking.FINISHED)
     state["complete"] = True
+
+
+def metric_label(metric: str) -> str:
+    """``rel_l2`` -> ``relative L2``, ``mae`` -> ``MAE``: how tables name a metric."""
+    if metric.startswith("rel_"):
+        return f"relative {metric[4:].upper()}"
+    return metric.upper()
+
+
+def _value(metric: str, value: float) -> str:
+    return f"{value:.3%}" if metric.startswith("rel_") else f"{value:.3e}"
 
 
 def _outcome(folder: Path, state: dict[str, Any], complete: bool) -> RetrainOutcome:

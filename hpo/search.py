@@ -6,10 +6,13 @@ it runs and its MLflow parent run), ``asha.json`` (ASHA's rungs), ``tune/``
 is complete, ``trials.csv`` and ``best.json``. Running the same command again
 in the same place continues it; a finished search is not run twice.
 
-The paper's settings are the defaults: 200 trials, TPE with 20 random starts
-and the experiment's own configuration first, ASHA on epochs with grace
-period 250 and reduction factor 4 out of 1000 epochs (both scaled when
-``training.epochs`` is changed), mean validation relative L2 minimised.
+The FNO paper's settings are the defaults: 200 trials, TPE with 20 random
+starts and the experiment's own configuration first, ASHA on epochs with
+grace period 250 and reduction factor 4 out of 1000 epochs (both scaled when
+``training.epochs`` is changed), the mean validation error of the family
+(``validation/rel_l2`` for the FNO) minimised. ``search.strategy =
+"candidates"`` trains the family's fixed candidate set instead, one trial per
+candidate (with ``search.scheduler = "fifo"``, every one to the end).
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ from ionops.hpo.common import (
     start_parent,
     trainable,
 )
-from ionops.hpo.spaces import check_space, configure, default_point, hyperopt_space
-from ionops.hpo.trainable import METRIC, TrialPlan
+from ionops.hpo.trainable import CANDIDATE, TrialPlan, search_metric, trial_point
+from ionops.models.registry import get_family
 from ionops.workdir import write_json
 
 PAPER_EPOCHS = 1000
 STATE_FILE = "search.json"
+DEFAULT_METRIC = "validation/rel_l2"  # what searches recorded before they named their metric
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,12 @@ class TrialRecord:
     epochs: int
     metric: float
     point: dict[str, Any]
+    eval_seconds: float = math.nan  # the last evaluation of its validation split
 
-    def row(self) -> dict[str, Any]:
+    def row(self, metric: str) -> dict[str, Any]:
         return {"index": self.index, "trial_id": self.trial_id, "outcome": self.outcome,
-                "epochs": self.epochs, METRIC: self.metric, **self.point}  # fmt: skip
+                "epochs": self.epochs, metric: self.metric, "eval_seconds": self.eval_seconds,
+                **self.point}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,15 @@ class SearchOutcome:
     trials: list[TrialRecord]
     best: TrialRecord | None
     parent_run_id: str
+    metric: str = DEFAULT_METRIC
 
 
 def search_name(experiment: ExperimentConfig, name: str | None = None) -> str:
-    return name or f"{experiment.name}-{experiment.search.space}"
+    """``--name``, else the experiment's label and space (``fhn-fno-constrained``)."""
+    if name:
+        return name
+    strategy = "-candidates" if experiment.search.strategy == "candidates" else ""
+    return f"{experiment.label}-{experiment.search.space}{strategy}"
 
 
 def search_folder(workdir: Path, name: str) -> Path:
@@ -113,30 +124,42 @@ def run_search(
     if state.get("complete"):
         return load_outcome(folder)
 
+    family = get_family(experiment.family)
     data = load_data(experiment, workdir)
-    check_space(experiment, n_t=data.time.size)
-    first_point = default_point(experiment)
-    resources = connect_for(data, options.address)
+    family.check_data(experiment, data)
     search = experiment.search
+    candidates = tuple(family.candidates(experiment)) if search.strategy == "candidates" else ()
+    first_point = family.default_point(experiment) if not candidates else {}
+    resources = connect_for(data, options.address)
     gpus = gpus_per_trial(experiment, resources.gpus)
+    total = trial_count(experiment)
     concurrency = _concurrency(experiment, resources.cpus, resources.gpus, gpus)
+    asha = search.scheduler == "asha"
     plan = TrialPlan(
         experiment=experiment,
         checkpoint_every=search.checkpoint_every,
         threads=max(1, int(search.cpus_per_trial)),
         device=options.device,
         mixed_precision=options.mixed_precision,
-        report_epochs=rung_epochs(**asha_settings(experiment)),
+        report_epochs=rung_epochs(**asha_settings(experiment)) if asha else frozenset(),
+        candidates=candidates,
     )
     tuner = _tuner(experiment, folder, state, data, plan, concurrency, first_point,
                    gpus, workdir, options.progress)  # fmt: skip
-    print(f"search {name}: {search.num_samples} trials, {concurrency} at a time, "
-          f"{search.cpus_per_trial:g} CPU + {gpus:g} GPU each; ASHA "
-          f"{asha_settings(experiment)}; folder {folder}", flush=True)  # fmt: skip
+    how = f"ASHA {asha_settings(experiment)}" if asha else "every trial to its last epoch"
+    what = f"{len(candidates)} candidates" if candidates else f"{total} TPE trials"
+    print(f"search {name}: {what}, {concurrency} at a time, {search.cpus_per_trial:g} CPU + "
+          f"{gpus:g} GPU each; {how}; folder {folder}", flush=True)  # fmt: skip
     grid = fit(tuner, workdir, state)
-    trials = _records(grid, experiment, data, folder)
-    complete = len(trials) == search.num_samples and all(t.outcome != "unfinished" for t in trials)
+    trials = _records(grid, experiment, data, folder, candidates)
+    complete = len(trials) == total and all(t.outcome != "unfinished" for t in trials)
     return _finish(folder, state, trials, complete, workdir)
+
+
+def trial_count(experiment: ExperimentConfig) -> int:
+    """How many trials the search runs: ``num_samples``, or the candidate set's size."""
+    search = experiment.search
+    return search.candidates if search.strategy == "candidates" else search.num_samples
 
 
 def _concurrency(
@@ -154,7 +177,7 @@ def _concurrency(
             f"Ray holds {cpus:g} CPUs and {gpus:g} GPUs; lower search.cpus_per_trial or "
             "search.gpus_per_trial"
         )
-    return min(fits, search.num_samples)
+    return min(fits, trial_count(experiment))
 
 
 def _tuner(
@@ -170,6 +193,7 @@ def _tuner(
     progress: bool,
 ) -> Any:
     from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.hyperopt import HyperOptSearch
 
@@ -180,37 +204,44 @@ def _tuner(
     resumed = restored(folder, runnable, "search")
     if resumed is not None:
         return resumed
+    family = get_family(experiment.family)
     search = experiment.search
-    searcher = HyperOptSearch(
-        space=hyperopt_space(experiment),
-        metric=METRIC,
-        mode="min",
-        points_to_evaluate=[first_point],
-        n_initial_points=max(search.n_initial_points, concurrency),
-        random_state_seed=search.seed,
-    )
-    scheduler = PersistentASHA(folder / "asha.json", time_attr="epoch",
-                               **asha_settings(experiment))  # fmt: skip
-    n_t, n_states = data.time.size, len(data.state_names)
+    metric = search_metric(experiment)
+    scheduler = (
+        PersistentASHA(folder / "asha.json", time_attr="epoch", **asha_settings(experiment))
+        if search.scheduler == "asha" else FIFOScheduler()
+    )  # fmt: skip
 
-    def describe(point: dict[str, Any]) -> dict[str, Any]:
-        return configure(point, experiment, n_t, n_states).record()
+    def describe(config: dict[str, Any]) -> dict[str, Any]:
+        return family.configure(trial_point(config, plan.candidates), experiment, data).record
 
     runs = TrialRuns(
         workdir, state["mlflow_experiment_id"], state["parent_run_id"],
-        max_epochs=experiment.training.epochs, describe=describe,
-        total=search.num_samples, show_progress=progress, stopped_file=folder / "asha.json",
+        max_epochs=experiment.training.epochs, describe=describe, metric=metric,
+        total=trial_count(experiment), show_progress=progress, stopped_file=folder / "asha.json",
     )  # fmt: skip
+    # reuse_actors: no new process, torch import and dataset fetch per trial
+    settings: dict[str, Any] = {"metric": metric, "mode": "min", "scheduler": scheduler,
+                                "reuse_actors": True}  # fmt: skip
+    param_space: dict[str, Any] = {}
+    if plan.candidates:
+        param_space = {CANDIDATE: tune.grid_search(list(range(len(plan.candidates))))}
+        settings.update(num_samples=1, max_concurrent_trials=concurrency)
+    else:
+        searcher = HyperOptSearch(
+            space=family.hyperopt_space(experiment),
+            metric=metric,
+            mode="min",
+            points_to_evaluate=[first_point],
+            n_initial_points=max(search.n_initial_points, concurrency),
+            random_state_seed=search.seed,
+        )
+        settings.update(search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+                        num_samples=search.num_samples)  # fmt: skip
     return tune.Tuner(
         runnable,
-        tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode="min",
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
-            scheduler=scheduler,
-            num_samples=search.num_samples,
-            reuse_actors=True,  # no new process, torch import and dataset fetch per trial
-        ),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(**settings),
         run_config=run_config(folder, experiment, [runs]),
     )
 
@@ -232,7 +263,8 @@ def _open_state(
         return state
     parent = start_parent(workdir, experiment, "search", name,
                           experiment.model_dump(exclude_none=True))  # fmt: skip
-    state = {"name": name, "experiment": wanted, **parent, "complete": False}
+    state = {"name": name, "experiment": wanted, **parent, "complete": False,
+             "metric": search_metric(experiment)}  # fmt: skip
     write_json(path, state)
     return state
 
@@ -250,11 +282,13 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return "; ".join(changed[:5])
 
 
-def _records(grid: Any, experiment: ExperimentConfig, data: Any, folder: Path) -> list[TrialRecord]:
+def _records(grid: Any, experiment: ExperimentConfig, data: Any, folder: Path,
+             candidates: tuple[dict[str, Any], ...]) -> list[TrialRecord]:  # fmt: skip
     from ionops.hpo.asha import stopped_trials
 
+    family = get_family(experiment.family)
+    metric_key = search_metric(experiment)
     epochs = experiment.training.epochs
-    n_t, n_states = data.time.size, len(data.state_names)
     stopped = stopped_trials(folder / "asha.json")
     analysis = grid._experiment_analysis  # Tune's trials with their statuses
     records = []
@@ -269,10 +303,12 @@ def _records(grid: Any, experiment: ExperimentConfig, data: Any, folder: Path) -
             outcome = "stopped"
         else:
             outcome = "unfinished"
-        metric = float(last.get(METRIC, math.nan))
-        point = configure(dict(trial.config), experiment, n_t, n_states).record()
+        metric = float(last.get(metric_key, math.nan))
+        point = family.configure(trial_point(trial.config, candidates), experiment, data).record
         index = int(trial.experiment_tag.split("_", 1)[0])
-        records.append(TrialRecord(index, trial.trial_id, outcome, reached, metric, point))
+        seconds = float(last.get("validation/eval_seconds", math.nan))
+        records.append(TrialRecord(index, trial.trial_id, outcome, reached, metric, point,
+                                   seconds))  # fmt: skip
     return sorted(records, key=lambda r: r.index)
 
 
@@ -286,7 +322,8 @@ def _finish(
     candidates = [t for t in trials if t.outcome in ("completed", "stopped")
                   and math.isfinite(t.metric)]  # fmt: skip
     best = min(candidates, key=lambda t: t.metric, default=None)
-    _write_trials(folder / "trials.csv", trials)
+    metric = state.get("metric", DEFAULT_METRIC)
+    _write_trials(folder / "trials.csv", trials, metric)
     if best is not None:
         write_json(folder / "best.json", asdict(best))
     if complete:
@@ -296,13 +333,13 @@ def _finish(
                   for o in ("completed", "stopped", "errored")}  # fmt: skip
         parent.metrics({f"trials_{k}": v for k, v in counts.items()}, step=0)
         if best is not None:
-            parent.metrics({f"best/{METRIC}": best.metric}, step=0)
+            parent.metrics({f"best/{metric}": best.metric}, step=0)
             client.set_tag(state["parent_run_id"], "ionops.best_trial", best.trial_id)
         parent.artifact(folder / "trials.csv")
         parent.end(tracking.FINISHED)
         state["complete"] = True
         write_json(folder / STATE_FILE, state)
-    return SearchOutcome(folder, complete, trials, best, state["parent_run_id"])
+    return SearchOutcome(folder, complete, trials, best, state["parent_run_id"], metric)
 
 
 def load_outcome(folder: Path) -> SearchOutcome:
@@ -311,21 +348,22 @@ def load_outcome(folder: Path) -> SearchOutcome:
     if not state_path.exists():
         raise UserError(f"no search in {folder} (no {STATE_FILE}); run `ionops tune` first")
     state = json.loads(state_path.read_text())
+    metric = state.get("metric", DEFAULT_METRIC)
     trials = []
     if (folder / "trials.csv").exists():
         with (folder / "trials.csv").open() as handle:
             for row in csv.DictReader(handle):
-                fixed = ("index", "trial_id", "outcome", "epochs", METRIC)
+                fixed = ("index", "trial_id", "outcome", "epochs", metric, "eval_seconds")
                 point = {k: _parse(v) for k, v in row.items() if k not in fixed}
                 trials.append(TrialRecord(
                     int(row["index"]), row["trial_id"], row["outcome"], int(row["epochs"]),
-                    float(row[METRIC]), point,
+                    float(row[metric]), point, float(row.get("eval_seconds") or math.nan),
                 ))  # fmt: skip
     best = None
     if (folder / "best.json").exists():
         best = TrialRecord(**json.loads((folder / "best.json").read_text()))
     return SearchOutcome(folder, bool(state.get("complete")), trials, best,
-                         state["parent_run_id"])  # fmt: skip
+                         state["parent_run_id"], metric)  # fmt: skip
 
 
 def experiment_of(folder: Path) -> ExperimentConfig:
@@ -343,8 +381,8 @@ def _parse(text: str) -> Any:
     return text
 
 
-def _write_trials(path: Path, trials: list[TrialRecord]) -> None:
-    rows = [t.row() for t in trials]
+def _write_trials(path: Path, trials: list[TrialRecord], metric: str) -> None:
+    rows = [t.row(metric) for t in trials]
     columns = list(dict.fromkeys(key for row in rows for key in row))
     temporary = path.with_name(f".{path.name}.tmp")
     with temporary.open("w", newline="") as handle:

@@ -1,14 +1,17 @@
 """The Ray Tune trainable: one point of the space trained by :func:`ionops.training.train`.
 
-The same function serves a search trial and a retraining seed. Every
-``tune.report`` is a round trip to the driver that the trial waits for, so it
-reports only when somebody needs the result: at the epochs where ASHA decides
-(its rungs), with each checkpoint (every ``checkpoint_every`` epochs), at the
-last epoch, and at least every ``report_seconds``. Each report carries the
-epochs since the previous one in ``history``, so MLflow still gets every
-epoch. It continues from ``tune.get_checkpoint()`` when Tune restarts it after
-a failure or a resume. The dataset arrives through Ray's object store
-(``tune.with_parameters``), once per node rather than once per trial.
+The same function serves a search trial and a retraining seed, of any
+surrogate family: the family configures the point, builds the network and
+gives the objective. Every ``tune.report`` is a round trip to the driver that
+the trial waits for, so it reports only when somebody needs the result: at
+the epochs where ASHA decides (its rungs), with each checkpoint (every
+``checkpoint_every`` epochs), at the last epoch (each of these evaluated
+whatever ``training.eval_every`` says), and at the first evaluated epoch
+after ``report_seconds``. Each report carries the epochs since the previous
+one in ``history``, so MLflow still gets every epoch. It continues from
+``tune.get_checkpoint()`` when Tune restarts it after a failure or a resume.
+The dataset arrives through Ray's object store (``tune.with_parameters``),
+once per node rather than once per trial.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from ionops.config import ExperimentConfig
-from ionops.datasets.loading import Dataset
-from ionops.hpo.spaces import configure
+from ionops.models.registry import get_family
 
-METRIC = "validation/rel_l2"
 HISTORY = "history"  # the epochs a report carries before its own, oldest first
 PER_SAMPLE_FILE = "per_sample.pt"
+CANDIDATE = "candidate"  # a trial of the candidate protocol: its index into the candidate set
+
+
+def search_metric(experiment: ExperimentConfig, split: str = "validation") -> str:
+    """The metric a search of ``experiment`` minimises: ``split/`` and the family's error."""
+    return f"{split}/{get_family(experiment.family).metric}"
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class TrialPlan:
     experiment: ExperimentConfig
     eval_splits: tuple[str, ...] = ("validation",)
     final_splits: tuple[str, ...] = ()
-    eval_every: int = 1
+    eval_every: int | None = None  # None: the experiment's training.eval_every
     checkpoint_every: int = 10
     threads: int = 1
     keep_outputs: bool = False
@@ -44,21 +51,31 @@ class TrialPlan:
     mixed_precision: bool = False
     report_epochs: frozenset[int] = frozenset()  # where the scheduler decides: always reported
     report_seconds: float = 30.0
+    candidates: tuple[dict[str, Any], ...] = ()  # the candidate protocol's points, in order
 
 
-def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
-    """Train one point; ``point["seed"]``, when present, replaces the experiment's seed."""
+def trial_point(config: dict[str, Any], candidates: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """The point a trial's Tune config stands for (a candidate index stands for its point)."""
+    config = dict(config)
+    if CANDIDATE in config:
+        return {**candidates[int(config.pop(CANDIDATE))], **config}
+    return config
+
+
+def run_trial(config: dict[str, Any], data: Any, plan: TrialPlan) -> None:
+    """Train one point; ``config["seed"]``, when present, replaces the experiment's seed."""
     import torch
     from ray import tune
 
     from ionops.cluster.runtime import quiet_ray_loggers
-    from ionops.models import FNO
     from ionops.training.checkpoint import FILENAME
     from ionops.training.loop import EpochReport, TrainSettings, train
 
     quiet_ray_loggers()
     torch.set_num_threads(plan.threads)
-    trial = configure(point, plan.experiment, n_t=data.time.size, n_states=len(data.state_names))
+    family = get_family(plan.experiment.family)
+    point = trial_point(config, plan.candidates)
+    trial = family.configure(point, plan.experiment, data)
     seed = int(point.get("seed", plan.experiment.training.seed))
     settings = TrainSettings.from_config(
         trial.training.model_copy(update={"seed": seed}),
@@ -66,11 +83,12 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
         mixed_precision=plan.mixed_precision,
         eval_splits=plan.eval_splits,
         final_splits=plan.final_splits,
-        eval_every=plan.eval_every,
+        eval_every=plan.eval_every or trial.training.eval_every,
         checkpoint_every=plan.checkpoint_every,
     )
     torch.manual_seed(seed)
-    model = FNO(trial.architecture)
+    model = family.build(trial.arguments)
+    objective = family.objective(data, trial, plan.experiment)
     workspace = Path(tempfile.mkdtemp(prefix="ionops-trial-"))
     local = workspace / FILENAME
     restored = tune.get_checkpoint()
@@ -81,7 +99,12 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
     # seconds this trial spent in its own work (epochs, evaluation, checkpoint files), not
     # in Tune's reporting: the search-overhead benchmark compares their sum with the wall time
     busy: dict[str, float] = {"seconds": 0.0, "since": time.perf_counter()}
-    reports = _Reports(plan, settings.epochs)
+    reports = _Reports(
+        plan,
+        settings.epochs,
+        settings.checkpoint_every,
+        metric=search_metric(plan.experiment, plan.eval_splits[0]),
+    )
 
     def on_epoch(report: EpochReport, written: Path | None) -> None:
         busy["seconds"] += time.perf_counter() - busy["since"]
@@ -103,8 +126,9 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
         busy["since"] = time.perf_counter()
 
     try:
-        result = train(model, data, settings, arguments=trial.architecture.as_dict(),
-                       checkpoint=local, on_epoch=on_epoch)  # fmt: skip
+        result = train(model, objective, settings, family=family.name,
+                       arguments=trial.arguments, checkpoint=local, on_epoch=on_epoch,
+                       evaluate_now=reports.must_report)  # fmt: skip
         if plan.keep_outputs:
             torch.save({split: {k: torch.from_numpy(v) for k, v in errors.items()}
                         for split, errors in result.per_sample.items()},
@@ -121,22 +145,36 @@ def run_trial(point: dict[str, Any], data: Dataset, plan: TrialPlan) -> None:
 
 
 class _Reports:
-    """When a trial reports to Tune, and the epochs each report carries."""
+    """When a trial reports to Tune, and the epochs each report carries.
 
-    def __init__(self, plan: TrialPlan, epochs: int) -> None:
-        self.plan, self.epochs = plan, epochs
+    Every report holds the search's metric. The epochs that must be reported
+    (ASHA's rungs, checkpoints, the last) are evaluated whatever
+    ``training.eval_every`` says (:meth:`must_report`, asked by the training
+    loop); otherwise an evaluated epoch is reported once ``report_seconds``
+    have passed since the last report.
+    """
+
+    def __init__(self, plan: TrialPlan, epochs: int, checkpoint_every: int = 0,
+                 metric: str | None = None) -> None:  # fmt: skip
+        self.plan, self.epochs, self.checkpoint_every = plan, epochs, checkpoint_every
+        self.metric = metric
         self.held: list[dict[str, Any]] = []
         self.reported_at = time.monotonic()
+
+    def must_report(self, epoch: int) -> bool:
+        """Whether ``epoch`` is reported whatever happens (and so must be evaluated)."""
+        checkpointed = self.checkpoint_every > 0 and epoch % self.checkpoint_every == 0
+        return checkpointed or epoch == self.epochs or epoch in self.plan.report_epochs
 
     def due(self, row: dict[str, Any], checkpointed: bool) -> dict[str, Any] | None:
         """The result to report for this epoch's ``row``, or None to hold it for the next one."""
         epoch = row["epoch"]
-        now = time.monotonic()
-        if not (checkpointed or epoch == self.epochs or epoch in self.plan.report_epochs
-                or now - self.reported_at >= self.plan.report_seconds):  # fmt: skip
+        evaluated = self.metric is None or self.metric in row
+        late = time.monotonic() - self.reported_at >= self.plan.report_seconds
+        if not (checkpointed or self.must_report(epoch) or (late and evaluated)):
             self.held.append(row)
             return None
-        self.reported_at = now
+        self.reported_at = time.monotonic()
         if not self.held:
             return row
         result = {**row, HISTORY: self.held}

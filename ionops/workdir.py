@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,18 +31,27 @@ def dataset_path(data: Any, workdir: Path | None = None) -> Path:
     """Where the dataset of an experiment's ``[data]`` section lives by default.
 
     The name holds what changes the content, so different settings never
-    collide and the same settings find their file again.
+    collide and the same settings find their file again: an operator
+    dataset's fraction, grid, horizon and seed; for a point or transition
+    dataset its counts, horizon and seed, and a digest of every other setting.
     """
-    name = f"{data.ionic_model}_f{data.fraction:g}_nt{data.n_t}_T{data.t_end_ms:g}_s{data.seed}.h5"
+    if data.kind == "operator":
+        name = (f"{data.ionic_model}_f{data.fraction:g}_nt{data.n_t}_T{data.t_end_ms:g}"
+                f"_s{data.seed}.h5")  # fmt: skip
+    else:
+        digest = hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True)
+                                .encode()).hexdigest()[:8]  # fmt: skip
+        counts = f"n{data.train}-{data.validation}-{data.test}_T{data.t_end_ms:g}"
+        name = f"{data.ionic_model}_{data.kind}_{counts}_s{data.seed}_{digest}.h5"
     return (workdir or default_workdir()) / "data" / name
 
 
 def ensure_dataset(experiment: Any, workdir: Path) -> Path:
     """The experiment's dataset file, generated first (serially) when it is missing."""
-    from ionops.datasets.generate import GenerationSpec, generate
+    from ionops.datasets.generate import generate, spec_from_config
 
     path = dataset_path(experiment.data, workdir)
     if not path.exists():
         print(f"no dataset at {path}: generating it first (ionops generate {experiment.name})")
-        generate(GenerationSpec.from_config(experiment.data), path)
+        generate(spec_from_config(experiment.data), path)
     return path

@@ -1,30 +1,35 @@
-"""Single building blocks of the FNO: activations, the spectral convolution, pointwise MLPs.
+"""Single building blocks of the surrogates: activations, the spectral convolution, MLPs.
 
-Tensors are channels-first: (batch, channels, n_t).
+The FNO's blocks work on channels-first tensors (batch, channels, n_t); the
+dense MLP on feature rows (batch, features).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-ACTIVATIONS = ("tanh", "relu", "gelu", "leaky_relu")
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": lambda: nn.GELU(approximate="none"),
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
+}
+ACTIVATIONS = tuple(_ACTIVATIONS)
 
 
 def activation(name: str) -> nn.Module:
-    """tanh, relu, gelu (exact erf form) or leaky_relu (slope 0.01)."""
-    if name == "tanh":
-        return nn.Tanh()
-    if name == "relu":
-        return nn.ReLU()
-    if name == "gelu":
-        return nn.GELU(approximate="none")
-    if name == "leaky_relu":
-        return nn.LeakyReLU(0.01)
-    raise ValueError(f"activation = {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    """tanh, relu, gelu (exact erf form), leaky_relu (slope 0.01), elu, sigmoid or silu."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation = {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return _ACTIVATIONS[name]()
 
 
 class Pointwise(nn.Linear):
@@ -138,3 +143,24 @@ class FourierLayer(nn.Module):
         if self.mlp is not None:
             kv = self.mlp(kv)
         return self.act(self.linear(v) + kv)
+
+
+class DenseMLP(nn.Sequential):
+    """A feed-forward network: (batch, n_in) -> (batch, n_out).
+
+    One hidden layer per entry of ``widths``, each a linear map followed by
+    its own activation (``activations``, one per hidden layer), then a linear
+    output layer.
+    """
+
+    def __init__(self, n_in: int, widths: tuple[int, ...], activations: tuple[str, ...],
+                 n_out: int) -> None:  # fmt: skip
+        if len(widths) != len(activations):
+            raise ValueError(f"{len(widths)} widths but {len(activations)} activations")
+        layers: list[nn.Module] = []
+        previous = n_in
+        for width, name in zip(widths, activations, strict=True):
+            layers += [nn.Linear(previous, width), activation(name)]
+            previous = width
+        layers.append(nn.Linear(previous, n_out))
+        super().__init__(*layers)

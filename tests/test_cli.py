@@ -46,14 +46,14 @@ def test_config_prints_the_resolved_experiment():
 
 def test_config_list_names_the_shipped_experiments():
     result = run_ionops("config", "--list")
-    assert result.stdout.split() == ["fhn", "hh", "ord"]
+    assert result.stdout.split() == ["fhn", "fhn-mlp-a", "fhn-mlp-b", "fhn-mlp-c", "hh", "ord"]
 
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["config", "fhn", "--set", "fno.k_max=0"], "fno.k_max = 0"),
-        (["config", "fhn", "--set", "fno.width=3"], "unknown key 'fno.width'"),
+        (["config", "fhn", "--set", "model.k_max=0"], "model.k_max = 0"),
+        (["config", "fhn", "--set", "model.width=3"], "unknown key 'model.width'"),
         (["config", "nope"], "neither a shipped name"),
     ],
 )

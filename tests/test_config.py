@@ -14,15 +14,51 @@ from ionops.config import (
 from ionops.errors import ConfigError
 
 
-def test_ships_one_experiment_per_ionic_model():
-    assert shipped_experiments() == ["fhn", "hh", "ord"]
+def test_ships_the_fno_and_mlp_papers_experiments():
+    assert shipped_experiments() == ["fhn", "fhn-mlp-a", "fhn-mlp-b", "fhn-mlp-c", "hh", "ord"]
 
 
 @pytest.mark.parametrize("name", ["fhn", "hh", "ord"])
-def test_every_shipped_experiment_validates(name):
+def test_every_fno_experiment_is_its_ionic_model(name):
     config = load_experiment(name)
-    assert config.name == name
+    assert config.name == name and config.family == "fno" and config.label == f"{name}-fno"
     assert config.data.ionic_model == name
+
+
+@pytest.mark.parametrize("name", ["fhn-mlp-a", "fhn-mlp-b", "fhn-mlp-c"])
+def test_every_mlp_experiment_validates_and_round_trips(name, tmp_path):
+    config = load_experiment(name)
+    assert config.family == "mlp" and config.label == name
+    assert config.data.ionic_model == "fhn_werneck" and config.data.kind == "point"
+    path = tmp_path / f"{name}.toml"
+    path.write_text(dump_toml(config))
+    assert load_experiment(path) == config
+
+
+def test_the_schema_lists_exactly_the_registered_ionic_models():
+    import typing
+
+    from ionops.config import IonicModelName
+    from ionops.datasets.catalog import IONIC_MODELS
+    from ionops.datasets.ionic import available_models, get_ionic_model
+
+    assert sorted(typing.get_args(IonicModelName)) == available_models() == sorted(IONIC_MODELS)
+    for name, facts in IONIC_MODELS.items():
+        model = get_ionic_model(name)
+        assert (model.n_states, model.stimulus_name) == (facts.n_states, facts.stimulus_name)
+
+
+def test_reading_an_experiment_loads_neither_torch_nor_the_compiled_models():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ionops.config import load_experiment; load_experiment('fhn-mlp-c');"
+        " load_experiment('ord'); print('torch' in sys.modules, 'numba' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.split() == ["False", "False"]
 
 
 def test_paper_grids_are_the_defaults():
@@ -33,29 +69,29 @@ def test_paper_grids_are_the_defaults():
 
 def test_overrides_are_typed_toml_values():
     config = load_experiment(
-        "hh", ["training.epochs=12", "training.learning_rate=2.5e-3", "fno.activation=tanh"]
+        "hh", ["training.epochs=12", "training.learning_rate=2.5e-3", "model.activation=tanh"]
     )
     assert config.training.epochs == 12
     assert config.training.learning_rate == pytest.approx(2.5e-3)
-    assert config.fno.activation == "tanh"
+    assert config.model.activation == "tanh"
 
 
 def test_dump_round_trips_through_the_loader(tmp_path):
-    original = load_experiment("ord", ["fno.d_v=32", "data.fraction=0.1"])
+    original = load_experiment("ord", ["model.d_v=32", "data.fraction=0.1"])
     path = tmp_path / "ord-small.toml"
     path.write_text(dump_toml(original))
     assert load_experiment(path) == original
-    assert tomllib.loads(path.read_text())["fno"]["d_v"] == 32
+    assert tomllib.loads(path.read_text())["model"]["d_v"] == 32
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
         ("training.learning_rate=-1", ["training.learning_rate", "-1", "greater than 0"]),
-        ("fno.d_v=0", ["fno.d_v", "0", "greater than or equal to 1"]),
-        ("fno.activation=swish", ["fno.activation", "swish", "'tanh', 'relu', 'gelu'"]),
+        ("model.d_v=0", ["model.d_v", "0", "greater than or equal to 1"]),
+        ("model.activation=swish", ["model.activation", "swish", "'tanh', 'relu', 'gelu'"]),
         ("data.fraction=1.5", ["data.fraction", "1.5", "less than or equal to 1"]),
-        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'fhn', 'hh' or 'ord'"]),
+        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'fhn_werneck', 'hh' or 'ord'"]),
         ("training.epochs=ten", ["training.epochs", "ten", "valid integer"]),
     ],
 )
@@ -85,7 +121,7 @@ def test_missing_section_is_reported_with_what_belongs_there():
     raw = {"name": "x", "data": {"ionic_model": "fhn", "n_t": 64, "t_end_ms": 10.0}}
     with pytest.raises(ConfigError) as info:
         validate_experiment(raw, "inline")
-    assert "'fno' is required" in str(info.value)
+    assert "'model' is required" in str(info.value)
     assert "'training' is required" in str(info.value)
 
 
@@ -101,7 +137,8 @@ def test_override_into_a_value_is_refused():
 
 
 def test_unknown_experiment_names_the_shipped_ones(tmp_path):
-    with pytest.raises(ConfigError, match="neither a shipped name \\(fhn, hh, ord\\)"):
+    shipped = r"neither a shipped name \(fhn, fhn-mlp-a, fhn-mlp-b, fhn-mlp-c, hh, ord\)"
+    with pytest.raises(ConfigError, match=shipped):
         load_experiment(tmp_path / "missing.toml")
 
 

@@ -71,7 +71,7 @@ def test_finished_file_is_refused_without_a_flag_and_accepted_with_resume(tmp_pa
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (small_spec("lr91"), "unknown ionic model 'lr91'; known models: fhn, hh, ord"),
+        (small_spec("lr91"), "unknown ionic model 'lr91'; known models: fhn, fhn_werneck, hh, ord"),
         (small_spec("hh", n_t=4), "n_t = 4: too few grid points; need at least 8"),
         (small_spec("hh", t_end_ms=50.0), "T_stim up to 100.0 ms lies beyond the horizon T = 50"),
         (small_spec("fhn", parameters={"eps": 1.0}), "fhn has no parameter 'eps'"),

@@ -10,7 +10,9 @@ from ionops.errors import UserError
 
 def test_registry_lists_the_models_and_rejects_unknown_names():
     assert {"fhn", "hh"} <= set(available())
-    with pytest.raises(UserError, match=r"unknown ionic model .lr91.; known models: fhn, hh, ord"):
+    with pytest.raises(
+        UserError, match=r"unknown ionic model .lr91.; known models: fhn, fhn_werneck, hh, ord"
+    ):
         get_ionic_model("lr91")
 
 
@@ -34,6 +36,15 @@ def test_fhn_right_hand_side_is_the_paper_formula():
     b, beta, c, delta, gamma, e = 5.0, 0.1, 1.0, 1.0, 0.25, 0.1
     expected = [b * v * (v - beta) * (delta - v) - c * w + i_app, e * (v - gamma * w)]
     np.testing.assert_allclose(model.derivative(0.0, np.array([v, w]), i_app), expected, rtol=1e-15)
+
+
+def test_fhn_werneck_is_the_authors_published_form():
+    model = get_ionic_model("fhn_werneck")
+    assert model.state_names == ("u", "w") and model.stimulus_name == "k"
+    u, w, k = 0.3, 0.05, 0.7
+    expected = [10 * (u * (u - 0.4) * (1 - u) - w + 0.04 * k + 0.08), 0.04 * u - 0.16 * w]
+    np.testing.assert_allclose(model.derivative(0.0, np.array([u, w]), k), expected, rtol=1e-15)
+    np.testing.assert_array_equal(model.initial_state(), [0.5, 0.0])  # problem A's
 
 
 def test_hh_paper_initial_state_is_rest_to_its_printed_digits():
@@ -70,8 +81,9 @@ def test_hh_alpha_limits_match_l_hopital():
     assert alpha_n == pytest.approx(0.1, rel=1e-15)
 
 
-def test_fhn_analytic_jacobian_matches_finite_differences():
-    model = get_ionic_model("fhn")
+@pytest.mark.parametrize("name", ["fhn", "fhn_werneck"])
+def test_fhn_analytic_jacobian_matches_finite_differences(name):
+    model = get_ionic_model(name)
     p = model.parameter_vector()
     y = np.array([0.43, 0.12])
     jac = np.empty((2, 2))

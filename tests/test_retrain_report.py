@@ -34,8 +34,8 @@ def _ionops(workdir: Path, *args: str) -> str:
 
 def test_retraining_refuses_an_unfinished_search(tmp_path):
     experiment = load_experiment("fhn", [o for o in TINY if o != "--set"])
-    folder = search_folder(tmp_path, "fhn-unconstrained")
-    state = _open_state(folder, experiment, tmp_path, "fhn-unconstrained")
+    folder = search_folder(tmp_path, "fhn-fno-unconstrained")
+    state = _open_state(folder, experiment, tmp_path, "fhn-fno-unconstrained")
     point = {"d_v": 8, "n_layers": 1, "k_max": 4, "parameter_count": 10}
     record = TrialRecord(1, "a_00001", "completed", 4, 0.5, point)
     _finish(folder, state, [record], complete=False, workdir=tmp_path)
@@ -46,8 +46,8 @@ def test_retraining_refuses_an_unfinished_search(tmp_path):
 def test_tune_refuses_to_continue_a_different_experiment(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("IONOPS_WORKDIR", str(tmp_path))
     experiment = load_experiment("fhn", [o for o in TINY if o != "--set"])
-    _open_state(search_folder(tmp_path, "fhn-unconstrained"), experiment, tmp_path,
-                "fhn-unconstrained")  # fmt: skip
+    _open_state(search_folder(tmp_path, "fhn-fno-unconstrained"), experiment, tmp_path,
+                "fhn-fno-unconstrained")  # fmt: skip
     assert main(["tune", "fhn", *TINY, "--set", "training.epochs=5"]) == 2
     message = capsys.readouterr().err
     assert "different experiment (training.epochs: 4 -> 5)" in message
@@ -66,23 +66,23 @@ def test_search_retrain_and_report_for_two_models(tmp_path):
         _ionops(tmp_path, "tune", model, *TINY, "--no-progress")
         out = _ionops(tmp_path, "retrain", model, *TINY, "--seeds", "2", "--no-progress")
         assert "| test relative L2 |" in out
-        summary = json.loads((tmp_path / "retrains" / f"{model}-unconstrained" /
+        summary = json.loads((tmp_path / "retrains" / f"{model}-fno-unconstrained" /
                               "summary.json").read_text())  # fmt: skip
         mean, spread = summary["mean_std"]["test/rel_l2"]
         assert 0 < mean < 10 and spread > 0, "two seeds train two different models"
         assert summary["seeds"] == [0, 1]
     out = _ionops(tmp_path, "report", "fhn", "hh", *TINY)
-    report = tmp_path / "reports" / "fhn-unconstrained-hh-unconstrained"
+    report = tmp_path / "reports" / "fhn-fno-unconstrained-hh-fno-unconstrained"
     for model in ("fhn", "hh"):
         for name in ("training.png", "subsets.png", "examples.png", "variables.png",
                      "summary.md", "summary.csv"):  # fmt: skip
-            assert (report / f"{model}-unconstrained" / name).stat().st_size > 0
+            assert (report / f"{model}-fno-unconstrained" / name).stat().st_size > 0
     rows = (report / "models.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == ["2", "4"]  # FHN, then HH's 4 states
     assert "| test relative L2 |" in out
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    retrain = client.get_experiment_by_name("ionops/hh/retrain")
+    retrain = client.get_experiment_by_name("ionops/hh-fno/retrain")
     parent = client.search_runs([retrain.experiment_id], "tags.`ionops.kind` = 'retrain'")[0]
     assert parent.info.status == "FINISHED"
     assert "test/rel_l2/mean" in parent.data.metrics

@@ -140,7 +140,7 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
     assert {t["outcome"] for t in expected} == {"completed", "stopped"}
 
     client = mlflow.tracking.MlflowClient(mlflow_server)
-    experiment = client.get_experiment_by_name("ionops/fhn/search")
+    experiment = client.get_experiment_by_name("ionops/fhn-fno/search")
     parents = client.search_runs([experiment.experiment_id], "tags.`ionops.kind` = 'search'")
     parent = next(p for p in parents if p.info.run_name == "killed")
     assert parent.info.status == "FINISHED"
@@ -193,7 +193,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path):
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     second = next(t for t in trials if t["index"] == "2")
     [run] = client.search_runs(
-        [client.get_experiment_by_name("ionops/fhn/search").experiment_id],
+        [client.get_experiment_by_name("ionops/fhn-fno/search").experiment_id],
         f"tags.`ionops.trial_id` = '{second['trial_id']}'",
     )
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "train_loss"))

@@ -136,7 +136,7 @@ def test_a_signalled_search_on_two_nodes_requeues_and_finishes(tmp_path):
 
     job = _submit(tmp_path, "search.sbatch", "fhn", SMALL, "--nodes=2", "--cpus-per-task=2",
                   "--gpus-per-node=1")  # fmt: skip
-    tune = tmp_path / "work" / "searches" / "fhn-unconstrained" / "tune"
+    tune = tmp_path / "work" / "searches" / "fhn-fno-unconstrained" / "tune"
     deadline = time.monotonic() + 300
     while not list(tune.glob("run_trial_*/checkpoint_*")):
         assert time.monotonic() < deadline, "the search did not start"
@@ -153,11 +153,11 @@ def test_a_signalled_search_on_two_nodes_requeues_and_finishes(tmp_path):
     assert "search complete: 6 trials" in log
     print(f"signal to finished search after one requeue: {cycle:.0f} s")
 
-    folder = tmp_path / "work" / "searches" / "fhn-unconstrained"
+    folder = tmp_path / "work" / "searches" / "fhn-fno-unconstrained"
     rows = (folder / "trials.csv").read_text().splitlines()[1:]
     assert len(rows) == 6
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'work' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("ionops/fhn/search")
+    experiment = client.get_experiment_by_name("ionops/fhn-fno/search")
     runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if "ionops.trial_id" in r.data.tags]
     assert len(children) == 6 and {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
@@ -177,7 +177,7 @@ def test_a_signalled_retraining_requeues_then_writes_the_report(tmp_path):
                    env=env, cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
     job = _submit(tmp_path, "retrain.sbatch", "fhn", args, "--nodes=2", "--cpus-per-task=2",
                   "--gpus-per-node=1")  # fmt: skip
-    tune = tmp_path / "work" / "retrains" / "fhn-unconstrained" / "tune"
+    tune = tmp_path / "work" / "retrains" / "fhn-fno-unconstrained" / "tune"
     deadline = time.monotonic() + 300
     while not list(tune.glob("run_trial_*/checkpoint_*")):
         assert time.monotonic() < deadline, "the retraining did not start"
@@ -188,5 +188,5 @@ def test_a_signalled_retraining_requeues_then_writes_the_report(tmp_path):
     log = (tmp_path / f"ionops-retrain-{job}.out").read_text()
     assert state["JobState"] == "COMPLETED" and state["Restarts"] == "1", log
     assert "requeueing job" in log and "resuming the retraining" in log
-    assert (tmp_path / "work" / "retrains" / "fhn-unconstrained" / "summary.json").exists()
+    assert (tmp_path / "work" / "retrains" / "fhn-fno-unconstrained" / "summary.json").exists()
     assert list((tmp_path / "work" / "reports").rglob("*.png")), "the report after the requeue"

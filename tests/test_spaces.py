@@ -6,7 +6,7 @@ from hyperopt.pyll.stochastic import sample
 
 from ionops.config import load_experiment
 from ionops.errors import UserError
-from ionops.hpo.spaces import check_space, configure, default_point, hyperopt_space
+from ionops.models.families.fno import check_space, configure, default_point, hyperopt_space
 
 # DESIGN.md: the paper's tuned configurations (eta, omega, gamma, d_v, L, k_max, act, n_pad,
 # layer) and their parameter counts.
@@ -49,9 +49,9 @@ def test_every_paper_winner_is_in_its_space_and_builds_to_the_papers_count(
     if space == "constrained":
         point.pop("k_max")  # derived, not sampled
     trial = configure(point, experiment, N_T[model], N_STATES[model])
-    assert trial.architecture.k_max == values[5]
+    assert trial.arguments["k_max"] == values[5]
     assert trial.parameter_count == count
-    assert trial.k_max_derived == (space == "constrained")
+    assert trial.record["k_max_derived"] == (space == "constrained")
     assert trial.training.learning_rate == pytest.approx(values[0])
 
 
@@ -59,8 +59,8 @@ def test_every_paper_winner_is_in_its_space_and_builds_to_the_papers_count(
 def test_the_search_starts_from_the_experiments_own_configuration(space):
     experiment = load_experiment("hh", [f'search.space="{space}"'])
     trial = configure(default_point(experiment), experiment, 1260, 4)
-    assert trial.architecture.d_v == experiment.fno.d_v
-    assert trial.architecture.k_max == 16  # the default's own k_max is also the budget's
+    assert trial.arguments["d_v"] == experiment.model.d_v
+    assert trial.arguments["k_max"] == 16  # the default's own k_max is also the budget's
     assert trial.training.learning_rate == experiment.training.learning_rate
 
 
@@ -72,7 +72,7 @@ def test_sampled_points_are_on_their_grids_and_buildable(space):
     rng = np.random.default_rng(0)
     for _ in range(25):
         trial = configure(sample(hyper, rng=rng), experiment, 1260, 2)
-        record = trial.record()
+        record = trial.record
         assert 1e-4 <= record["learning_rate"] <= 1e-2
         assert abs(record["learning_rate"] * 1e5 - round(record["learning_rate"] * 1e5)) < 1e-6
         assert 0 <= record["n_pad"] <= 15 and isinstance(record["n_pad"], int)
@@ -89,7 +89,7 @@ def test_total_parameter_cap_instead_of_the_budget():
              "n_layers": 5, "activation": "gelu", "n_pad": 5, "layer": "mlp"}  # fmt: skip
     trial = configure(point, experiment, 1260, 2)
     assert trial.parameter_count <= 600_000
-    assert configure({**point}, experiment, 1260, 2).architecture.k_max == 12
+    assert configure({**point}, experiment, 1260, 2).arguments["k_max"] == 12
 
 
 def test_spaces_the_grid_cannot_hold_are_refused():
@@ -100,7 +100,7 @@ def test_spaces_the_grid_cannot_hold_are_refused():
 
 
 def test_a_default_outside_its_space_is_explained():
-    experiment = load_experiment("fhn", ["fno.d_v=50"])
+    experiment = load_experiment("fhn", ["model.d_v=50"])
     with pytest.raises(
         UserError, match=r"the experiment's d_v = 50 is not in search\.unconstrained"
     ):

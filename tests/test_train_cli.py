@@ -9,7 +9,7 @@ import pytest
 from ionops.training import load_checkpoint
 
 TINY = ["--set", "data.fraction=0.01", "--set", "data.n_t=64", "--set", "training.epochs=3",
-        "--set", "fno.d_v=8", "--set", "fno.k_max=8", "--set", "fno.n_layers=2"]  # fmt: skip
+        "--set", "model.d_v=8", "--set", "model.k_max=8", "--set", "model.n_layers=2"]  # fmt: skip
 
 
 def _train(workdir, *extra):
@@ -31,10 +31,10 @@ def test_train_logs_one_finished_run_with_every_epoch(tmp_path):
     import mlflow
 
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("ionops/fhn/train")
+    experiment = client.get_experiment_by_name("ionops/fhn-fno/train")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "tiny"
-    assert run.data.params["fno.d_v"] == "8" and int(run.data.params["parameter_count"]) > 0
+    assert run.data.params["model.d_v"] == "8" and int(run.data.params["parameter_count"]) > 0
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "validation/rel_l2")]
     assert steps == [1, 2, 3]
     assert "test/phys_rel_l2/V" in run.data.metrics
@@ -44,6 +44,6 @@ def test_train_logs_one_finished_run_with_every_epoch(tmp_path):
 
 
 def test_a_configuration_the_grid_cannot_hold_is_refused(tmp_path):
-    result = _train(tmp_path, "--set", "fno.k_max=60")
+    result = _train(tmp_path, "--set", "model.k_max=60")
     assert result.returncode == 2
     assert "k_max = 60: allowed 1..37 for n_t = 64 with n_pad = 8" in result.stderr

@@ -9,6 +9,7 @@ import torch
 from ionops.datasets.loading import load_dataset
 from ionops.errors import UserError
 from ionops.models import FNO, FNOArchitecture
+from ionops.models.families.fno import OperatorObjective
 from ionops.training import TrainSettings, load_checkpoint, train
 from ionops.training import metrics as m
 
@@ -65,6 +66,11 @@ def data(hh_dataset):
     return load_dataset(hh_dataset, "per_time")
 
 
+@pytest.fixture
+def objective(data):
+    return OperatorObjective(data)
+
+
 def _model(seed: int = 0) -> FNO:
     torch.manual_seed(seed)
     return FNO(FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4))
@@ -74,8 +80,8 @@ SETTINGS = TrainSettings(learning_rate=3e-3, weight_decay=1e-4, gamma=0.9, step_
                          batch_size=8, epochs=4, seed=5, eval_splits=("validation",))  # fmt: skip
 
 
-def test_training_lowers_the_loss_and_reports_every_metric(data):
-    result = train(_model(), data, SETTINGS)
+def test_training_lowers_the_loss_and_reports_every_metric(data, objective):
+    result = train(_model(), objective, SETTINGS)
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0]
     final = result.final
@@ -94,48 +100,48 @@ def test_training_lowers_the_loss_and_reports_every_metric(data):
     assert result.history[-1]["learning_rate"] == pytest.approx(3e-3 * 0.9**2)
 
 
-def test_final_splits_are_evaluated_after_the_last_epoch_only(data):
+def test_final_splits_are_evaluated_after_the_last_epoch_only(data, objective):
     settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2, "final_splits": ("train",)})
-    result = train(_model(), data, settings)
+    result = train(_model(), objective, settings)
     first, last = result.history
     assert "validation/rel_l2" in first and not any(k.startswith("train/") for k in first)
     assert math.isfinite(last["train/rel_l2"]) and "validation/rel_l2" in last
     assert set(result.per_sample) == {"train", "validation"}
 
 
-def test_same_seed_same_weights(data):
+def test_same_seed_same_weights(data, objective):
     first, second = _model(), _model()
-    train(first, data, SETTINGS)
-    train(second, data, SETTINGS)
+    train(first, objective, SETTINGS)
+    train(second, objective, SETTINGS)
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
-def test_resume_reproduces_the_uninterrupted_run_exactly(data, tmp_path):
+def test_resume_reproduces_the_uninterrupted_run_exactly(data, objective, tmp_path):
     straight = _model()
-    train(straight, data, SETTINGS)
+    train(straight, objective, SETTINGS)
 
     interrupted = _model()
     checkpoint = tmp_path / "checkpoint.pt"
     half = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
-    train(interrupted, data, half, checkpoint=checkpoint)
+    train(interrupted, objective, half, checkpoint=checkpoint)
     resumed = _model(seed=99)  # different initial weights: all must come from the checkpoint
-    result = train(resumed, data, SETTINGS, checkpoint=checkpoint)
+    result = train(resumed, objective, SETTINGS, checkpoint=checkpoint)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
 
 
-def test_checkpoint_describes_itself(data, tmp_path):
+def test_checkpoint_describes_itself(data, objective, tmp_path):
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     arch = FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4)
-    train(_model(), data, SETTINGS, checkpoint=checkpoint, arguments=arch.as_dict())
+    train(_model(), objective, SETTINGS, checkpoint=checkpoint, arguments=arch.as_dict())
     state = load_checkpoint(checkpoint)
     assert state["format"] == "ionops-checkpoint" and state["epoch"] == 4
     assert state["family"] == "fno" and state["arguments"] == arch.as_dict()
     assert state["settings"]["learning_rate"] == 3e-3
     assert set(state["rng"]) == {"shuffle", "torch"}
-    assert "ionops_version" in state and "normalizers" in state
+    assert "ionops_version" in state and "normalizers" in state["objective"]
     assert not list(checkpoint.parent.glob(".*tmp"))
 
 

@@ -5,12 +5,13 @@
 ('V', 'm', 'h', 'n')
 """
 
-from ionops.datasets.ionic import fhn, hh, ord
+from ionops.datasets.ionic import fhn, fhn_werneck, hh, ord
 from ionops.datasets.ionic.base import IonicModel, available, get_ionic_model, register
 
 available_models = available
 
 register("fhn", fhn.model)
+register("fhn_werneck", fhn_werneck.model)
 register("hh", hh.model)
 register("ord", ord.model)
 

@@ -9,7 +9,9 @@ within a solver segment, positive depolarising, in the model's current unit)
 and the output dydt (n_states,), written in place. A model whose Jacobian is
 cheap in closed form also provides ``jacobian(t, y, p, i_app, jac)`` filling
 ``jac`` (n_states, n_states) with d(dydt_i)/d(y_j); otherwise the solver
-uses finite differences.
+uses finite differences. A model may also give ``vector_field(y, i_app, p)``,
+the right-hand side in arithmetic alone (numpy arrays or torch tensors, any
+batch shape), for losses that differentiate it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class IonicModel:
     the compiled functions read; ``initial_states`` maps the name of each
     available initial state to a function returning it (the first is the
     default). ``tolerances`` is the (rtol, atol) the model's datasets use
-    unless told otherwise.
+    unless told otherwise. ``stimulus_name`` is what the model calls its
+    applied current (``k``, a dimensionless stimulus parameter, for some).
     """
 
     name: str
@@ -51,6 +54,8 @@ class IonicModel:
     tolerances: tuple[float, float | tuple[float, ...]] = (1e-7, 1e-9)
     parameter_check: Callable[[dict[str, float]], None] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
+    vector_field: Callable[..., Any] | None = None
+    stimulus_name: str = "i_app"
 
     @property
     def n_states(self) -> int:

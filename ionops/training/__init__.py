@@ -3,7 +3,7 @@
 Public surface (imported on first use):
 
 - ``train``, ``TrainSettings``, ``EpochReport``, ``TrainingResult``: the loop
-- ``evaluate``, ``summarise``: per-sample errors and their means
+- ``summarise``: means of per-sample errors; ``NonFiniteLoss``: a run that diverged
 - ``save_checkpoint``, ``load_checkpoint``: self-describing, ``weights_only`` checkpoints
 - ``metrics``: the loss and the relative L1 / L2 / H1 errors
 """
@@ -17,16 +17,16 @@ _EXPORTS = {
     "TrainSettings": "ionops.training.loop",
     "EpochReport": "ionops.training.loop",
     "TrainingResult": "ionops.training.loop",
-    "evaluate": "ionops.training.loop",
+    "NonFiniteLoss": "ionops.training.loop",
     "summarise": "ionops.training.loop",
     "save_checkpoint": "ionops.training.checkpoint",
     "load_checkpoint": "ionops.training.checkpoint",
 }
 __all__ = [
     "EpochReport",
+    "NonFiniteLoss",
     "TrainSettings",
     "TrainingResult",
-    "evaluate",
     "load_checkpoint",
     "save_checkpoint",
     "summarise",
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from ionops.training.checkpoint import load_checkpoint, save_checkpoint
     from ionops.training.loop import (
         EpochReport,
+        NonFiniteLoss,
         TrainingResult,
         TrainSettings,
-        evaluate,
         summarise,
         train,
     )

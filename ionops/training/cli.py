@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,15 @@ from ionops.config import dump_toml, load_experiment
 from ionops.config_cli import add_experiment_argument, add_override_option
 from ionops.workdir import default_workdir, ensure_dataset
 
-SUMMARY_METRICS = ("rel_l1", "rel_l2", "rel_h1", "phys_rel_l2")
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train one surrogate of an experiment (logged to MLflow)",
         description=(
-            "Train the experiment's FNO on its dataset (generated first if missing), with a "
-            "progress bar; log parameters and per-epoch metrics to MLflow and print a summary."
+            "Train the experiment's surrogate ([model]) on its dataset (generated first if "
+            "missing), with a progress bar; log parameters and per-epoch metrics to MLflow and "
+            "print a summary."
         ),
     )
     add_experiment_argument(parser)
@@ -37,34 +37,32 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ionops import tracking
-    from ionops.datasets.loading import load_dataset
-    from ionops.models import FNO, FNOArchitecture, validate
+    from ionops.models.registry import get_family
     from ionops.training.loop import EpochReport, TrainSettings, train
 
     config = load_experiment(args.experiment, args.overrides)
+    family = get_family(config.family)
     workdir = default_workdir()
-    path = args.data or ensure_dataset(config, workdir)
-    data = load_dataset(path, config.training.normalisation)
-    arch = FNOArchitecture(**config.fno.model_dump(), n_states=len(data.state_names))
-    validate(arch, n_t=data.time.size)
-    import torch
-
-    torch.manual_seed(config.training.seed)
-    model = FNO(arch)
     settings = TrainSettings.from_config(
         config.training, device=args.device, mixed_precision=args.mixed_precision
     )
+    settings.torch_device()  # a device that does not exist is refused before any work
+    path = args.data or ensure_dataset(config, workdir)
+    data = family.load_data(config, path)
+    trial = family.own_trial(config, data)
+    arguments = trial.arguments
+    import torch
+
+    torch.manual_seed(config.training.seed)
+    model = family.build(arguments)
+    objective = family.objective(data, trial, config)
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = workdir / "runs" / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "experiment.toml").write_text(dump_toml(config))
-
-    client = tracking.client(workdir)
-    experiment = tracking.experiment_id(client, f"ionops/{config.name}/train", workdir)
-    writer = tracking.RunWriter.start(client, experiment, run_name, {"ionops.kind": "train"})
-    writer.params({**config.model_dump(exclude_none=True), "dataset": str(path),
-                   "parameter_count": model.parameter_count()})  # fmt: skip
+    parameter_count = trial.parameter_count
+    writer = _start_run(config, workdir, run_dir, {"dataset": str(path),
+                                                   "parameter_count": parameter_count})  # fmt: skip
     bar = tqdm(total=settings.epochs, disable=args.no_progress, unit="epoch", desc=run_name)
+    metric = f"validation/{family.metric}"
 
     def on_epoch(report: EpochReport, _: Path | None) -> None:
         writer.metrics(
@@ -72,11 +70,11 @@ def _run(args: argparse.Namespace) -> int:
              **report.metrics}, step=report.epoch,
         )  # fmt: skip
         bar.update(1)
-        validation = report.metrics.get("validation/rel_l2", float("nan"))
-        bar.set_postfix(loss=f"{report.train_loss:.4f}", val=f"{validation:.4f}")
+        validation = report.metrics.get(metric, float("nan"))
+        bar.set_postfix(loss=f"{report.train_loss:.4g}", val=f"{validation:.4g}")
 
     try:
-        result = train(model, data, settings, arguments=arch.as_dict(),
+        result = train(model, objective, settings, family=family.name, arguments=arguments,
                        checkpoint=run_dir / "checkpoint.pt", on_epoch=on_epoch)  # fmt: skip
     except KeyboardInterrupt:
         writer.end(tracking.KILLED)
@@ -90,26 +88,53 @@ def _run(args: argparse.Namespace) -> int:
                     "train_seconds": result.train_seconds}, step=settings.epochs)  # fmt: skip
     writer.artifact(run_dir / "experiment.toml")
     writer.end(tracking.FINISHED)
-    print(_summary(result, model.parameter_count(), data.state_names))
+    print(summary(result, parameter_count, objective.state_names, family.summary_metrics))
     print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
     print(f"MLflow run {writer.run_id}; browse with: {tracking.ui_command(workdir)}")
     return 0
 
 
-def _summary(result: Any, parameter_count: int, state_names: list[str]) -> str:
-    header = f"{'split':<12}" + "".join(f"{m:>14}" for m in SUMMARY_METRICS)
-    lines = ["", "relative errors (mean over samples and state variables)", header]
+def _start_run(config: Any, workdir: Path, run_dir: Path, extra: dict[str, Any]) -> Any:
+    """The run's folder (with the experiment as it ran) and its MLflow run, parameters logged."""
+    from ionops import tracking
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "experiment.toml").write_text(dump_toml(config))
+    client = tracking.client(workdir)
+    experiment = tracking.experiment_id(client, f"ionops/{config.label}/train", workdir)
+    writer = tracking.RunWriter.start(client, experiment, run_dir.name, {"ionops.kind": "train"})
+    writer.params({**config.model_dump(exclude_none=True), **extra})
+    return writer
+
+
+def summary(result: Any, parameter_count: int, state_names: Sequence[str],
+            metrics: Sequence[str]) -> str:  # fmt: skip
+    """The end-of-run table: each split's errors, the worst state, size, memory and time."""
+    shown = [*metrics, *(f"phys_{m}" for m in metrics if f"test/phys_{m}" in result.final)]
+    header = f"{'split':<12}" + "".join(f"{m:>14}" for m in shown)
+    relative = all(m.removeprefix("phys_").startswith("rel_") for m in shown)
+    kind = "relative errors" if relative else "errors (physical units unless relative)"
+    lines = ["", f"{kind} (mean over samples and state variables)", header]
     for split in ("train", "validation", "test"):
-        values = [result.final.get(f"{split}/{m}") for m in SUMMARY_METRICS]
+        values = [result.final.get(f"{split}/{m}") for m in shown]
         if all(v is None for v in values):
             continue
-        cells = "".join(f"{v:>14.4%}" if v is not None else f"{'-':>14}" for v in values)
+        cells = "".join(_cell(m, v) for m, v in zip(shown, values, strict=True))
         lines.append(f"{split:<12}{cells}")
-    worst = max(state_names, key=lambda s: result.final.get(f"test/rel_l2/{s}", 0.0))
-    lines.append(f"worst state on test (rel L2): {worst} "
-                 f"{result.final.get(f'test/rel_l2/{worst}', float('nan')):.4%}")  # fmt: skip
+    key = f"test/{metrics[0]}" if f"test/{metrics[0]}" in result.final else None
+    if key is not None:
+        worst = max(state_names, key=lambda s: result.final.get(f"{key}/{s}", 0.0))
+        value = result.final.get(f"{key}/{worst}", float("nan"))
+        lines.append(f"worst state on test ({metrics[0]}): {worst} {_cell(metrics[0], value)}")
     lines.append(
         f"parameters {parameter_count:,}; peak memory {result.peak_memory_bytes / 2**20:,.0f} MiB;"
         f" training time {result.train_seconds:,.1f} s for {result.epochs} epochs"
     )
     return "\n".join(lines)
+
+
+def _cell(metric: str, value: float | None) -> str:
+    if value is None:
+        return f"{'-':>14}"
+    relative = metric.removeprefix("phys_").startswith("rel_")
+    return f"{value:>14.4%}" if relative else f"{value:>14.4e}"

@@ -1,14 +1,17 @@
 """The one training loop: a single run, a search trial and a retraining all call :func:`train`.
 
-AdamW with a StepLR schedule, relative-L2 loss (see :mod:`.metrics`), batches
-sliced from tensors held in memory (on the GPU when there is one), metrics per
-epoch on the chosen splits in normalised space and in physical units, and a
-self-describing checkpoint from which a resumed run continues exactly as the
-uninterrupted one would (on CPU: bit for bit).
+The loop knows optimisers and schedules by name and nothing of any family:
+the family's :class:`~ionops.models.family.Objective` gives the batches of an
+epoch, the loss of each and the per-sample errors of each split. Metrics are
+means over samples per evaluated epoch (with ``SPLIT/eval_seconds``, the time
+the evaluation of the split took); a self-describing checkpoint lets a
+resumed run continue exactly as the uninterrupted one would (on CPU: bit for
+bit). A loss that becomes NaN or infinite stops the run at that epoch.
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -20,25 +23,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from ionops.datasets.loading import Dataset, Normalizer, Split
-from ionops.training import metrics
+from ionops.errors import IonopsError
+from ionops.models.family import Objective
 from ionops.training.checkpoint import load_checkpoint, save_checkpoint
 
-EVAL_BATCH = 64
+
+class NonFiniteLoss(IonopsError):
+    """The training loss became NaN or infinite; the message names the epoch."""
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimiser, schedule and bookkeeping of one training run."""
+    """Optimiser, schedule and bookkeeping of one training run (see ``[training]``)."""
 
     learning_rate: float
-    weight_decay: float
-    gamma: float
+    weight_decay: float = 0.0
+    gamma: float = 0.9
+    optimizer: str = "adamw"
+    scheduler: str = "step"
     step_size: int = 10
+    patience: int = 10
     batch_size: int = 32
     epochs: int = 1000
     seed: int = 0
-    normalisation: str = "per_time"
+    normalisation: str | None = None
     device: str = "auto"
     mixed_precision: bool = False
     eval_splits: tuple[str, ...] = ("train", "validation", "test")
@@ -48,12 +56,19 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, config: Any, **extra: Any) -> TrainSettings:
-        """From an experiment's ``[training]`` section plus run-specific settings."""
-        return cls(**config.model_dump(), **extra)
+        """From an experiment's ``[training]`` section; ``extra`` adds or replaces settings."""
+        return cls(**{**config.model_dump(), **extra})
 
     def torch_device(self) -> torch.device:
+        from ionops.errors import UserError
+
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UserError(f"device = {self.device!r}; choose auto, cpu, cuda or cuda:N")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"device = {self.device!r}, but this machine has no CUDA device; "
+                            "use --device cpu or auto")  # fmt: skip
         return torch.device(self.device)
 
 
@@ -88,7 +103,7 @@ class TrainingResult:
 
 def train(
     model: nn.Module,
-    data: Dataset,
+    objective: Objective,
     settings: TrainSettings,
     *,
     family: str = "fno",
@@ -96,21 +111,21 @@ def train(
     checkpoint: Path | None = None,
     resume: bool = True,
     on_epoch: Callable[[EpochReport, Path | None], None] | None = None,
+    evaluate_now: Callable[[int], bool] | None = None,
 ) -> TrainingResult:
-    """Train ``model`` on ``data``; continue from ``checkpoint`` when it exists and ``resume``.
+    """Train ``model`` on ``objective``; continue from ``checkpoint`` when it exists and ``resume``.
 
     ``on_epoch(report, checkpoint_written)`` runs after every epoch (a search
-    trial reports to Ray Tune from it). ``arguments`` are the model's
-    constructor arguments, stored in the checkpoint with ``family``.
+    trial reports to Ray Tune from it). An epoch is evaluated every
+    ``settings.eval_every`` epochs, at the last, and whenever
+    ``evaluate_now(epoch)`` says so. ``arguments`` are the model's constructor
+    arguments, stored in the checkpoint with ``family``.
     """
     device = settings.torch_device()
     model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=settings.step_size, gamma=settings.gamma
-    )
+    objective.to(device)
+    optimizer = _optimizer(model, settings)
+    scheduler = _scheduler(optimizer, settings)
     shuffle = torch.Generator().manual_seed(settings.seed)
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
@@ -121,14 +136,13 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         shuffle.set_state(state["rng"]["shuffle"])
         torch.set_rng_state(state["rng"]["torch"])
+        objective.load_state_dict(state.get("objective", {}))
         start_epoch, elapsed = state["epoch"], state["train_seconds"]
         history = list(state["history"])
 
-    train_split = _to_device(data.splits["train"], device)
     every_time = settings.eval_splits
-    evaluated = {name: _to_device(data.splits[name], device)
-                 for name in dict.fromkeys(settings.final_splits + every_time)}  # fmt: skip
-    dt = float(data.time[1] - data.time[0])
+    evaluated = [name for name in dict.fromkeys(settings.final_splits + every_time)
+                 if name in objective.splits()]  # fmt: skip
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -138,24 +152,29 @@ def train(
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
             "epoch": epoch, "train_seconds": elapsed, "history": history,
-            "settings": asdict(settings),
-            "normalizers": {"input": data.input_normalizer.state_dict(),
-                            "target": data.target_normalizer.state_dict()},
+            "settings": asdict(settings), "objective": objective.state_dict(),
         }  # fmt: skip
 
     for epoch in range(start_epoch + 1, settings.epochs + 1):
         began = time.perf_counter()
-        train_loss = _train_epoch(model, optimizer, train_split, settings, shuffle, device)
-        scheduler.step()
+        train_loss = _train_epoch(model, optimizer, objective, settings, shuffle, device)
+        if not math.isfinite(train_loss):
+            raise NonFiniteLoss(
+                f"the training loss became {train_loss} at epoch {epoch}: lower the learning "
+                "rate, or check the dataset for NaN or Inf values"
+            )
+        _step(scheduler, train_loss)
         elapsed += time.perf_counter() - began
         report = EpochReport(epoch, train_loss, optimizer.param_groups[0]["lr"], elapsed)
-        if epoch % settings.eval_every == 0 or epoch == settings.epochs:
-            last = epoch == settings.epochs
-            for name, split in evaluated.items():
-                if name not in every_time and not last:
-                    continue
-                errors = evaluate(model, split, data.target_normalizer, dt)
-                report.metrics.update(summarise(errors, name, data.state_names))
+        last = epoch == settings.epochs
+        wanted = evaluate_now is not None and evaluate_now(epoch)
+        if epoch % settings.eval_every == 0 or last or wanted:
+            for name in evaluated:
+                if name in every_time or last:
+                    started = time.perf_counter()
+                    errors = objective.evaluate(model, name)
+                    report.metrics.update(summarise(errors, name, objective.state_names))
+                    report.metrics[f"{name}/eval_seconds"] = time.perf_counter() - started
         history.append(report.as_dict())
         written = None
         if checkpoint is not None and (
@@ -167,10 +186,9 @@ def train(
             on_epoch(report, written)
 
     per_sample = {
-        name: {k: v.cpu().numpy() for k, v in
-               evaluate(model, split, data.target_normalizer, dt).items()}
-        for name, split in evaluated.items()
-    }  # fmt: skip
+        name: {k: v.cpu().numpy() for k, v in objective.evaluate(model, name).items()}
+        for name in evaluated
+    }
     final = {k: v for row in history[-1:] for k, v in row.items() if "/" in k}
     return TrainingResult(
         epochs=settings.epochs,
@@ -183,53 +201,56 @@ def train(
     )
 
 
+def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    lr, decay = settings.learning_rate, settings.weight_decay
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=decay)
+    raise ValueError(f"optimizer = {settings.optimizer!r}; known: adamw, adam")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> Any:
+    if settings.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=settings.step_size, gamma=settings.gamma
+        )
+    if settings.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=settings.gamma, patience=settings.patience
+        )
+    if settings.scheduler == "none":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    raise ValueError(f"scheduler = {settings.scheduler!r}; known: step, plateau, none")
+
+
+def _step(scheduler: Any, train_loss: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(train_loss)
+    else:
+        scheduler.step()
+
+
 def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    split: Split,
+    objective: Objective,
     settings: TrainSettings,
     shuffle: torch.Generator,
     device: torch.device,
 ) -> float:
     model.train()
-    n = len(split)
-    order = torch.randperm(n, generator=shuffle).to(device)
     total, batches = torch.zeros((), device=device), 0
     autocast = settings.mixed_precision and device.type == "cuda"
-    for begin in range(0, n, settings.batch_size):
-        index = order[begin : begin + settings.batch_size]
-        inputs, targets = split.inputs.index_select(0, index), split.targets.index_select(0, index)
+    for batch in objective.batches(shuffle, settings.batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            prediction = model(inputs)
-        batch_loss = metrics.loss(prediction.float(), targets)
+            batch_loss = objective.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         batch_loss.backward()
         optimizer.step()
         total += batch_loss.detach()
         batches += 1
     return float(total) / max(batches, 1)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, split: Split, normalizer: Normalizer, dt: float
-) -> dict[str, torch.Tensor]:
-    """Per-sample errors of ``split``, normalised (``rel_l2``...) and physical (``phys_...``)."""
-    model.eval()
-    pieces: dict[str, list[torch.Tensor]] = {}
-    typical = torch.sqrt(normalizer.mean.pow(2) + normalizer.std.pow(2))
-    for begin in range(0, len(split), EVAL_BATCH):
-        inputs = split.inputs[begin : begin + EVAL_BATCH]
-        targets = split.targets[begin : begin + EVAL_BATCH]
-        prediction = model(inputs).float()
-        errors = metrics.per_sample_errors(prediction, targets, dt)
-        physical = metrics.per_sample_errors(
-            normalizer.decode(prediction), normalizer.decode(targets), dt, typical
-        )
-        errors.update({f"phys_{k}": v for k, v in physical.items()})
-        for key, value in errors.items():
-            pieces.setdefault(key, []).append(value)
-    return {key: torch.cat(values) for key, values in pieces.items()}
 
 
 def summarise(
@@ -247,13 +268,6 @@ def summarise(
             for index, name in enumerate(state_names):
                 out[f"{split}/{key}/{name}"] = float(values[:, index].nanmean())
     return out
-
-
-def _to_device(split: Split, device: torch.device) -> Split:
-    if device.type == "cpu":
-        return split
-    return Split(split.inputs.to(device), split.targets.to(device),
-                 split.amplitude, split.t_stim, split.subset)  # fmt: skip
 
 
 def _peak_memory(device: torch.device) -> int:

@@ -1,0 +1,56 @@
+"""Explicit Euler for many initial-value problems at once: the MLP surrogates' data solver.
+
+Each sample i starts from ``y0[i]`` under its own constant stimulus
+``i_app[i]`` and is advanced by fixed steps ``dt``; its state is recorded
+after each step count in ``save_steps[i]`` (ascending). One compiled kernel
+serves every layout: points (one recorded step), transitions (two) and
+trajectories (a regular grid of steps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from ionops.datasets.ionic.base import IonicModel
+
+
+@njit(cache=True)
+def _advance(rhs, p, y0, i_app, dt, save_steps, out):  # type: ignore[no-untyped-def]
+    n, n_states = y0.shape
+    m = save_steps.shape[1]
+    y = np.empty(n_states)
+    dydt = np.empty(n_states)
+    for i in range(n):
+        y[:] = y0[i]
+        step = 0
+        for j in range(m):
+            target = save_steps[i, j]
+            while step < target:
+                rhs(step * dt, y, p, i_app[i], dydt)
+                for s in range(n_states):
+                    y[s] += dt * dydt[s]
+                step += 1
+            out[i, j, :] = y
+
+
+def euler(
+    model: IonicModel,
+    p: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    i_app: NDArray[np.float64],
+    dt: float,
+    save_steps: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """States (n, m, n_states) after ``save_steps`` (n, m) Euler steps of ``dt`` ms each."""
+    y0 = np.ascontiguousarray(y0, dtype=np.float64)
+    steps = np.ascontiguousarray(save_steps, dtype=np.int64)
+    if steps.ndim != 2 or steps.shape[0] != y0.shape[0]:
+        raise ValueError(f"save_steps has shape {steps.shape} for {y0.shape[0]} samples")
+    if np.any(np.diff(steps, axis=1) < 0) or np.any(steps < 0):
+        raise ValueError("save_steps must be non-negative and ascending along each row")
+    out = np.empty((y0.shape[0], steps.shape[1], y0.shape[1]))
+    _advance(model.rhs, np.ascontiguousarray(p, dtype=np.float64), y0,
+             np.ascontiguousarray(i_app, dtype=np.float64), float(dt), steps, out)  # fmt: skip
+    return out

@@ -1,0 +1,1 @@
+"""The surrogate families, one module each (see :mod:`ionops.models.family`)."""

@@ -1,0 +1,207 @@
+"""The surrogate-family plug-in: what a family gives the training loop, the search and the report.
+
+A family is one module under ``models/families/`` holding one ``FAMILY``
+object, an instance of a :class:`SurrogateFamily` subclass. It provides
+
+- its ``[model]`` section (:class:`ModelSection`, discriminated by ``family``)
+  and the section of each search space (:class:`SpaceSection`), with their
+  defaults;
+- the search: a hyperopt space, the experiment's own configuration as the
+  first point, optionally a fixed set of candidates, and :meth:`configure`,
+  which turns a point (or a record of one) into constructor arguments,
+  training settings and what MLflow records;
+- ``build`` and an analytic ``parameter_count``;
+- its data (``load_data``) and its :class:`Objective`: the loss of a batch and
+  per-sample errors of whole trajectories in physical units;
+- its report figures.
+
+The training loop, ``ionops train``, the search, the retraining and the report
+call these and never name a family. Family modules stay light at import
+(pydantic and the standard library): torch is imported inside the methods
+that need it, so reading an experiment never loads it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ionops.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ionops.config import ExperimentConfig
+
+
+class Section(BaseModel):
+    """A typed, immutable experiment table: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ModelSection(Section):
+    """Base of a family's ``[model]`` section; ``family`` is the union's discriminator."""
+
+    family: str
+
+
+class SpaceSection(Section):
+    """Base of a family's search space (``[search.unconstrained]``, ``[search.constrained]``).
+
+    ``family`` is filled in from ``[model]`` when the file does not give it.
+    """
+
+    family: str
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One point of a family's space made concrete.
+
+    ``arguments`` are the network's constructor arguments (what a checkpoint
+    stores to rebuild it), ``training`` the experiment's ``[training]`` with the
+    point's optimiser settings, ``record`` what MLflow and ``trials.csv`` keep
+    of the trial (plain values, ``parameter_count`` among them) and
+    ``learning`` what the family's objective needs beside the network (loss
+    weights, say). A record is itself a point: configuring it again gives the
+    same trial.
+    """
+
+    arguments: dict[str, Any]
+    training: Any  # the experiment's TrainingConfig with the point's settings
+    record: dict[str, Any]
+    learning: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parameter_count(self) -> int:
+        return int(self.record["parameter_count"])
+
+
+class Objective(ABC):
+    """How a family learns from its dataset: training batches, their loss, per-sample errors.
+
+    Built inside a trial from the family's dataset; it owns the tensors (moved
+    once to the training device) and any randomness of its own (collocation
+    points), which :meth:`state_dict` carries into checkpoints.
+    """
+
+    #: the per-sample errors of :meth:`evaluate`, (n,) or (n, n_states) each
+    state_names: Sequence[str]
+
+    def to(self, device: torch.device) -> None:  # noqa: B027 (a no-op unless overridden)
+        """Move the tensors the objective trains and evaluates on to ``device``."""
+
+    @abstractmethod
+    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
+        """One epoch of training batches, in an order drawn from ``generator``."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The scalar loss of one batch."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, torch.Tensor]:
+        """Per-sample errors of ``split``: name -> (n,) or (n, n_states)."""
+
+    @abstractmethod
+    def splits(self) -> tuple[str, ...]:
+        """The splits this objective can evaluate."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs beside the weights to use or resume the model."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (no state: no-op)
+        """Restore what :meth:`state_dict` returned (randomness the objective owns)."""
+
+
+class SurrogateFamily(ABC):
+    """One surrogate family; see the module docstring for what each part is for."""
+
+    name: ClassVar[str]
+    section: ClassVar[type[ModelSection]]
+    space: ClassVar[type[SpaceSection]]
+    #: the per-sample error the search minimises (its mean over the validation split)
+    metric: ClassVar[str]
+    #: the errors a retraining summarises, mean ± std over seeds
+    summary_metrics: ClassVar[tuple[str, ...]]
+    #: the dataset kinds (``[data] kind``) the family can train on
+    data_kinds: ClassVar[tuple[str, ...]]
+
+    # -- the experiment -------------------------------------------------------------------------
+    @abstractmethod
+    def default_spaces(self) -> dict[str, dict[str, Any]]:
+        """Raw defaults of ``unconstrained`` and ``constrained`` for files that omit them."""
+
+    def check(self, experiment: ExperimentConfig) -> None:
+        """Checks across sections, at load time; raise :class:`UserError` naming the keys."""
+        kind = experiment.data.kind
+        if kind not in self.data_kinds:
+            raise UserError(
+                f"data.kind = {kind!r}: the {self.name} family trains on "
+                f"{' or '.join(repr(k) for k in self.data_kinds)} datasets"
+            )
+
+    def data_kind(self, experiment: ExperimentConfig) -> str:
+        """The dataset kind this experiment's model trains on."""
+        return str(experiment.data.kind)
+
+    # -- the search -----------------------------------------------------------------------------
+    @abstractmethod
+    def hyperopt_space(self, experiment: ExperimentConfig) -> dict[str, Any]:
+        """The experiment's chosen space (``search.space``) in hyperopt's terms."""
+
+    @abstractmethod
+    def default_point(self, experiment: ExperimentConfig) -> dict[str, Any]:
+        """The experiment's own ``[model]`` and ``[training]`` as a point (evaluated first)."""
+
+    def candidates(self, experiment: ExperimentConfig) -> list[dict[str, Any]]:
+        """The fixed candidates of ``search.strategy = "candidates"``, in order."""
+        raise UserError(
+            f"search.strategy = 'candidates': the {self.name} family has no fixed candidate "
+            "set; use search.strategy = 'tpe'"
+        )
+
+    @abstractmethod
+    def configure(self, point: Mapping[str, Any], experiment: ExperimentConfig,
+                  data: Any) -> TrialConfig:  # fmt: skip
+        """A point (or a record) as constructor arguments, training settings and a record."""
+
+    def check_data(self, experiment: ExperimentConfig, data: Any) -> None:  # noqa: B027
+        """Refuse a search space that no model on this dataset can hold (nothing by default)."""
+
+    # -- the network ----------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, arguments: Mapping[str, Any]) -> nn.Module:
+        """The untrained network from its constructor arguments."""
+
+    @abstractmethod
+    def parameter_count(self, arguments: Mapping[str, Any]) -> int:
+        """Trainable parameters, analytically (tested against the built network)."""
+
+    def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
+        """The experiment's own ``[model]`` and ``[training]`` (``ionops train``), whatever
+        its search spaces hold."""
+        return self.configure(self.default_point(experiment), experiment, data)
+
+    # -- data and learning ----------------------------------------------------------------------
+    @abstractmethod
+    def load_data(self, experiment: ExperimentConfig, path: Path,
+                  splits: Sequence[str] | None = None) -> Any:  # fmt: skip
+        """The experiment's dataset file in memory, as :meth:`objective` takes it."""
+
+    @abstractmethod
+    def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
+        """How a trial learns from ``data``."""
+
+    # -- the report -----------------------------------------------------------------------------
+    @abstractmethod
+    def report(self, item: Any, folder: Path) -> list[Path]:
+        """The family's figures of a finished retraining (``ionops.hpo.report.Retrained``)."""
