@@ -6,13 +6,14 @@ state ``u``) and the stimulus (the model's stimulus name, ``k`` for
 Samples are drawn by Latin hypercube, one independent stream per split:
 
 - ``train`` of a ``point`` dataset: n samples (t, inputs), t over [0, T] on
-  the solver's step grid; the target is the state at t;
+  the solver's output grid (every ``save_dt_ms``); the target is the state at t;
 - ``train`` of a ``transition`` dataset: n samples over [0, T - Δ] x box; the
   states at t and at t + Δ (``transition_ms``);
 - ``validation``, ``test``: n whole trajectories from inputs over the box,
   every ``eval_dt_ms`` on [0, T].
 
-The data solver is explicit Euler at ``solver_dt_ms`` (the paper's 0.01 ms;
+The data solver is explicit Euler at ``solver_dt_ms`` saved every
+``save_dt_ms`` (the paper's 0.01 and 0.1 ms;
 :mod:`ionops.datasets.euler`) or the project's BDF at tight tolerances. Each
 task solves a block of samples; the file is assembled by the same driver as
 every dataset (:func:`ionops.datasets.generate.generate`): MPI-parallel,
@@ -31,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ionops.datasets import parallel
+from ionops.datasets.catalog import problem_error, problem_inputs
 from ionops.datasets.generate import GenerationPlan
 from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, encode_chunk
@@ -60,6 +62,7 @@ class ProblemSpec:
     transition_ms: float = 1.0
     solver: str = "euler"
     solver_dt_ms: float = 0.01
+    save_dt_ms: float = 0.1
     seed: int = 0
     parameters: Mapping[str, float] = field(default_factory=dict)
 
@@ -163,7 +166,8 @@ class ProblemPlan(GenerationPlan):
             "ranges": {k: list(v) for k, v in sorted(spec.vary.items())},
             "fixed": dict(sorted(spec.fixed.items())), "t_end_ms": spec.t_end_ms,
             "eval_dt_ms": spec.eval_dt_ms, "transition_ms": spec.transition_ms,
-            "solver": solver, "solver_dt_ms": spec.solver_dt_ms, "seed": spec.seed,
+            "solver": solver, "solver_dt_ms": spec.solver_dt_ms, "save_dt_ms": spec.save_dt_ms,
+            "seed": spec.seed,
             "counts": spec.counts(), "sampling": "Latin hypercube, one stream per split",
             "rtol": BDF_SETTINGS.rtol if spec.solver == "bdf" else 0.0,
         }  # fmt: skip
@@ -174,7 +178,8 @@ class ProblemPlan(GenerationPlan):
     def matches(self, found: Mapping[str, Any]) -> bool:
         expected = self.attributes()
         keys = ("kind", "model", "parameters", "input_names", "ranges", "fixed", "t_end_ms",
-                "eval_dt_ms", "transition_ms", "solver", "seed", "counts")  # fmt: skip
+                "eval_dt_ms", "transition_ms", "solver", "save_dt_ms", "seed",
+                "counts")  # fmt: skip
         return all(found.get(k) == expected[k] for k in keys)
 
     # -- blocks ---------------------------------------------------------------------------------
@@ -254,6 +259,7 @@ def make_problem_plan(spec: ProblemSpec) -> ProblemPlan:
     dt = spec.solver_dt_ms
     steps_per_eval = _whole_steps("eval_dt_ms", spec.eval_dt_ms, dt)
     steps_per_transition = _whole_steps("transition_ms", spec.transition_ms, dt)
+    save = _whole_steps("save_dt_ms", spec.save_dt_ms, dt) * dt
     n_eval = _whole_steps("t_end_ms", spec.t_end_ms, spec.eval_dt_ms) + 1
     eval_time = np.arange(n_eval, dtype=np.float64) * (steps_per_eval * dt)
     horizon = spec.t_end_ms - (spec.transition_ms if spec.kind == "transition" else 0.0)
@@ -264,7 +270,7 @@ def make_problem_plan(spec: ProblemSpec) -> ProblemPlan:
         rng = np.random.default_rng(stream)
         if split == "train":
             unit = _latin_hypercube(count, 1 + len(spec.vary), rng)
-            t = np.rint(unit[:, 0] * horizon / dt) * dt
+            t = np.rint(np.rint(unit[:, 0] * horizon / save) * save / dt) * dt
             inputs = _inputs(spec, names, unit[:, 1:], count)
             layout = "points" if spec.kind == "point" else "transitions"
             tables[split] = Table(inputs, t, layout)
@@ -278,25 +284,11 @@ def make_problem_plan(spec: ProblemSpec) -> ProblemPlan:
 def _check_inputs(spec: ProblemSpec, names: tuple[str, ...]) -> None:
     if spec.kind not in ("point", "transition"):
         raise UserError(f"data.kind = {spec.kind!r}: a problem is 'point' or 'transition'")
-    for table in ("vary", "fixed"):
-        unknown = sorted(set(getattr(spec, table)) - set(names))
-        if unknown:
-            raise UserError(
-                f"data.{table} names {', '.join(unknown)}, not inputs of {spec.model}; its "
-                f"inputs are {', '.join(names)} (initial states, then the stimulus)"
-            )
-    missing = [name for name in names if name not in spec.vary and name not in spec.fixed]
-    if missing:
-        raise UserError(
-            f"the problem leaves {', '.join(missing)} unset: give each a range in [data.vary] "
-            f"(e.g. data.vary.{missing[0]} = [0.0, 1.0]) or a value in [data.fixed]"
-        )
-    for name, (low, high) in spec.vary.items():
-        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-            raise UserError(f"data.vary.{name} = {[low, high]}: need finite low <= high")
-    for name, value in spec.fixed.items():
-        if not math.isfinite(value):
-            raise UserError(f"data.fixed.{name} = {value}: must be finite")
+    if list(names) != problem_inputs(spec.model):
+        raise UserError(f"{spec.model}'s inputs {names} differ from the catalog's")
+    problem = problem_error(spec.model, spec.vary, spec.fixed)
+    if problem is not None:
+        raise UserError(problem)
 
 
 def _whole_steps(name: str, value: float, step: float) -> int:

@@ -221,6 +221,9 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path,
             mean, spread = summary[f"{split}/{metric}"]
             lines.append(f"| {split} {metric_label(metric)} | {_value(metric, mean)} ± "
                          f"{_value(metric, spread)} |")  # fmt: skip
+    if "test/diverged" in summary:
+        mean, spread = summary["test/diverged"]
+        lines.append(f"| test rollouts diverged | {mean:.1%} ± {spread:.1%} |")
     variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith(f"test/{main}/"))
     if variables:
         lines += ["", f"| state variable | test {metric_label(main)} (mean ± std) |", "|---|---|"]

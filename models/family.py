@@ -61,6 +61,25 @@ class SpaceSection(Section):
     family: str
 
 
+def chosen_space(experiment: ExperimentConfig) -> SpaceSection:
+    """The search space ``search.space`` picks (a family casts it to its own section)."""
+    search = experiment.search
+    return search.constrained if search.space == "constrained" else search.unconstrained
+
+
+def check_quniform(name: str, grid: tuple[float, float, float]) -> None:
+    """A quniform (low, high, step) range must have 0 < low <= high and a positive step."""
+    low, high, step = grid
+    if not (0 < low <= high and step > 0):
+        raise ValueError(f"{name} = {[low, high, step]}: need 0 < low <= high, step > 0")
+
+
+def on_grid(value: float, grid: tuple[float, float, float]) -> float:
+    """A quniform value rounded back onto its grid (hyperopt returns 0.0027700000000000003)."""
+    step = grid[2]
+    return round(round(float(value) / step) * step, 12)
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """One point of a family's space made concrete.

@@ -45,7 +45,8 @@ def test_the_schema_lists_exactly_the_registered_ionic_models():
     assert sorted(typing.get_args(IonicModelName)) == available_models() == sorted(IONIC_MODELS)
     for name, facts in IONIC_MODELS.items():
         model = get_ionic_model(name)
-        assert (model.n_states, model.stimulus_name) == (facts.n_states, facts.stimulus_name)
+        assert (model.state_names, model.stimulus_name) == (facts.state_names,
+                                                            facts.stimulus_name)  # fmt: skip
 
 
 def test_reading_an_experiment_loads_neither_torch_nor_the_compiled_models():

@@ -263,6 +263,8 @@ def test_the_iterative_learner_trains_on_transitions(transition_data):
         (["search.unconstrained.d_v=[8]"], ["unknown key 'search.unconstrained.d_v'",
                                             "(family mlp)"]),
         (["data.n_t=64"], ["unknown key 'data.n_t'", "(kind point/transition)"]),
+        (["data.fixed={}"], ["data: the problem leaves k unset", "data.vary.k = [0.0, 1.0]"]),
+        (["data.vary.v0=[0.0, 1.0]"], ["data.vary names v0, not inputs of fhn_werneck"]),
     ],
 )  # fmt: skip
 def test_bad_mlp_experiments_name_the_key_the_value_and_what_is_allowed(overrides, fragments):

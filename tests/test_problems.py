@@ -97,6 +97,7 @@ def test_point_dataset_holds_the_euler_solution_at_each_sample(tmp_path):
             assert low <= column.min() and column.max() <= high
         assert (handle["train/inputs"][:, 2] == 0.0).all()
         assert t.min() >= 0.0 and t.max() <= 20.0
+        np.testing.assert_allclose(t / 0.1, np.rint(t / 0.1), atol=1e-9)  # saved every 0.1 ms
         np.testing.assert_array_equal(handle["validation/time"][...], plan.eval_time)
 
 

@@ -126,6 +126,13 @@ def summary(result: Any, parameter_count: int, state_names: Sequence[str],
         worst = max(state_names, key=lambda s: result.final.get(f"{key}/{s}", 0.0))
         value = result.final.get(f"{key}/{worst}", float("nan"))
         lines.append(f"worst state on test ({metrics[0]}): {worst} {_cell(metrics[0], value)}")
+    for split in ("validation", "test"):
+        diverged = result.final.get(f"{split}/diverged")
+        if diverged is not None:
+            lines.append(
+                f"rollouts that diverged on {split}: {diverged:.1%} (held at the bound of the "
+                "states' range from there; their errors are in the means)"
+            )
     lines.append(
         f"parameters {parameter_count:,}; peak memory {result.peak_memory_bytes / 2**20:,.0f} MiB;"
         f" training time {result.train_seconds:,.1f} s for {result.epochs} epochs"

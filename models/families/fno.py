@@ -29,6 +29,9 @@ from ionops.models.family import (
     SpaceSection,
     SurrogateFamily,
     TrialConfig,
+    check_quniform,
+    chosen_space,
+    on_grid,
 )
 from ionops.models.fno_arch import (
     SPECTRAL_BUDGET,
@@ -93,9 +96,7 @@ class FNOSpace(SpaceSection):
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> FNOSpace:
         for name in ("learning_rate", "weight_decay", "gamma"):
-            low, high, step = getattr(self, name)
-            if not (0 < low <= high and step > 0):
-                raise ValueError(f"{name} = {[low, high, step]}: need 0 < low <= high, step > 0")
+            check_quniform(name, getattr(self, name))
         if not 0 <= self.n_pad[0] <= self.n_pad[1]:
             raise ValueError(f"n_pad = {list(self.n_pad)}: need 0 <= low <= high")
         return self
@@ -103,9 +104,7 @@ class FNOSpace(SpaceSection):
 
 def space_of(experiment: ExperimentConfig) -> FNOSpace:
     """The space ``search.space`` picks."""
-    search = experiment.search
-    chosen = search.constrained if search.space == "constrained" else search.unconstrained
-    return cast(FNOSpace, chosen)
+    return cast(FNOSpace, chosen_space(experiment))
 
 
 def check_space(experiment: ExperimentConfig, n_t: int) -> None:
@@ -201,12 +200,6 @@ def configure(
         "layer": arch.layer, "k_max_derived": derived, "parameter_count": parameter_count(arch),
     }  # fmt: skip
     return TrialConfig(arch.as_dict(), training, record)
-
-
-def on_grid(value: float, grid: tuple[float, float, float]) -> float:
-    """A quniform value rounded back onto its grid (hyperopt returns 0.0027700000000000003)."""
-    step = grid[2]
-    return round(round(float(value) / step) * step, 12)
 
 
 class OperatorObjective(Objective):

@@ -36,6 +36,9 @@ from ionops.models.family import (
     SpaceSection,
     SurrogateFamily,
     TrialConfig,
+    check_quniform,
+    chosen_space,
+    on_grid,
 )
 from ionops.models.mlp_arch import (
     MLPArchitecture,
@@ -113,16 +116,12 @@ class MLPSpace(SpaceSection):
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> MLPSpace:
-        low, high, step = self.learning_rate
-        if not (0 < low <= high and step > 0):
-            raise ValueError(f"learning_rate = {[low, high, step]}: need 0 < low <= high, step > 0")
+        check_quniform("learning_rate", self.learning_rate)
         return self
 
 
 def space_of(experiment: ExperimentConfig) -> MLPSpace:
-    search = experiment.search
-    chosen = search.constrained if search.space == "constrained" else search.unconstrained
-    return cast(MLPSpace, chosen)
+    return cast(MLPSpace, chosen_space(experiment))
 
 
 def io_sizes(experiment: ExperimentConfig) -> tuple[int, int]:
@@ -255,8 +254,7 @@ class MLPFamily(SurrogateFamily):
             activations = tuple(str(point[f"activation_{k}"]) for k in range(1, len(widths) + 1))
         learning_rate = experiment.training.learning_rate
         if "learning_rate" in point:
-            step = space_of(experiment).learning_rate[2]
-            learning_rate = round(round(float(point["learning_rate"]) / step) * step, 12)
+            learning_rate = on_grid(point["learning_rate"], space_of(experiment).learning_rate)
         training = experiment.training.model_copy(update={"learning_rate": learning_rate})
         return self._trial(model, widths, activations, training, data, scaling)
 
