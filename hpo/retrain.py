@@ -33,6 +33,7 @@ from ionops.hpo.common import (
 )
 from ionops.hpo.search import load_outcome, trial_count
 from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, search_metric
+from ionops.locks import folder_lock
 from ionops.models.registry import get_family
 from ionops.workdir import write_atomic, write_json
 
@@ -82,6 +83,13 @@ def run_retrain(
         )
     folder = retrain_folder(workdir, search.name).resolve()
     seeds = [experiment.training.seed + k for k in range(options.seeds)]
+    with folder_lock(folder, "retraining"):
+        return _run_retrain(experiment, search, workdir, options, found, folder, seeds)
+
+
+def _run_retrain(experiment: ExperimentConfig, search: Path, workdir: Path,
+                 options: RetrainOptions, found: Any, folder: Path,
+                 seeds: list[int]) -> RetrainOutcome:  # fmt: skip
     state = _open_state(folder, experiment, found.best, seeds, workdir, search)
     if state.get("complete"):
         return _outcome(folder, state, complete=True)

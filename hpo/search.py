@@ -39,6 +39,7 @@ from ionops.hpo.common import (
     trainable,
 )
 from ionops.hpo.trainable import CANDIDATE, TrialPlan, search_metric, trial_point
+from ionops.locks import LOCK_FILE, folder_lock
 from ionops.models.registry import get_family
 from ionops.workdir import write_json
 
@@ -113,13 +114,33 @@ def asha_settings(experiment: ExperimentConfig) -> dict[str, int]:
 def run_search(
     experiment: ExperimentConfig, workdir: Path, options: SearchOptions = SearchOptions()
 ) -> SearchOutcome:
-    """Run (or continue) the experiment's search and return what it has so far."""
-    from ionops.hpo.asha import rung_epochs
+    """Run (or continue) the experiment's search and return what it has so far.
 
+    One driver at a time: the search folder's lock refuses a second one.
+    """
     name = search_name(experiment, options.name)
     folder = search_folder(workdir, name).resolve()
-    if options.overwrite and folder.exists():
-        shutil.rmtree(folder)
+    with folder_lock(folder, "search"):
+        if options.overwrite:
+            _empty(folder)
+        return _run_search(experiment, workdir, options, name, folder)
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything in ``folder`` but its lock (which this process holds)."""
+    for entry in folder.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _run_search(experiment: ExperimentConfig, workdir: Path, options: SearchOptions, name: str,
+                folder: Path) -> SearchOutcome:  # fmt: skip
+    from ionops.hpo.asha import rung_epochs
+
     state = _open_state(folder, experiment, workdir, name)
     if state.get("complete"):
         return load_outcome(folder)

@@ -141,10 +141,12 @@ def spread_candidates(
     """``count`` architectures spread evenly over shape and size (neuron count).
 
     Architectures (a layout and one activation per layer) are grouped by
-    (shape, neurons); the groups are visited in turn, each giving one
+    (shape, neurons). The groups are visited in turn, each giving one
     architecture drawn at random (``seed``) that was not drawn before, until
-    ``count`` are chosen or none is left. Every group is as well represented
-    as its size allows.
+    ``count`` are chosen or none is left: shapes alternate, and each shape's
+    sizes come in an order that halves the gaps (smallest, largest, middle,
+    quarters...), so even a few candidates cover every shape and the range of
+    sizes, and every group is as well represented as its size allows.
     """
     rng = random.Random(seed)
     groups: dict[tuple[str, int], list[tuple[tuple[int, ...], tuple[str, ...]]]] = {}
@@ -153,7 +155,15 @@ def spread_candidates(
         members = groups.setdefault(key, [])
         members.extend((layout, acts) for acts in
                        itertools.product(activations, repeat=len(layout)))  # fmt: skip
-    pools = [groups[key] for key in sorted(groups)]
+    by_shape: dict[str, list[int]] = {}
+    for shape, neurons in groups:
+        by_shape.setdefault(shape, []).append(neurons)
+    orders = {shape: [sorted(sizes)[i] for i in _spread_order(len(sizes))]
+              for shape, sizes in by_shape.items()}  # fmt: skip
+    shapes = [s for s in SHAPES if s in orders]
+    keys = [(shape, orders[shape][level]) for level in range(max(map(len, orders.values())))
+            for shape in shapes if level < len(orders[shape])]  # fmt: skip
+    pools = [groups[key] for key in keys]
     for pool in pools:
         rng.shuffle(pool)
     chosen: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
@@ -162,6 +172,22 @@ def spread_candidates(
             if pool and len(chosen) < count:
                 chosen.append(pool.pop())
     return chosen
+
+
+def _spread_order(n: int) -> list[int]:
+    """0 .. n-1 ordered so that every prefix spreads evenly: ends first, then halving the gaps."""
+    if n <= 2:
+        return list(range(n))
+    order, seen = [0, n - 1], {0, n - 1}
+    parts = 2
+    while len(order) < n:
+        for k in range(1, parts, 2):
+            index = round(k * (n - 1) / parts)
+            if index not in seen:
+                order.append(index)
+                seen.add(index)
+        parts *= 2
+    return order
 
 
 def joined(values: Sequence[Any]) -> str:

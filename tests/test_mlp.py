@@ -82,6 +82,17 @@ def test_candidates_spread_evenly_over_shape_and_size():
     assert len(spread_candidates(found[:2], ["elu"], 50, seed=0)) == 2  # no more than exist
 
 
+def test_a_few_candidates_already_cover_every_shape_and_the_range_of_sizes():
+    found = layouts([1, 2, 3], [16, 32, 64, 128], SHAPES, max_neurons=256)
+    chosen = spread_candidates(found, ["elu", "tanh"], 12, seed=0)
+    shapes = [shape_of(widths) for widths, _ in chosen]
+    assert set(shapes[:6]) == {"square", "rectangle", "funnel", "bottleneck", "diamond", "bowtie"}
+    for shape in set(shapes):
+        sizes = [sum(w) for w, _ in chosen if shape_of(w) == shape]
+        available = sorted({sum(w) for w in found if shape_of(w) == shape})
+        assert min(sizes) == available[0] and (len(sizes) == 1 or max(sizes) == available[-1])
+
+
 def test_the_default_candidate_protocol_has_800_candidates_of_every_shape():
     experiment = load_experiment("fhn-mlp-b", ['search.strategy="candidates"'])
     candidates = FAMILY.candidates(experiment)
