@@ -101,3 +101,16 @@ def test_loading_does_not_double_the_data_in_memory(tmp_path):
     grown = int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                                check=True).stdout)  # fmt: skip
     assert data_bytes <= grown < 1.5 * data_bytes
+
+
+def test_nan_or_inf_states_are_refused_naming_the_sample_and_variable(hh_dataset, tmp_path):
+    import shutil
+
+    spoiled = tmp_path / "spoiled.h5"
+    shutil.copyfile(hh_dataset, spoiled)
+    with h5py.File(spoiled, "r+") as handle:
+        states = handle["validation/states"][...]
+        states[2, 3, 10] = np.inf
+        handle["validation/states"][...] = states
+    with pytest.raises(UserError, match=r"validation sample 2 holds inf in n; a dataset must be"):
+        load_dataset(spoiled)

@@ -96,7 +96,8 @@ def test_a_few_candidates_already_cover_every_shape_and_the_range_of_sizes():
 def test_the_default_candidate_protocol_has_800_candidates_of_every_shape():
     experiment = load_experiment("fhn-mlp-b", ['search.strategy="candidates"'])
     candidates = FAMILY.candidates(experiment)
-    assert len(candidates) == 800
+    assert len(candidates) == 800 == len({(c["widths"], c["activations"]) for c in candidates})
+    assert candidates[0] == {"widths": "64-64-64", "activations": "tanh-tanh-tanh"}
     shapes = {shape_of(tuple(int(w) for w in c["widths"].split("-"))) for c in candidates}
     assert shapes == {"square", "rectangle", "funnel", "bottleneck", "diamond", "bowtie"}
 

@@ -64,6 +64,7 @@ def test_mlp_search_candidates_retrain_and_report(tmp_path):
     assert len(protocol) == 5 and {t["outcome"] for t in protocol} == {"completed"}
     assert all(t["epochs"] == "24" for t in protocol)
     assert len({t["widths"] + t["activations"] for t in protocol}) == 5
+    assert protocol[0]["widths"] == "64-64-64", "the experiment's own network first"
 
     out = _run(tmp_path, "retrain", "fhn-mlp-b", *candidates, "--seeds", "2",
                "--no-progress").stdout  # fmt: skip

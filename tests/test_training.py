@@ -153,3 +153,20 @@ def test_foreign_files_are_refused(tmp_path):
     torch.save({"something": torch.zeros(1)}, path)
     with pytest.raises(UserError, match="is not an ionops checkpoint"):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_resumes_only_the_configuration_that_wrote_it(data, objective, tmp_path):
+    from ionops.errors import IonopsError
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    arch = FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4)
+    half = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
+    train(_model(), objective, half, checkpoint=checkpoint, arguments=arch.as_dict())
+    other = FNOArchitecture(8, 2, 6, "tanh", 4, "mlp", 4)
+    with pytest.raises(IonopsError, match=r"model.activation: 'gelu' there, 'tanh' now"):
+        train(_model(), objective, SETTINGS, checkpoint=checkpoint, arguments=other.as_dict())
+    faster = TrainSettings(**{**SETTINGS.__dict__, "learning_rate": 1e-2})
+    with pytest.raises(IonopsError, match=r"training.learning_rate: 0.003 there, 0.01 now"):
+        train(_model(), objective, faster, checkpoint=checkpoint, arguments=arch.as_dict())
+    longer = train(_model(), objective, SETTINGS, checkpoint=checkpoint, arguments=arch.as_dict())
+    assert [row["epoch"] for row in longer.history] == [1, 2, 3, 4]  # more epochs: resumed

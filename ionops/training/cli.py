@@ -38,7 +38,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from ionops import tracking
     from ionops.models.registry import get_family
-    from ionops.training.loop import EpochReport, TrainSettings, train
+    from ionops.training.checkpoint import load_checkpoint
+    from ionops.training.loop import EpochReport, TrainSettings, check_resumable, train
 
     config = load_experiment(args.experiment, args.overrides)
     family = get_family(config.family)
@@ -58,6 +59,9 @@ def _run(args: argparse.Namespace) -> int:
     objective = family.objective(data, trial, config)
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = workdir / "runs" / run_name
+    if (run_dir / "checkpoint.pt").exists():  # refused before an MLflow run is opened
+        saved = load_checkpoint(run_dir / "checkpoint.pt")
+        check_resumable(run_dir / "checkpoint.pt", saved, family.name, arguments, settings)
     parameter_count = trial.parameter_count
     writer = _start_run(config, workdir, run_dir, {"dataset": str(path),
                                                    "parameter_count": parameter_count})  # fmt: skip

@@ -131,6 +131,7 @@ def train(
     start_epoch, elapsed = 0, 0.0
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint)
+        check_resumable(checkpoint, state, family, arguments or {}, settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -199,6 +200,38 @@ def train(
         history=history,
         per_sample=per_sample,
     )
+
+
+# settings a run may change when it is resumed: how long, where, and what it reports
+_RESUMABLE = {"epochs", "device", "mixed_precision", "eval_splits", "final_splits", "eval_every",
+              "checkpoint_every"}  # fmt: skip
+
+
+def check_resumable(
+    path: Path,
+    state: dict[str, Any],
+    family: str,
+    arguments: dict[str, Any],
+    settings: TrainSettings,
+) -> None:
+    """A checkpoint resumes only the configuration that wrote it (more epochs are allowed)."""
+    saved = {"family": state.get("family"), **{f"model.{k}": v for k, v in
+             state.get("arguments", {}).items()}}  # fmt: skip
+    wanted = {"family": family, **{f"model.{k}": v for k, v in arguments.items()}}
+    old, new = state.get("settings", {}), asdict(settings)
+    for key in new:
+        if key not in _RESUMABLE and key in old:
+            saved[f"training.{key}"], wanted[f"training.{key}"] = old[key], new[key]
+    changed = [
+        f"{key}: {saved.get(key)!r} there, {wanted.get(key)!r} now"
+        for key in sorted(set(saved) | set(wanted))
+        if saved.get(key) != wanted.get(key)
+    ]
+    if changed:
+        raise IonopsError(
+            f"{path} was written by another configuration ({'; '.join(changed[:6])}): resume it "
+            "unchanged, or start over (another --run-name, or remove the checkpoint)"
+        )
 
 
 def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:

@@ -335,8 +335,17 @@ class FNOFamily(SurrogateFamily):
         from ionops.datasets.loading import load_dataset
         from ionops.datasets.protocols import SPLITS
 
-        return load_dataset(path, experiment.training.normalisation or "per_time",
+        data = load_dataset(path, experiment.training.normalisation or "per_time",
                             splits=tuple(splits or SPLITS))  # fmt: skip
+        wanted = experiment.data
+        found = (data.attributes.get("model"), data.time.size)
+        if found != (wanted.ionic_model, wanted.n_t):  # type: ignore[union-attr]
+            raise UserError(
+                f"{path} holds {found[0]} on {found[1]} points; the experiment wants "
+                f"{wanted.ionic_model} on data.n_t = {wanted.n_t} points: give its own dataset, "  # type: ignore[union-attr]
+                "or set data.ionic_model and data.n_t to the file's"
+            )
+        return data
 
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
         return OperatorObjective(data)

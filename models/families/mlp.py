@@ -236,11 +236,17 @@ class MLPFamily(SurrogateFamily):
         return point
 
     def candidates(self, experiment: ExperimentConfig) -> list[dict[str, Any]]:
+        """The experiment's own network first (as TPE starts from it), then the rest spread
+        evenly over shape and size."""
         space = space_of(experiment)
         search = experiment.search
+        own = self.default_point(experiment)  # refuses a network outside the space
+        first = {"widths": own["layout"], "activations": joined(
+            cast(MLPSection, experiment.model).activations)}  # fmt: skip
         chosen = spread_candidates(space_layouts(experiment), space.activations,
                                    search.candidates, search.seed)  # fmt: skip
-        return [{"widths": joined(w), "activations": joined(a)} for w, a in chosen]
+        others = [{"widths": joined(w), "activations": joined(a)} for w, a in chosen]
+        return [first, *[c for c in others if c != first]][: search.candidates]
 
     def configure(self, point: Mapping[str, Any], experiment: ExperimentConfig,
                   data: Any) -> TrialConfig:  # fmt: skip
