@@ -37,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )  # fmt: skip
     parser.add_argument("--initial-state", help="one of the model's named initial states")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="accept a finished file as done")
+    mode.add_argument(
+        "--resume", action="store_true",
+        help="insist on continuing (a finished file is reported complete; rerunning without "
+        "this continues too)",
+    )  # fmt: skip
     mode.add_argument("--overwrite", action="store_true", help="discard what exists and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_override_option(parser)

@@ -367,12 +367,22 @@ def _prepare(plan: GenerationPlan, output: Path, *, overwrite: bool, resume: boo
     n_samples = plan.n_samples()
     partial = _partial_folder(output)
     manifest = spec.manifest()
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder: give the dataset file's path")
+    if resume and not output.exists() and not partial.exists():
+        raise UserError(f"--resume: no dataset or interrupted generation at {output} to continue")
     if output.exists() and not overwrite:
-        if resume and _finished_matches(output, plan):
+        found = _finished_attributes(output)
+        if found is None:
+            raise UserError(
+                f"{output} already exists and is not a readable ionops dataset (another file, "
+                "or one cut short): pass --overwrite to replace it"
+            )
+        if plan.matches(found):
             return {"complete": True, "n_samples": n_samples}
         raise UserError(
-            f"{output} already exists: pass --overwrite to replace it"
-            + ("" if resume else " (or --resume to check it is complete)")
+            f"{output} already exists and holds another dataset ({_found_difference(found, plan)}"
+            "): pass --overwrite to replace it, or another --output"
         )
     if partial.exists():
         found = _read_manifest(partial)
@@ -410,14 +420,25 @@ def _read_manifest(partial: Path) -> dict[str, Any] | None:
     return found
 
 
-def _finished_matches(output: Path, plan: GenerationPlan) -> bool:
-    from ionops.datasets.store import read_attributes
+def _finished_attributes(output: Path) -> dict[str, Any] | None:
+    """The root attributes of a finished dataset file, or None if it is not one."""
+    from ionops.datasets.store import FORMAT, read_attributes
 
     try:
         found = read_attributes(output)
-    except OSError:
-        return False
-    return plan.matches(found)
+    except (OSError, ValueError):
+        return None
+    return found if found.get("format") == FORMAT else None
+
+
+def _found_difference(found: Mapping[str, Any], plan: GenerationPlan) -> str:
+    expected = plan.attributes()
+    keys = ("kind", "model", "seed", "fraction", "t_end_ms", "n_t", "counts", "parameters")
+    changed = [f"{k}: {found.get(k, 'operator' if k == 'kind' else None)!r} there, "
+               f"{expected[k]!r} now" for k in keys
+               if k in expected and found.get(k, "operator" if k == "kind" else None)
+               != expected[k]]  # fmt: skip
+    return "; ".join(changed[:3]) or "other settings"
 
 
 def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -56,16 +56,31 @@ def test_stored_trajectories_are_the_solver_output(hh_dataset):
             )
 
 
-def test_finished_file_is_refused_without_a_flag_and_accepted_with_resume(tmp_path):
+def test_a_finished_file_is_reported_complete_and_another_one_is_named(tmp_path):
     path = tmp_path / "fhn.h5"
     generate(small_spec("fhn"), path, progress=False)
     before = path.read_bytes()
-    with pytest.raises(UserError, match="already exists: pass --overwrite"):
-        generate(small_spec("fhn"), path, progress=False)
-    report = generate(small_spec("fhn"), path, resume=True, progress=False)
-    assert not report.written and path.read_bytes() == before
+    for resume in (False, True):  # rerunning after the file appeared continues: nothing to do
+        report = generate(small_spec("fhn"), path, resume=resume, progress=False)
+        assert not report.written and path.read_bytes() == before
+    with pytest.raises(UserError, match=r"holds another dataset \(seed: 3 there, 4 now\)"):
+        generate(small_spec("fhn", seed=4), path, progress=False)
+    with pytest.raises(UserError, match=r"holds another dataset \(model: 'fhn' there, 'hh'"):
+        generate(small_spec("hh"), path, resume=True, progress=False)
     generate(small_spec("fhn", seed=4), path, overwrite=True, progress=False)
     assert path.read_bytes() != before
+    text = tmp_path / "notes.h5"
+    text.write_text("not a dataset")
+    with pytest.raises(UserError, match="is not a readable ionops dataset"):
+        generate(small_spec("fhn"), text, progress=False)
+    truncated = tmp_path / "cut.h5"
+    truncated.write_bytes(before[: len(before) // 2])
+    with pytest.raises(UserError, match="is not a readable ionops dataset"):
+        generate(small_spec("fhn"), truncated, resume=True, progress=False)
+    with pytest.raises(UserError, match="is a folder"):
+        generate(small_spec("fhn"), tmp_path, progress=False)
+    with pytest.raises(UserError, match="--resume: no dataset or interrupted generation"):
+        generate(small_spec("fhn"), tmp_path / "absent.h5", resume=True, progress=False)
 
 
 @pytest.mark.parametrize(

@@ -103,3 +103,9 @@ def test_parameter_overrides_are_checked_by_name():
     assert model.parameter_vector({"e": 1.0})[-1] == 1.0
     with pytest.raises(UserError, match=r"fhn has no parameter 'eps'; valid: b \(default 5\)"):
         model.parameter_vector({"eps": 1.0})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_parameter_that_is_not_finite_is_named(value):
+    with pytest.raises(UserError, match=r"fhn parameter e = (nan|inf): must be a finite number"):
+        get_ionic_model("fhn").parameter_vector({"e": value})

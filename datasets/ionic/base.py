@@ -16,6 +16,7 @@ batch shape), for losses that differentiate it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,9 @@ class IonicModel:
             if key not in values:
                 valid = ", ".join(f"{k} (default {v:g})" for k, v in self.parameters.items())
                 raise UserError(f"{self.name} has no parameter '{key}'; valid: {valid}")
+            if not math.isfinite(float(value)):
+                raise UserError(f"{self.name} parameter {key} = {value}: must be a finite number "
+                                f"(default {self.parameters[key]:g})")  # fmt: skip
             values[key] = float(value)
         if self.parameter_check is not None:
             self.parameter_check(values)
