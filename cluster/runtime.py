@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,17 +74,41 @@ def connect(
     # num_to_keep=1 snapshots the experiment with each checkpoint, on purpose (resume)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     quiet_ray_loggers()
+    address = None if ray.is_initialized() else check_address(address)
+    if not ray.is_initialized():
+        with _neutral_directory():
+            _init(ray, address, num_cpus, num_gpus, object_store_bytes)
+    total = ray.cluster_resources()
+    return RayResources(cpus=float(total.get("CPU", 0.0)), gpus=float(total.get("GPU", 0.0)))
+
+
+def check_address(address: str | None) -> str | None:
+    """The Ray address to join (``address``, else ``$RAY_ADDRESS``; None: a local Ray), checked
+    within seconds: ``auto`` and a head that does not answer are errors (``ray.init`` would
+    wait for minutes, and may log another address than it was given)."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address == "auto":
         raise UserError(
             "address 'auto' may join another job's Ray on this node; give the head's "
             "address explicitly (host:port)"
         )
-    if not ray.is_initialized():
-        with _neutral_directory():
-            _init(ray, address, num_cpus, num_gpus, object_store_bytes)
-    total = ray.cluster_resources()
-    return RayResources(cpus=float(total.get("CPU", 0.0)), gpus=float(total.get("GPU", 0.0)))
+    if address is not None:
+        _check_reachable(address)
+    return address
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r}: give it as host:port (e.g. 10.0.0.5:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except OSError as exc:
+        raise UserError(
+            f"no Ray head answers at {address} ({exc.strerror or exc}): start the cluster "
+            "(`ionops cluster up`), or leave --address and RAY_ADDRESS unset for a local Ray"
+        ) from None
 
 
 @contextmanager

@@ -90,12 +90,17 @@ def run_retrain(
 def _run_retrain(experiment: ExperimentConfig, search: Path, workdir: Path,
                  options: RetrainOptions, found: Any, folder: Path,
                  seeds: list[int]) -> RetrainOutcome:  # fmt: skip
-    state = _open_state(folder, experiment, found.best, seeds, workdir, search)
-    if state.get("complete"):
-        return _outcome(folder, state, complete=True)
+    from ionops.cluster.runtime import check_address
 
+    existing = _existing_state(folder, found.best, seeds)
+    if existing is not None and existing.get("complete"):
+        return _outcome(folder, existing, complete=True)
+    tracking.client(workdir)  # an MLflow server or a Ray head that does not answer: refused now
+    check_address(options.address)
     data = load_data(experiment, workdir)
     resources = connect_for(data, options.address)
+    # written once the data and Ray are in place: a failed start leaves nothing behind
+    state = existing or _open_state(folder, experiment, found.best, seeds, workdir, search)
     epochs = experiment.training.epochs
     family = get_family(experiment.family)
     plan = TrialPlan(
@@ -143,23 +148,32 @@ def _open_state(
     workdir: Path,
     search: Path,
 ) -> dict[str, Any]:
-    path = folder / STATE_FILE
-    if path.exists():
-        state: dict[str, Any] = json.loads(path.read_text())
-        if state["point"] != best.point or state["seeds"] != seeds:
-            raise UserError(
-                f"{folder} retrains trial #{state['index']} with seeds {state['seeds']}; the "
-                f"search's best is now #{best.index} with seeds {seeds}: remove {folder} to "
-                "retrain again"
-            )
-        return state
+    """The retraining's state file: read (same trial and seeds only) or created with its
+    MLflow parent run."""
+    existing = _existing_state(folder, best, seeds)
+    if existing is not None:
+        return existing
     parent = start_parent(workdir, experiment, "retrain", search.name, {
         **best.point, "seeds": seeds, "search": str(search), "search_trial": best.trial_id,
         "epochs": experiment.training.epochs,
     })  # fmt: skip
     state = {"search": str(search), "index": best.index, "trial_id": best.trial_id,
              "point": best.point, "seeds": seeds, **parent, "complete": False}  # fmt: skip
-    write_json(path, state)
+    write_json(folder / STATE_FILE, state)
+    return state
+
+
+def _existing_state(folder: Path, best: Any, seeds: list[int]) -> dict[str, Any] | None:
+    path = folder / STATE_FILE
+    if not path.exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    if state["point"] != best.point or state["seeds"] != seeds:
+        raise UserError(
+            f"{folder} retrains trial #{state['index']} with seeds {state['seeds']}; the "
+            f"search's best is now #{best.index} with seeds {seeds}: remove {folder} to "
+            "retrain again"
+        )
     return state
 
 

@@ -139,12 +139,14 @@ def _empty(folder: Path) -> None:
 
 def _run_search(experiment: ExperimentConfig, workdir: Path, options: SearchOptions, name: str,
                 folder: Path) -> SearchOutcome:  # fmt: skip
+    from ionops.cluster.runtime import check_address
     from ionops.hpo.asha import rung_epochs
 
-    state = _open_state(folder, experiment, workdir, name)
-    if state.get("complete"):
+    state = _read_state(folder, experiment, name)
+    if state is not None and state.get("complete"):
         return load_outcome(folder)
-
+    tracking.client(workdir)  # an MLflow server that does not answer: refused now
+    check_address(options.address)  # and a Ray head that does not answer
     family = get_family(experiment.family)
     data = load_data(experiment, workdir)
     family.check_data(experiment, data)
@@ -155,6 +157,8 @@ def _run_search(experiment: ExperimentConfig, workdir: Path, options: SearchOpti
     gpus = gpus_per_trial(experiment, resources.gpus)
     total = trial_count(experiment)
     concurrency = _concurrency(experiment, resources.cpus, resources.gpus, gpus)
+    if state is None:  # written once the data and Ray are in place: a failed start leaves none
+        state = _create_state(folder, experiment, workdir, name)
     asha = search.scheduler == "asha"
     plan = TrialPlan(
         experiment=experiment,
@@ -271,22 +275,35 @@ def _open_state(
     folder: Path, experiment: ExperimentConfig, workdir: Path, name: str
 ) -> dict[str, Any]:
     """The search's state file: read (same experiment only) or created with its parent run."""
+    return _read_state(folder, experiment, name) or _create_state(folder, experiment, workdir,
+                                                                  name)  # fmt: skip
+
+
+def _read_state(folder: Path, experiment: ExperimentConfig, name: str) -> dict[str, Any] | None:
+    """The search's state file if there is one (refused if it ran another experiment)."""
     path = folder / STATE_FILE
+    if not path.exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
     wanted = experiment.model_dump(mode="json")
-    if path.exists():
-        state: dict[str, Any] = json.loads(path.read_text())
-        if state["experiment"] != wanted:
-            changed = _differences(state["experiment"], wanted)
-            raise UserError(
-                f"search '{name}' in {folder} ran a different experiment ({changed}); "
-                "continue it unchanged, pick another --name, or start over with --overwrite"
-            )
-        return state
+    if state["experiment"] != wanted:
+        changed = _differences(state["experiment"], wanted)
+        raise UserError(
+            f"search '{name}' in {folder} ran a different experiment ({changed}); "
+            "continue it unchanged, pick another --name, or start over with --overwrite"
+        )
+    return state
+
+
+def _create_state(
+    folder: Path, experiment: ExperimentConfig, workdir: Path, name: str
+) -> dict[str, Any]:
+    """A new search's state file and MLflow parent run (once everything else has started)."""
     parent = start_parent(workdir, experiment, "search", name,
                           experiment.model_dump(exclude_none=True))  # fmt: skip
-    state = {"name": name, "experiment": wanted, **parent, "complete": False,
-             "metric": search_metric(experiment)}  # fmt: skip
-    write_json(path, state)
+    state = {"name": name, "experiment": experiment.model_dump(mode="json"), **parent,
+             "complete": False, "metric": search_metric(experiment)}  # fmt: skip
+    write_json(folder / STATE_FILE, state)
     return state
 
 

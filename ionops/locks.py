@@ -22,10 +22,16 @@ LOCK_FILE = ".lock"
 
 @contextmanager
 def folder_lock(folder: Path, what: str) -> Iterator[None]:
-    """Hold ``folder``'s lock while the block runs; refuse if another process holds it."""
+    """Hold ``folder``'s lock while the block runs; refuse if another process holds it.
+
+    A folder this call created and that holds nothing but the lock when the block ends (a
+    start that failed) is removed again.
+    """
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     handle = path.open("a+")
+    locked = False
     try:
         try:
             fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,10 +42,14 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
                 f"the {what} in {folder} is running already ({holder}); wait for it to end, "
                 "or stop it (Ctrl-C, SIGTERM) and run this command again to continue"
             ) from None
+        locked = True
         handle.seek(0)
         handle.truncate()
         handle.write(f"PID {os.getpid()} on host {socket.gethostname()}\n")
         handle.flush()
         yield
     finally:
+        if locked and created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            path.unlink()
+            folder.rmdir()
         handle.close()  # releases the lock

@@ -8,10 +8,13 @@ Only the driver process writes: trials and workers hand their results back.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ionops.errors import UserError
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 
@@ -33,13 +36,36 @@ def ui_command(workdir: Path) -> str:
 
 
 def client(workdir: Path) -> Any:
-    """An MlflowClient on this store (created on first use)."""
+    """An MlflowClient on this store (created on first use); a server that does not answer
+    is an error within seconds, naming it (MLflow itself retries for minutes)."""
     import mlflow
 
     # a tracking server makes the client print a "View run" link per run; ionops prints its own
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     workdir.mkdir(parents=True, exist_ok=True)
-    return mlflow.tracking.MlflowClient(tracking_uri=tracking_uri(workdir))
+    uri = tracking_uri(workdir)
+    if uri.startswith(("http://", "https://")):
+        _check_reachable(uri)
+    return mlflow.tracking.MlflowClient(tracking_uri=uri)
+
+
+@functools.cache
+def _check_reachable(uri: str, timeout: float = 5.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a server (whatever it thinks of /health)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(
+            f"the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) does not answer "
+            f"({reason}); start it, fix the URI, or unset MLFLOW_TRACKING_URI for the local "
+            "store in the working folder"
+        ) from None
 
 
 def experiment_id(mlflow_client: Any, name: str, workdir: Path) -> str:

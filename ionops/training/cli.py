@@ -38,8 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ionops import tracking
     from ionops.models.registry import get_family
-    from ionops.training.checkpoint import load_checkpoint
-    from ionops.training.loop import EpochReport, TrainSettings, check_resumable, train
+    from ionops.training.loop import EpochReport, TrainSettings, train
 
     config = load_experiment(args.experiment, args.overrides)
     family = get_family(config.family)
@@ -48,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         config.training, device=args.device, mixed_precision=args.mixed_precision
     )
     settings.torch_device()  # a device that does not exist is refused before any work
+    tracking.client(workdir)  # and an MLflow server that does not answer
     path = args.data or ensure_dataset(config, workdir)
     data = family.load_data(config, path)
     trial = family.own_trial(config, data)
@@ -59,10 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     objective = family.objective(data, trial, config)
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = workdir / "runs" / run_name
-    if (run_dir / "checkpoint.pt").exists():  # refused before an MLflow run is opened
-        saved = load_checkpoint(run_dir / "checkpoint.pt")
-        check_resumable(run_dir / "checkpoint.pt", saved, family.name, arguments, settings)
     parameter_count = trial.parameter_count
+    _refuse_another_configuration(run_dir, family.name, arguments, settings)
     writer = _start_run(config, workdir, run_dir, {"dataset": str(path),
                                                    "parameter_count": parameter_count})  # fmt: skip
     bar = tqdm(total=settings.epochs, disable=args.no_progress, unit="epoch", desc=run_name)
@@ -96,6 +94,17 @@ def _run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
     print(f"MLflow run {writer.run_id}; browse with: {tracking.ui_command(workdir)}")
     return 0
+
+
+def _refuse_another_configuration(run_dir: Path, family: str, arguments: dict[str, Any],
+                                  settings: Any) -> None:  # fmt: skip
+    """A run's checkpoint written by another configuration: refused before MLflow hears of it."""
+    from ionops.training.checkpoint import load_checkpoint
+    from ionops.training.loop import check_resumable
+
+    path = run_dir / "checkpoint.pt"
+    if path.exists():
+        check_resumable(path, load_checkpoint(path), family, arguments, settings)
 
 
 def _start_run(config: Any, workdir: Path, run_dir: Path, extra: dict[str, Any]) -> Any:
