@@ -62,6 +62,7 @@ class _OpenRun:
     last_step: int
     pending: dict[int, dict[str, float]] = field(default_factory=dict)
     flushed_at: float = field(default_factory=time.monotonic)
+    logged_last: set[str] = field(default_factory=set)  # the metrics queued at last_step
 
 
 class TrialRuns(Callback):
@@ -178,11 +179,15 @@ class TrialRuns(Callback):
         """Queue one epoch's metrics, unless that epoch is logged already."""
         epoch = int(row.get("epoch", 0))
         values = {k: float(v) for k, v in row.items() if _is_metric(k, v)}
-        if row.get("final"):
-            run.pending.setdefault(epoch, {}).update(values)
+        if row.get("final"):  # the run's summary: what its last epoch did not log already
+            fresh = {k: v for k, v in values.items()
+                     if not (epoch == run.last_step and k in run.logged_last)}  # fmt: skip
+            run.pending.setdefault(epoch, {}).update(fresh)
+            run.logged_last.update(fresh)
         elif epoch > run.last_step:
             run.pending[epoch] = {**values, "epoch": float(epoch)}
             run.last_step = epoch
+            run.logged_last = set(run.pending[epoch])
         if "resumed_from_epoch" in row:  # logged even when the epoch itself is a repeat
             resumed = float(row["resumed_from_epoch"])
             run.pending.setdefault(epoch, {})["resumed_from_epoch"] = resumed
@@ -244,6 +249,9 @@ def delete_orphans(client: Any, experiment_id: str, parent_run_id: str, trials: 
     orphans = [run for trial_id, run in child_runs(client, experiment_id, parent_run_id).items()
                if trial_id not in trials]  # fmt: skip
     for run in orphans:
+        if run.outcome == "running":  # ended first: a deleted run never stays RUNNING
+            client.set_tag(run.run_id, OUTCOME_TAG, "interrupted")
+            client.set_terminated(run.run_id, status=tracking.KILLED)
         client.delete_run(run.run_id)
     return len(orphans)
 

@@ -51,15 +51,20 @@ def test_right_hand_side_matches_the_cellml_to_1e_10(reference, ord_model):
              ("states_i1_Tstim500", 1.0)]  # fmt: skip
     for key, i_app in cases:
         stimulus.set_rhs(myokit.Number(-i_app))
+        expected, ours = [], []
         for k in range(0, 1001, 50):
             y = reference[key][k]
             state = np.empty(41)
             state[to_cellml] = y
-            expected = np.array(cellml.evaluate_derivatives(list(state)))[to_cellml]
-            ours = ord_model.derivative(0.0, y, i_app)
-            significant = np.abs(expected) > 1e-14
-            relative = np.abs(ours - expected)[significant] / np.abs(expected)[significant]
-            worst = max(worst, relative.max())
+            expected.append(np.array(cellml.evaluate_derivatives(list(state)))[to_cellml])
+            ours.append(ord_model.derivative(0.0, y, i_app))
+        expected_a, ours_a = np.array(expected), np.array(ours)
+        # A derivative near zero is the difference of terms of the variable's working size
+        # (dm/dt at rest: alpha (1 - m) - beta m); rounding in them depends on the CPU's
+        # instructions, so each difference is judged against a millionth of that size too.
+        scale = np.maximum(np.abs(expected_a), 1e-6 * np.abs(expected_a).max(axis=0))
+        significant = scale > 1e-14
+        worst = max(worst, (np.abs(ours_a - expected_a)[significant] / scale[significant]).max())
     assert worst < 1e-10
 
 

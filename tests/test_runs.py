@@ -54,3 +54,26 @@ def test_a_trial_reports_at_rungs_checkpoints_and_the_end_carrying_the_epochs_be
 
     eager = _Reports(TrialPlan(load_experiment("fhn"), report_seconds=0.0), epochs=9)
     assert all(eager.due({"epoch": e}, checkpointed=False) == {"epoch": e} for e in range(1, 10))
+
+
+def test_a_runs_summary_logs_nothing_its_last_epoch_logged(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = tracking.client(tmp_path)
+    experiment = tracking.experiment_id(client, "ionops/test/retrain", tmp_path)
+    parent = tracking.RunWriter.start(client, experiment, "parent", {})
+    runs = TrialRuns(tmp_path, experiment, parent.run_id, max_epochs=2,
+                     describe=lambda point: point, show_progress=False)  # fmt: skip
+    runs.setup()
+    trial = SimpleNamespace(trial_id="abc_00002", config={"d_v": 8}, last_result=None)
+    runs.on_trial_result(0, [], trial, {**row(2), HISTORY: [row(1)], "checkpointed": True})
+    summary = {**row(2), "final": True, "checkpointed": True, "peak_memory_bytes": 5.0}
+    runs.on_trial_result(0, [], trial, summary)
+    trial.last_result = summary
+    runs.on_trial_complete(0, [], trial)
+    [child] = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.run_id}'")
+    for metric in ("train_loss", "validation/rel_l2"):
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
+        assert steps == [1, 2], f"{metric} logged once per epoch"
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "peak_memory_bytes")] == [
+        2
+    ]
