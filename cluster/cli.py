@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,15 +60,16 @@ def _job_dir(args: argparse.Namespace) -> Path:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         raise UserError("SLURM_JOB_ID is unset: give --job-dir, or run inside a SLURM job")
-    return default_workdir() / "jobs" / job
+    from ionops.cluster.slurm import slurm_count
+
+    return default_workdir() / "jobs" / str(slurm_count(os.environ, "SLURM_JOB_ID"))
 
 
 def _up(args: argparse.Namespace) -> int:
     from ionops.cluster.slurm import cluster_up
 
     plan = cluster_up(_job_dir(args), auth=not args.no_auth)
-    for key, value in plan.environment().items():
-        print(f"export {key}={value}")
+    print(exports(plan.environment()))
     print(
         f"# Ray: {len(plan.allocation.nodes)} nodes, {sum(plan.allocation.cpus)} CPUs, "
         f"{plan.allocation.gpus_per_node} GPUs per node; dashboard on the head's loopback: "
@@ -75,6 +77,11 @@ def _up(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def exports(environment: dict[str, str]) -> str:
+    """``export K=V`` lines for ``eval``, each value quoted for the shell."""
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in environment.items())
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -87,7 +94,7 @@ def _down(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ionops import tracking
-    from ionops.cluster.slurm import cluster_down, cluster_up
+    from ionops.cluster.slurm import cluster_down, cluster_up, slurm_count
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -96,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--max-requeues = {args.max_requeues}: give 0 or more")
     job_dir = _job_dir(args)
     env = dict(os.environ)
-    restarts = int(env.get("SLURM_RESTART_COUNT", "0") or 0)
+    restarts = slurm_count(env, "SLURM_RESTART_COUNT", env.get("SLURM_RESTART_COUNT") or "0")
     print(f"ionops cluster run: job {env.get('SLURM_JOB_ID', '-')}, start {restarts + 1}: "
           f"{' '.join(command)}", flush=True)  # fmt: skip
     workdir = Path(env.get("IONOPS_WORKDIR", "ionops-work")).resolve()

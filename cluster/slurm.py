@@ -63,7 +63,17 @@ class Allocation:
             )
         nodes = expand_hostlist(env["SLURM_JOB_NODELIST"])
         cpus = expand_counts(env.get("SLURM_JOB_CPUS_PER_NODE", ""), len(nodes))
-        return cls(int(env["SLURM_JOB_ID"]), tuple(nodes), tuple(cpus), _gpus(env))
+        job_id = slurm_count(env, "SLURM_JOB_ID")
+        return cls(job_id, tuple(nodes), tuple(cpus), _gpus(env))
+
+
+def slurm_count(env: Mapping[str, str], name: str, text: str | None = None) -> int:
+    """A whole number SLURM sets (``text``, else ``env[name]``); anything else a clear error."""
+    value = env.get(name, "") if text is None else text
+    if not value.strip().isdigit():
+        raise UserError(f"{name} = {env.get(name, value)!r}: SLURM sets a whole number there; "
+                        "unset it, or run inside a SLURM allocation")  # fmt: skip
+    return int(value)
 
 
 def expand_hostlist(text: str) -> list[str]:
@@ -76,6 +86,8 @@ def expand_hostlist(text: str) -> list[str]:
             continue
         for part in ranges.split(","):
             low, _, high = part.partition("-")
+            if not (low.isdigit() and (high.isdigit() or not high)):
+                raise UserError(f"SLURM_JOB_NODELIST = {text!r}: cannot read the range {part!r}")
             width = len(low)
             for number in range(int(low), int(high or low) + 1):
                 hosts.append(f"{prefix}{number:0{width}d}")
@@ -101,10 +113,10 @@ def expand_counts(text: str, n_nodes: int) -> list[int]:
 
 def _gpus(env: Mapping[str, str]) -> int:
     if env.get("SLURM_GPUS_ON_NODE"):
-        return int(env["SLURM_GPUS_ON_NODE"])
+        return slurm_count(env, "SLURM_GPUS_ON_NODE")
     per_node = env.get("SLURM_GPUS_PER_NODE", "")
-    if per_node:
-        return int(per_node.rsplit(":", 1)[-1])
+    if per_node:  # a count, or type:count
+        return slurm_count(env, "SLURM_GPUS_PER_NODE", per_node.rsplit(":", 1)[-1])
     return 0
 
 
@@ -191,17 +203,60 @@ def plan_cluster(
     allocation = Allocation.from_environment(env)
     temp_dir = f"/tmp/ionops-ray-{allocation.job_id}"
     token_file = job_dir / "ray-token" if auth else None
-    return ClusterPlan(allocation, Ports.for_job(allocation.job_id), _node_ip(), temp_dir,
-                       token_file)  # fmt: skip
+    return ClusterPlan(allocation, Ports.for_job(allocation.job_id),
+                       _node_ip(allocation.nodes, env), temp_dir, token_file)  # fmt: skip
 
 
-def _node_ip() -> str:
-    """This node's address as the other nodes reach it."""
-    host = socket.gethostname()
+def _node_ip(nodes: tuple[str, ...], env: Mapping[str, str] = os.environ) -> str:
+    """This node's address as the other nodes reach it (``$IONOPS_NODE_IP`` where given).
+
+    The host name often resolves to 127.0.0.1 or 127.0.1.1 in ``/etc/hosts``;
+    the other nodes would then be told to join a loopback address. Then the
+    address is the one this node's route to another node leaves from. Loopback
+    stays where it is right: a job of one node, or nodes that SLURM itself
+    reaches at a loopback address (several node daemons on one host).
+    """
+    if env.get("IONOPS_NODE_IP"):
+        return env["IONOPS_NODE_IP"]
     try:
-        return socket.gethostbyname(host)
+        address = socket.gethostbyname(socket.gethostname())
     except OSError:
-        return "127.0.0.1"
+        address = "127.0.0.1"
+    if not address.startswith("127.") or len(nodes) == 1:
+        return address
+    other = _address_of(nodes[1])
+    advice = "set IONOPS_NODE_IP to the address the other nodes reach this one at"
+    if other is None:
+        raise UserError(f"this node's name resolves to {address} and neither DNS nor SLURM "
+                        f"knows the address of node {nodes[1]}: {advice}")  # fmt: skip
+    if other.startswith("127."):
+        return address  # the other nodes are on this host
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((other, 9))  # a UDP connect only picks the route; nothing is sent
+            address = probe.getsockname()[0]
+        except OSError as exc:
+            raise UserError(f"no route from this node to node {nodes[1]} ({other}: "
+                            f"{exc.strerror or exc}): {advice}") from None  # fmt: skip
+    if address.startswith("127."):
+        raise UserError(f"this node reaches node {nodes[1]} through loopback ({address}): the "
+                        f"other nodes could not join it; {advice}")  # fmt: skip
+    return address
+
+
+def _address_of(node: str) -> str | None:
+    """A node's address: from DNS, else SLURM's ``NodeAddr``; None when neither knows it."""
+    try:
+        return socket.gethostbyname(node)
+    except OSError:
+        pass
+    try:
+        shown = subprocess.run(["scontrol", "show", "node", node, "-o"], check=False,
+                               capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\bNodeAddr=(\S+)", shown.stdout)
+    return match.group(1) if match else None
 
 
 def _refuse_taken_ports(plan: ClusterPlan) -> None:
@@ -221,15 +276,24 @@ def _refuse_taken_ports(plan: ClusterPlan) -> None:
                 ) from None
 
 
+def _write_token(path: Path) -> None:
+    """A fresh token in a new file of mode 0600 renamed over ``path`` (an old file, whatever
+    its mode, is replaced rather than rewritten)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    temporary.replace(path)
+
+
 def cluster_up(job_dir: Path, auth: bool = True, timeout: float = 180.0) -> ClusterPlan:
     """Start the head here and a worker on every other node; return once all have joined."""
     plan = plan_cluster(job_dir, auth=auth)
     _refuse_taken_ports(plan)
     job_dir.mkdir(parents=True, exist_ok=True)
     if plan.token_file is not None:
-        descriptor = os.open(plan.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        _write_token(plan.token_file)
     env = {**os.environ, **plan.environment()}
     ray = str(Path(sys.executable).parent / "ray")
     if not Path(ray).exists():

@@ -33,7 +33,8 @@ def test_the_allocation_comes_from_slurms_environment():
 
 
 def test_the_plan_tells_ray_what_slurm_gave_on_loopback_with_a_job_token(tmp_path):
-    plan = plan_cluster(tmp_path, env=JOB_ENV)
+    plan = plan_cluster(tmp_path, env={**JOB_ENV, "IONOPS_NODE_IP": "10.0.0.1"})
+    assert plan.address.startswith("10.0.0.1:")
     head = plan.head_command("ray")
     assert "--head" in head and "--block" in head
     assert {"--num-cpus=16", "--num-gpus=4", "--dashboard-host=127.0.0.1"} <= set(head)
@@ -48,7 +49,8 @@ def test_the_plan_tells_ray_what_slurm_gave_on_loopback_with_a_job_token(tmp_pat
     assert env["RAY_AUTH_MODE"] == "token"
     assert env["RAY_AUTH_TOKEN_PATH"] == str(tmp_path / "ray-token")
     assert env["RAY_ADDRESS"] == plan.address
-    without = plan_cluster(tmp_path, env=JOB_ENV, auth=False).environment()
+    without = plan_cluster(tmp_path, env={**JOB_ENV, "IONOPS_NODE_IP": "10.0.0.1"},
+                           auth=False).environment()  # fmt: skip
     assert without["RAY_AUTH_MODE"] == "disabled" and "RAY_AUTH_TOKEN_PATH" not in without
 
 
@@ -57,6 +59,72 @@ def test_jobs_sharing_a_node_get_different_port_blocks():
     assert len(blocks) == 400
     ports = Ports.for_job(77)
     assert ports.gcs < ports.client_server < ports.dashboard < ports.agent(0) <= ports.last
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SLURM_JOB_ID", "abc"), ("SLURM_JOB_NODELIST", "n[1-x]"), ("SLURM_GPUS_ON_NODE", "lots"),
+     ("SLURM_GPUS_PER_NODE", "a100:many"), ("SLURM_RESTART_COUNT", "zz")],
+)  # fmt: skip
+def test_nonsense_from_slurm_is_a_clear_error(tmp_path, name, value):
+    env = {**os.environ, **JOB_ENV, name: value, "IONOPS_WORKDIR": str(tmp_path)}
+    done = subprocess.run([str(BIN / "ionops"), "cluster", "run", "--ray", "--", "true"],
+                          env=env, capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert name in done.stderr and repr(value) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_exports_are_quoted_for_eval(tmp_path):
+    from ionops.cluster.cli import exports
+
+    marker = tmp_path / "ran"
+    strange = str(tmp_path / f"jobs $(touch {marker}); 'x'")
+    script = exports({"RAY_AUTH_TOKEN_PATH": strange, "RAY_AUTH_MODE": "token"})
+    shown = subprocess.run(["bash", "-c", 'eval "$1"; printf %s "$RAY_AUTH_TOKEN_PATH"', "-",
+                            script], capture_output=True, text=True, check=True)  # fmt: skip
+    assert shown.stdout == strange and not marker.exists()
+
+
+def test_a_token_file_of_another_mode_is_replaced_by_a_private_one(tmp_path):
+    from ionops.cluster.slurm import _write_token
+
+    token = tmp_path / "ray-token"
+    token.write_text("old")
+    token.chmod(0o644)
+    _write_token(token)
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+
+
+def test_the_head_address_is_one_the_other_nodes_can_reach(monkeypatch):
+    import socket
+
+    from ionops.cluster import slurm
+
+    names = {"head": "127.0.1.1", "n2": "127.0.0.2"}
+
+    def resolve(name: str) -> str:
+        if name not in names:
+            raise OSError("Name or service not known")
+        return names[name]
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "head")
+    monkeypatch.setattr(socket, "gethostbyname", resolve)
+    monkeypatch.setattr(slurm, "_address_of", names.get)
+    assert slurm._node_ip(("head",), {}) == "127.0.1.1"  # one node: nothing else joins it
+    assert slurm._node_ip(("head", "n2"), {}) == "127.0.1.1"  # n2 is on this host
+    assert slurm._node_ip(("head", "n3"), {"IONOPS_NODE_IP": "10.1.2.3"}) == "10.1.2.3"
+    with pytest.raises(UserError, match=r"knows the address of node n3.*IONOPS_NODE_IP"):
+        slurm._node_ip(("head", "n3"), {})
+    names["n2"] = "192.0.2.77"  # another host (TEST-NET): the route's own address, not loopback
+    try:
+        address = slurm._node_ip(("head", "n2"), {})
+    except UserError as error:  # a machine with no route off loopback says so
+        assert "no route" in str(error) or "through loopback" in str(error)
+    else:
+        assert not address.startswith("127.")
 
 
 @pytest.mark.parametrize("script", ["generate.sbatch", "search.sbatch", "retrain.sbatch"])
