@@ -426,7 +426,7 @@ def _finished_attributes(output: Path) -> dict[str, Any] | None:
 
     try:
         found = read_attributes(output)
-    except (OSError, ValueError):
+    except (OSError, ValueError, UserError):
         return None
     return found if found.get("format") == FORMAT else None
 

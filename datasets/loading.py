@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ionops.datasets.protocols import SPLITS, stimulus_on_grid
-from ionops.datasets.store import read_attributes
+from ionops.datasets.store import open_file, read_attributes
 from ionops.errors import UserError
 
 Normalisation = Literal["per_time", "per_variable", "none"]
@@ -157,7 +157,8 @@ def load_dataset(
     if kind != "operator":
         raise UserError(f"{path} is a {kind} dataset, not an operator dataset of stimulus "
                         "protocols (the FNO family's)")  # fmt: skip
-    with h5py.File(path, "r") as handle:
+    with open_file(path) as handle:
+        _check_layout(handle, path, {"train", *splits}, attributes)
         time = handle["time"][...]
         train_states = handle["train/states"]
         train_inputs = _inputs(handle["train"], time)
@@ -175,22 +176,59 @@ def load_dataset(
     return Dataset(loaded, input_normalizer, target_normalizer, attributes, time)
 
 
+def _member(handle: h5py.File, path: Path, name: str, ndim: int | None) -> h5py.Dataset:
+    found = handle.get(name)
+    if not isinstance(found, h5py.Dataset):
+        raise UserError(f"{path} has no {name}: not a complete ionops dataset; generate it "
+                        "again with `ionops generate --overwrite`")  # fmt: skip
+    if ndim is not None and found.ndim != ndim:
+        raise UserError(f"{path}: {name} has shape {found.shape}, {found.ndim} dimensions "
+                        f"where a dataset has {ndim}")  # fmt: skip
+    return found
+
+
+def _check_layout(handle: h5py.File, path: Path, splits: set[str],
+                  attributes: dict[str, Any]) -> None:  # fmt: skip
+    """An operator dataset's members, their ranks and their sizes, checked before reading."""
+    names = attributes.get("state_names")
+    if not names:
+        raise UserError(f"{path} names no states (no state_names attribute): not a dataset "
+                        "ionops wrote; generate one with `ionops generate`")  # fmt: skip
+    n_t = _member(handle, path, "time", 1).shape[0]
+    for split in sorted(splits):
+        shape = _member(handle, path, f"{split}/states", 3).shape
+        if shape[1:] != (len(names), n_t):
+            raise UserError(f"{path}: {split}/states has shape {shape}; a dataset of "
+                            f"{len(names)} states on its {n_t} time points has (samples, "
+                            f"{len(names)}, {n_t})")  # fmt: skip
+        if shape[0] == 0:
+            raise UserError(f"{path}: the {split} split is empty; generate more samples "
+                            "(data.fraction)")  # fmt: skip
+        for column in ("amplitude", "t_stim", "subset"):
+            rows = _member(handle, path, f"{split}/{column}", 1).shape[0]
+            if rows != shape[0]:
+                raise UserError(f"{path}: {split}/{column} has {rows} rows for {shape[0]} "
+                                "samples")  # fmt: skip
+
+
 def check_finite(path: Path, split: str, states: torch.Tensor, names: Sequence[str],
                  axis: int = 1) -> None:  # fmt: skip
     """Refuse NaN or Inf states, naming the split, the sample and the variable (on ``axis``),
     in blocks, so checking never doubles the memory."""
     per_sample = max(1, states[0].numel() if len(states) else 1) * 4
-    block = max(1, _BLOCK_BYTES // per_sample)
+    block = max(1, _BLOCK_BYTES // 8 // per_sample)  # small blocks: little temporary memory
+    values = states.numpy()
     for begin in range(0, len(states), block):
-        bad = ~torch.isfinite(states[begin : begin + block])
-        if bool(bad.any()):
-            where = torch.nonzero(bad)[0].tolist()
-            sample, variable = begin + where[0], where[axis]
-            value = float(states[tuple([sample, *where[1:]])])
-            raise UserError(
-                f"{path}: {split} sample {sample} holds {value} in {names[variable]}; a dataset "
-                "must be finite: generate it again with `ionops generate --overwrite`"
-            )
+        chunk = values[begin : begin + block]
+        if np.isfinite(chunk).all():
+            continue
+        where = np.argwhere(~np.isfinite(chunk))[0].tolist()
+        sample, variable = begin + where[0], where[axis]
+        value = float(values[tuple([sample, *where[1:]])])
+        raise UserError(
+            f"{path}: {split} sample {sample} holds {value} in {names[variable]}; a dataset "
+            "must be finite: generate it again with `ionops generate --overwrite`"
+        )
 
 
 def _inputs(group: h5py.Group, time: np.ndarray) -> np.ndarray:
@@ -271,9 +309,15 @@ def load_problem_dataset(path: Path, splits: Sequence[str] = SPLITS) -> ProblemD
         kind = attributes.get("kind", "operator")
         raise UserError(f"{path} is an {kind} dataset, not a point or transition dataset")
     loaded = {}
-    with h5py.File(path, "r") as handle:
+    with open_file(path) as handle:
         for name in splits:
+            _member(handle, path, f"{name}/inputs", 2)
+            if len(_member(handle, path, f"{name}/states", None)) == 0:
+                raise UserError(f"{path}: the {name} split is empty; generate more samples")
             group = handle[name]
+            if "layout" not in group.attrs:
+                raise UserError(f"{path}: {name} has no layout attribute: not a dataset ionops "
+                                "wrote; generate one with `ionops generate`")  # fmt: skip
             states = torch.from_numpy(group["states"][...])
             layout = str(group.attrs["layout"])
             check_finite(path, name, states, list(attributes["state_names"]),

@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from ionops.datasets.journal import Record
 from ionops.datasets.protocols import SPLITS, SampleTable
+from ionops.errors import UserError
 
 if TYPE_CHECKING:
     from ionops.datasets.problems import ProblemPlan
@@ -160,9 +161,21 @@ def write_problem_dataset(
         temporary.unlink(missing_ok=True)
 
 
+def open_file(path: Path) -> h5py.File:
+    """A dataset file opened to read; one that is not HDF5, or is cut short, a clear error."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        text = str(exc)
+        why = ("cut short (a copy or a write that did not finish)" if "truncated" in text
+               else "not an HDF5 file" if "signature" in text else text)  # fmt: skip
+        raise UserError(f"{path} is not a readable dataset: {why}; generate it again with "
+                        "`ionops generate --overwrite`") from None  # fmt: skip
+
+
 def read_attributes(path: Path) -> dict[str, Any]:
     """The root attributes of a dataset file, JSON-encoded ones decoded."""
-    with h5py.File(path, "r") as handle:
+    with open_file(path) as handle:
         out: dict[str, Any] = {}
         for key, value in handle.attrs.items():
             if isinstance(value, str) and value[:1] in "{[":

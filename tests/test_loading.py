@@ -114,3 +114,54 @@ def test_nan_or_inf_states_are_refused_naming_the_sample_and_variable(hh_dataset
         handle["validation/states"][...] = states
     with pytest.raises(UserError, match=r"validation sample 2 holds inf in n; a dataset must be"):
         load_dataset(spoiled)
+
+
+def _spoil(source, target, change) -> None:
+    import shutil
+
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as handle:
+        change(handle)
+
+
+def _replace(name: str, cut):
+    def change(handle) -> None:
+        values = handle[name][...]
+        del handle[name]
+        handle[name] = cut(values)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h.__delitem__("test"), r"has no test/states: not a complete ionops dataset"),
+        (lambda h: h.__delitem__("time"), r"has no time: not a complete ionops dataset"),
+        (_replace("validation/states", lambda x: x[:, 0, :]),
+         r"validation/states has shape \(\d+, 64\), 2 dimensions where a dataset has 3"),
+        (_replace("validation/states", lambda x: x[:, :, :50]),
+         r"validation/states has shape \(\d+, 4, 50\); a dataset of 4 states on its 64 time"),
+        (_replace("test/states", lambda x: x[:0]), r"the test split is empty"),
+        (_replace("train/t_stim", lambda x: x[:2]), r"train/t_stim has 2 rows for \d+ samples"),
+        (lambda h: h.attrs.__delitem__("state_names"), r"names no states"),
+    ],
+)  # fmt: skip
+def test_a_dataset_of_the_wrong_shape_is_refused_naming_what_is_wrong(hh_dataset, tmp_path,
+                                                                      change, message):  # fmt: skip
+    spoiled = tmp_path / "spoiled.h5"
+    _spoil(hh_dataset, spoiled, change)
+    with pytest.raises(UserError, match=message):
+        load_dataset(spoiled)
+
+
+def test_a_file_that_is_not_hdf5_or_cut_short_is_refused(hh_dataset, tmp_path):
+    text = tmp_path / "text.h5"
+    text.write_text("states, time\n")
+    with pytest.raises(UserError, match=r"text.h5 is not a readable dataset: not an HDF5 file"):
+        load_dataset(text)
+    whole = hh_dataset.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UserError, match=r"cut.h5 is not a readable dataset: cut short"):
+        load_dataset(cut)

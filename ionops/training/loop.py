@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ionops.errors import IonopsError
+from ionops.errors import IonopsError, UserError
 from ionops.models.family import Objective
 from ionops.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -60,8 +60,6 @@ class TrainSettings:
         return cls(**{**config.model_dump(), **extra})
 
     def torch_device(self) -> torch.device:
-        from ionops.errors import UserError
-
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -132,12 +130,7 @@ def train(
     if checkpoint is not None and resume and checkpoint.exists():
         state = load_checkpoint(checkpoint)
         check_resumable(checkpoint, state, family, arguments or {}, settings)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        shuffle.set_state(state["rng"]["shuffle"])
-        torch.set_rng_state(state["rng"]["torch"])
-        objective.load_state_dict(state.get("objective", {}))
+        _restore(checkpoint, state, model, optimizer, scheduler, shuffle, objective)
         start_epoch, elapsed = state["epoch"], state["train_seconds"]
         history = list(state["history"])
 
@@ -232,6 +225,22 @@ def check_resumable(
             f"{path} was written by another configuration ({'; '.join(changed[:6])}): resume it "
             "unchanged, or start over (another --run-name, or remove the checkpoint)"
         )
+
+
+def _restore(checkpoint: Path, state: dict[str, Any], model: nn.Module, optimizer: Any,
+             scheduler: Any, shuffle: torch.Generator, objective: Objective) -> None:  # fmt: skip
+    """A checkpoint's network, optimiser, schedule and random state back in place."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        shuffle.set_state(state["rng"]["shuffle"])
+        torch.set_rng_state(state["rng"]["torch"])
+        objective.load_state_dict(state.get("objective", {}))
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"{checkpoint} does not fit this network ({first}); start over with "
+                        "another run name, or remove the checkpoint") from None  # fmt: skip
 
 
 def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
