@@ -11,8 +11,12 @@ Ray 2.60 pitfalls handled here rather than documented away:
   the limit if ``IONOPS_RAY_TMPDIR`` is too long;
 - ``address="auto"`` may attach to someone else's Ray on the node: an address
   is only ever used when given explicitly (``--address`` or ``RAY_ADDRESS``);
-- the dashboard stays off for a local Ray (an open dashboard runs any code for
-  whoever reaches its port); usage statistics are off (no network).
+- a local Ray listens on 127.0.0.1 only: Ray maps a node address of 127.0.0.1
+  to the machine's own network address (so that other nodes could join), and
+  its servers then listen on every interface without authentication; for a
+  local Ray, which no other node joins, ionops keeps the loopback address;
+- the dashboard's web server stays off for a local Ray (an open dashboard runs
+  any code for whoever reaches its port); usage statistics are off (no network).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from ionops.errors import UserError
 
 RAY_TMPDIR_LIMIT = 45
+LOOPBACK = "127.0.0.1"
 MIN_OBJECT_STORE = 96 * 2**20
 
 
@@ -135,15 +140,32 @@ def _init(
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         return
     store = None if object_store_bytes is None else max(object_store_bytes, MIN_OBJECT_STORE)
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        object_store_memory=store,
-        include_dashboard=False,
-        _temp_dir=str(ray_tmpdir()),
-        logging_level=logging.WARNING,
-        configure_logging=True,
-    )
+    with _loopback_kept():
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            object_store_memory=store,
+            include_dashboard=False,
+            _node_ip_address=LOOPBACK,
+            _temp_dir=str(ray_tmpdir()),
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+
+
+@contextmanager
+def _loopback_kept() -> Iterator[None]:
+    """``ray.init`` with ``_node_ip_address=127.0.0.1`` as given: Ray 2.60 replaces a loopback
+    node address by the machine's network address, and its GCS, raylet, workers and agents
+    then listen on every interface. Given 127.0.0.1 they listen there alone."""
+    from ray._private import services
+
+    resolve = services.resolve_ip_for_localhost
+    services.resolve_ip_for_localhost = lambda host: host
+    try:
+        yield
+    finally:
+        services.resolve_ip_for_localhost = resolve
 
 
 def disconnect() -> None:

@@ -74,37 +74,78 @@ def trainable(experiment: ExperimentConfig, data: Any, plan: TrialPlan, gpus: fl
 
 
 def restored(folder: Path, runnable: Any, what: str) -> Any | None:
-    """The Tuner saved in ``folder/tune``, restored to continue; None when there is none."""
+    """The Tuner saved in ``folder/tune``, restored to continue; None when there is none.
+
+    Tune restores from pickles, so it reads only the snapshot ionops signed
+    (:mod:`ionops.hpo.signing`); a Tune folder that was never signed and ran no
+    trial (a start cut off within its first second) starts afresh.
+    """
+    import shutil
+
     from ray import tune
+
+    from ionops.errors import UserError
+    from ionops.hpo import signing
 
     path = folder / "tune"
     if not (path.exists() and tune.Tuner.can_restore(str(path))):
         return None
+    replaced = signing.restore(path, folder / signing.SIGNED)
+    if replaced is None:
+        if any(entry.is_dir() for entry in path.iterdir()):
+            raise UserError(
+                f"the Tune state in {path} carries no ionops signature (an older ionops wrote "
+                f"it, or someone else did) and Ray would unpickle it: start the {what} over "
+                "with --overwrite"
+            )
+        shutil.rmtree(path)
+        return None
+    if replaced:
+        print(f"Tune's last snapshot was not signed before the interruption ({', '.join(replaced)})"
+              ": continuing from the one before", flush=True)  # fmt: skip
     print(f"resuming the {what} in {folder}", flush=True)
-    return tune.Tuner.restore(str(path), runnable, resume_unfinished=True)
+    tuner = tune.Tuner.restore(str(path), runnable, resume_unfinished=True)
+    for callback in restored_parts(tuner)[1]:
+        if isinstance(callback, signing.StateSigner):
+            callback.relocate(folder)  # the folder may have moved since Tune pickled it
+    return tuner
+
+
+def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:
+    """A restored Tuner's scheduler and callbacks, as Tune unpickled them from its snapshot."""
+    local = tuner._local_tuner
+    if local is None:
+        return None, []
+    return local._tune_config.scheduler, list(local.get_run_config().callbacks or [])
 
 
 def run_config(folder: Path, experiment: ExperimentConfig, callbacks: list[Any]) -> Any:
-    """Tune's settings shared by searches and retrainings: one checkpoint kept per trial."""
+    """Tune's settings shared by searches and retrainings: one checkpoint kept per trial, and
+    Tune's state signed after each snapshot."""
     from ray import tune
+
+    from ionops.hpo.signing import StateSigner
 
     return tune.RunConfig(
         name="tune",
         storage_path=str(folder),
-        callbacks=callbacks,
+        callbacks=[*callbacks, StateSigner(folder)],
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=experiment.search.max_failures),
         verbose=0,
     )
 
 
-def fit(tuner: Any, workdir: Path, state: dict[str, Any]) -> Any:
-    """Run the Tuner (SIGTERM stops it gracefully); drop the runs of trials Tune lost."""
+def fit(tuner: Any, folder: Path, workdir: Path, state: dict[str, Any]) -> Any:
+    """Run the Tuner (SIGTERM stops it gracefully), sign its last snapshot, and drop the runs of
+    trials Tune lost."""
     from ionops import tracking
+    from ionops.hpo import signing
     from ionops.hpo.runs import delete_orphans
 
     with sigterm_as_sigusr1():
         grid = tuner.fit()
+    signing.sign(folder / "tune", folder / signing.SIGNED)
     known = {trial.trial_id for trial in grid._experiment_analysis.trials}
     delete_orphans(tracking.client(workdir), state["mlflow_experiment_id"],
                    state["parent_run_id"], known)  # fmt: skip

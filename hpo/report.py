@@ -86,8 +86,6 @@ def make_report(
 
 
 def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
-    import torch
-
     from ionops.datasets.store import read_attributes
     from ionops.hpo.retrain import retrain_folder
     from ionops.hpo.search import load_outcome
@@ -106,13 +104,28 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     checkpoint = load_checkpoint(folder / f"seed-{seeds[0]}" / "checkpoint.pt")
     per_sample = []
     for seed in seeds:
-        raw = torch.load(folder / f"seed-{seed}" / PER_SAMPLE_FILE, weights_only=True)
-        per_sample.append({s: {k: v.numpy() for k, v in e.items()} for s, e in raw.items()})
+        per_sample.append(_per_sample(folder / f"seed-{seed}" / PER_SAMPLE_FILE))
     dataset = dataset_path(experiment.data, workdir)
     state_names = list(read_attributes(dataset)["state_names"])
     search = load_outcome(Path(state["search"]))
     return Retrained(name, experiment, folder, state, summary, checkpoint, per_sample, dataset,
                      state_names, search.trials, search.metric)  # fmt: skip
+
+
+def _per_sample(path: Path) -> dict[str, dict[str, Any]]:
+    """A seed's per-sample errors, read with ``weights_only``; anything else a clear error."""
+    import torch
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+        return {split: {key: value.numpy() for key, value in errors.items()}
+                for split, errors in raw.items()}  # fmt: skip
+    except FileNotFoundError:
+        raise UserError(f"no per-sample errors at {path}: run `ionops retrain` again") from None
+    except Exception as exc:  # torch refuses a pickle that would run code, and foreign files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not per-sample errors ionops wrote ({first[:200]}): refusing "
+                        "it; run `ionops retrain` again with --overwrite") from None  # fmt: skip
 
 
 def _training_figure(item: Retrained, path: Path) -> Path:

@@ -114,7 +114,7 @@ def _run_retrain(experiment: ExperimentConfig, search: Path, workdir: Path,
     tuner = _tuner(experiment, folder, state, data, plan, gpus, workdir, options)
     print(f"retraining {search.name} #{found.best.index} ({found.best.point['parameter_count']:,}"
           f" parameters) with seeds {seeds}; folder {folder}", flush=True)  # fmt: skip
-    grid = fit(tuner, workdir, state)
+    grid = fit(tuner, folder, workdir, state)
     finished = {}
     for result in grid:
         if result.error is None and result.metrics.get("final") and result.checkpoint:

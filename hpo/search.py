@@ -175,7 +175,7 @@ def _run_search(experiment: ExperimentConfig, workdir: Path, options: SearchOpti
     what = f"{len(candidates)} candidates" if candidates else f"{total} TPE trials"
     print(f"search {name}: {what}, {concurrency} at a time, {search.cpus_per_trial:g} CPU + "
           f"{gpus:g} GPU each; {how}; folder {folder}", flush=True)  # fmt: skip
-    grid = fit(tuner, workdir, state)
+    grid = fit(tuner, folder, workdir, state)
     trials = _records(grid, experiment, data, folder, candidates)
     complete = len(trials) == total and all(t.outcome != "unfinished" for t in trials)
     return _finish(folder, state, trials, complete, workdir)

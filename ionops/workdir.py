@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file and rename it into place: never a half file."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to a temporary file and rename it into place: never a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
+    if isinstance(content, bytes):
+        temporary.write_bytes(content)
+    else:
+        temporary.write_text(content)
     temporary.replace(path)
 
 

@@ -18,6 +18,13 @@ from ionops.datasets.generate import generate
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_config_folder(tmp_path_factory) -> None:
+    """The signing key of the test session's searches (and every command it starts) in a
+    temporary config folder, not the user's ``~/.config/ionops``."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+
+
 @pytest.fixture(scope="session")
 def hh_dataset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "hh.h5"

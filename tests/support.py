@@ -1,9 +1,48 @@
-"""Helpers the tests import: small generation settings."""
+"""Helpers the tests import: small generation settings, a tiny real search."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from ionops.datasets.generate import GenerationSpec
+
+IONOPS = str(Path(sys.executable).parent / "ionops")
+SMALL_SEARCH = [
+    "--set", "data.fraction=0.02", "--set", "data.n_t=128", "--set", "training.epochs=8",
+    "--set", "search.num_samples=6", "--set", "search.max_concurrent=1",
+    "--set", "search.n_initial_points=3", "--set", "search.checkpoint_every=2",
+    "--no-progress",
+]  # fmt: skip
 
 
 def small_spec(model: str = "hh", **changes) -> GenerationSpec:
     """A few dozen samples on a coarse grid: seconds to generate."""
     settings = {"n_t": 64, "t_end_ms": 100.0, "fraction": 0.01, "seed": 3} | changes
     return GenerationSpec(model=model, **settings)
+
+
+def start_tune(workdir: Path, name: str, uri: str) -> subprocess.Popen:
+    """``ionops tune fhn`` on a tiny search (6 trials, 8 epochs), its output in ``NAME.log``."""
+    env = {**os.environ, "IONOPS_WORKDIR": str(workdir), "MLFLOW_TRACKING_URI": uri}
+    log = (workdir / f"{name}.log").open("a")
+    return subprocess.Popen([IONOPS, "tune", "fhn", *SMALL_SEARCH, "--name", name], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)  # fmt: skip
+
+
+def trial_folders(workdir: Path, name: str) -> int:
+    return len(list((workdir / "searches" / name / "tune").glob("run_trial_*")))
+
+
+def wait_for_trials(
+    process: subprocess.Popen, workdir: Path, name: str, count: int, starts: int = 1
+) -> None:
+    """Until this process has started the search (its ``starts``-th start) and ``count`` trials."""
+    deadline = time.monotonic() + 300
+    log = workdir / f"{name}.log"
+    while trial_folders(workdir, name) < count or log.read_text().count(f"search {name}:") < starts:
+        assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "the search made no progress"
+        time.sleep(0.2)
+    time.sleep(0.3)  # inside the trial, between checkpoints

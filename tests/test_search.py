@@ -1,28 +1,19 @@
 """The search service: ASHA that survives a resume, and real searches killed and resumed."""
 
 import csv
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support import start_tune as _tune
+from support import wait_for_trials as _wait_for_trials
 
 from ionops.config import load_experiment
 from ionops.errors import UserError
 from ionops.hpo.asha import PersistentASHA
 from ionops.hpo.search import _concurrency, asha_settings
-
-IONOPS = str(Path(sys.executable).parent / "ionops")
-SMALL = [
-    "--set", "data.fraction=0.02", "--set", "data.n_t=128", "--set", "training.epochs=8",
-    "--set", "search.num_samples=6", "--set", "search.max_concurrent=1",
-    "--set", "search.n_initial_points=3", "--set", "search.checkpoint_every=2",
-    "--no-progress",
-]  # fmt: skip
 
 
 def _asha(path: Path) -> PersistentASHA:
@@ -75,32 +66,6 @@ def test_concurrency_follows_the_resources():
     assert _concurrency(experiment, cpus=64, gpus=4, gpus_per_trial=0.5) == 8
     with pytest.raises(UserError, match=r"search.cpus_per_trial"):
         _concurrency(experiment, cpus=1, gpus=0, gpus_per_trial=0)
-
-
-def _tune(workdir: Path, name: str, uri: str) -> subprocess.Popen:
-    env = {**os.environ, "IONOPS_WORKDIR": str(workdir), "MLFLOW_TRACKING_URI": uri}
-    log = (workdir / f"{name}.log").open("a")
-    return subprocess.Popen([IONOPS, "tune", "fhn", *SMALL, "--name", name], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)  # fmt: skip
-
-
-def _trial_folders(workdir: Path, name: str) -> int:
-    return len(list((workdir / "searches" / name / "tune").glob("run_trial_*")))
-
-
-def _wait_for_trials(
-    process: subprocess.Popen, workdir: Path, name: str, count: int, starts: int = 1
-) -> None:
-    """Until this process has started the search (its ``starts``-th start) and ``count`` trials."""
-    deadline = time.monotonic() + 300
-    log = workdir / f"{name}.log"
-    while (
-        _trial_folders(workdir, name) < count or log.read_text().count(f"search {name}:") < starts
-    ):
-        assert process.poll() is None, (workdir / f"{name}.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "the search made no progress"
-        time.sleep(0.2)
-    time.sleep(0.3)  # inside the trial, between checkpoints
 
 
 def _trials(workdir: Path, name: str) -> list[dict[str, str]]:
