@@ -1,19 +1,32 @@
-"""ASHA whose rung records survive a resume.
+"""ASHA whose rung records survive a resume, deciding as if never interrupted.
 
 Ray Tune 2.60 saves the searcher's state with the experiment but not the
 scheduler's: after ``Tuner.restore`` ASHA's rungs are empty, so the first
 trial to reach each rung passes whatever its metric. :class:`PersistentASHA`
-writes its rungs to a small JSON file whenever a trial is recorded at one,
-and reads them back the first time a restored search uses it, so decisions
-after a resume equal those of an uninterrupted search.
+writes its rungs, and the trials it stopped with the epoch and metric they
+stopped at, to a small JSON file whenever a decision changes them, and
+reads them back the first time a restored search uses it.
+
+Tune's own snapshot of the experiment lags behind that file, and a kill in
+between leaves two traces that would change the search's decisions:
+
+- a trial ASHA stopped that Tune still has running: it would train to the
+  end (a trial already recorded at a rung passes it again). It is stopped
+  before it restarts, and the searcher is told the result it stopped with,
+  as it was told when the trial stopped;
+- a record of a trial Tune never saved (it proposes the same point again
+  under a new id): the stale record would raise the rung's cutoff. Records
+  of trials Tune does not know are dropped before the first trial starts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
 from ionops.workdir import write_json
@@ -25,8 +38,10 @@ class PersistentASHA(ASHAScheduler):
     def __init__(self, state_file: Path, **settings: Any) -> None:
         super().__init__(**settings)
         self.state_file = Path(state_file)
-        self.stopped: set[str] = set()
+        self.stopped: dict[str, tuple[int, float]] = {}  # trial -> (epoch, metric) it stopped at
+        self.before_decision: Any = None  # called with (trial, result) before a rung decision
         self._loaded = False
+        self._reconciled = False
 
     def rungs(self) -> list[list[dict[str, float]]]:
         """The records of every rung of every bracket: ``trial_id -> signed metric``."""
@@ -36,15 +51,27 @@ class PersistentASHA(ASHAScheduler):
         self._load_once()
         super().on_trial_add(tune_controller, trial)
 
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        self._load_once()
+        if not self._reconciled:
+            self._reconciled = True
+            self._reconcile(tune_controller)
+        return super().choose_trial_to_run(tune_controller)
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         self._load_once()
+        if trial.trial_id in self.stopped:
+            return str(self.STOP)
         # a trial restored as running may reach here without on_trial_add
         self._trial_info.setdefault(trial.trial_id, self._brackets[0])
+        epoch = result.get(self._time_attr, 0)
+        if self.before_decision is not None and epoch in self._milestones():
+            self.before_decision(trial, result)  # its epochs logged before the decision is saved
         before = self._sizes()
         decision: str = super().on_trial_result(tune_controller, trial, result)
-        early = decision == self.STOP and result.get(self._time_attr, 0) < self._max_t
+        early = decision == self.STOP and epoch < self._max_t
         if early:
-            self.stopped.add(trial.trial_id)
+            self.stopped[trial.trial_id] = (int(epoch), float(result[str(self._metric)]))
         if early or self._sizes() != before:
             self._save()
         return decision
@@ -64,8 +91,39 @@ class PersistentASHA(ASHAScheduler):
         # Tune pickles the scheduler once, when the search starts; a restored
         # copy must read the file again rather than trust that snapshot.
         state = self.__dict__.copy()
-        state["_loaded"] = False
+        state.update(_loaded=False, _reconciled=False, before_decision=None)
         return state
+
+    def _reconcile(self, tune_controller: Any) -> None:
+        """Square the rungs with the trials of Tune's restored snapshot (see the module)."""
+        trials = tune_controller.get_trials()
+        known = {trial.trial_id for trial in trials}
+        changed = False
+        for bracket in self._brackets:
+            for _, recorded in bracket._rungs:
+                for trial_id in set(recorded) - known:
+                    del recorded[trial_id]
+                    changed = True
+        for trial_id in set(self.stopped) - known:
+            del self.stopped[trial_id]
+            changed = True
+        if changed:
+            self._save()
+            print("ASHA: dropped the rung records of trials Tune had not saved (it proposes "
+                  "their points again)", flush=True)  # fmt: skip
+        for trial in trials:
+            if trial.trial_id in self.stopped and trial.status in (Trial.PENDING, Trial.PAUSED):
+                epoch, metric = self.stopped[trial.trial_id]
+                print(f"ASHA: {trial.trial_id} stays stopped at epoch {epoch} (Tune's snapshot "
+                      "had it still running)", flush=True)  # fmt: skip
+                result = {self._time_attr: epoch, str(self._metric): metric}
+                # what Tune tells the searcher when ASHA stops a trial (Tune 2.60 has no
+                # public way to stop a pending trial with its result)
+                tune_controller._search_alg.on_trial_complete(trial.trial_id, result=result)
+                tune_controller.stop_trial(trial)
+
+    def _milestones(self) -> set[float]:
+        return {milestone for bracket in self._brackets for milestone, _ in bracket._rungs}
 
     def _sizes(self) -> list[int]:
         return [len(recorded) for bracket in self._brackets for _, recorded in bracket._rungs]
@@ -77,21 +135,29 @@ class PersistentASHA(ASHAScheduler):
         if not self.state_file.exists():
             return
         saved = json.loads(self.state_file.read_text())
-        self.stopped = set(saved["stopped"])
+        at = saved.get("stopped_at", {})
+        self.stopped = {trial_id: tuple(at.get(trial_id, (0, float("nan"))))
+                        for trial_id in saved["stopped"]}  # fmt: skip
         for bracket, rungs in zip(self._brackets, saved["rungs"], strict=True):
             for (_, recorded), records in zip(bracket._rungs, rungs, strict=True):
                 recorded.clear()
                 recorded.update(records)
 
     def _save(self) -> None:
-        write_json(self.state_file, {"rungs": self.rungs(), "stopped": sorted(self.stopped)})
+        write_json(self.state_file, {
+            "rungs": self.rungs(), "stopped": sorted(self.stopped),
+            "stopped_at": {trial_id: list(at) for trial_id, at in sorted(self.stopped.items())},
+        })  # fmt: skip
 
 
-def stopped_trials(state_file: Path) -> set[str]:
-    """The trials ASHA stopped early, as recorded in a :class:`PersistentASHA` state file."""
+def stopped_trials(state_file: Path) -> dict[str, tuple[int, float]]:
+    """The trials ASHA stopped early, with the epoch and metric each stopped at (NaN where an
+    older state file did not record them), from a :class:`PersistentASHA` state file."""
     if not Path(state_file).exists():
-        return set()
-    return set(json.loads(Path(state_file).read_text())["stopped"])
+        return {}
+    saved = json.loads(Path(state_file).read_text())
+    at = saved.get("stopped_at", {})
+    return {trial_id: tuple(at.get(trial_id, (0, math.nan))) for trial_id in saved["stopped"]}
 
 
 def rung_epochs(**settings: Any) -> frozenset[int]:

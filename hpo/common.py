@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,8 +81,6 @@ def restored(folder: Path, runnable: Any, what: str) -> Any | None:
     (:mod:`ionops.hpo.signing`); a Tune folder that was never signed and ran no
     trial (a start cut off within its first second) starts afresh.
     """
-    import shutil
-
     from ray import tune
 
     from ionops.errors import UserError
@@ -103,12 +102,50 @@ def restored(folder: Path, runnable: Any, what: str) -> Any | None:
     if replaced:
         print(f"Tune's last snapshot was not signed before the interruption ({', '.join(replaced)})"
               ": continuing from the one before", flush=True)  # fmt: skip
+    _fill_missing_checkpoints(path)
     print(f"resuming the {what} in {folder}", flush=True)
     tuner = tune.Tuner.restore(str(path), runnable, resume_unfinished=True)
     for callback in restored_parts(tuner)[1]:
         if isinstance(callback, signing.StateSigner):
             callback.relocate(folder)  # the folder may have moved since Tune pickled it
     return tuner
+
+
+def _fill_missing_checkpoints(tune_dir: Path) -> None:
+    """Give every trial the checkpoint Tune's snapshot names, where Tune had replaced it.
+
+    Tune keeps one checkpoint per trial: registering a trial's new checkpoint
+    deletes the old one, and its snapshot of the experiment follows a moment
+    later. A kill in between leaves a snapshot that names a deleted checkpoint
+    (the trial then fails to restore, every retry). The trial's newer
+    checkpoint, which came with a report that ASHA and MLflow have already
+    taken, is put in its place (hard links): the trial continues from there,
+    as it would have without the kill. Run only on the signed snapshot
+    (:func:`ionops.hpo.signing.restore`), which makes reading it safe.
+    """
+    import functools
+    import json
+
+    from ray.tune.utils.serialization import TuneFunctionDecoder
+
+    states = sorted(tune_dir.glob("experiment_state-*.json"))
+    if not states:
+        return
+    decoder = functools.partial(TuneFunctionDecoder, allow_cloudpickle=True)  # signed: ours
+    for trial in json.loads(states[-1].read_text()).get("trial_data", []):
+        manager = json.loads(trial[1], cls=decoder).get("checkpoint_manager")  # type: ignore[arg-type]
+        latest = getattr(manager, "latest_checkpoint_result", None)
+        if latest is None or latest.checkpoint is None:
+            continue
+        named = Path(latest.checkpoint.path)
+        trial_dir = named.parent
+        if named.exists() or trial_dir.parent != tune_dir:
+            continue
+        newer = sorted(trial_dir.glob("checkpoint_*"))
+        if newer:
+            shutil.copytree(newer[-1], named, copy_function=os.link)
+            print(f"{trial_dir.name.split('_')[2]}: continuing from {newer[-1].name} (Tune's "
+                  f"snapshot names {named.name}, which it had replaced)", flush=True)  # fmt: skip
 
 
 def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:

@@ -63,6 +63,7 @@ class _OpenRun:
     pending: dict[int, dict[str, float]] = field(default_factory=dict)
     flushed_at: float = field(default_factory=time.monotonic)
     logged_last: set[str] = field(default_factory=set)  # the metrics queued at last_step
+    logged_early: int = -1  # the epoch whose report log_now took before Tune's callback
 
 
 class TrialRuns(Callback):
@@ -113,8 +114,9 @@ class TrialRuns(Callback):
     ) -> None:
         run = self._run_of(trial)
         epoch = int(result.get("epoch", 0))
-        for row in [*result.get(HISTORY, ()), result]:
-            self._record(run, row)
+        if run.logged_early != epoch:
+            for row in [*result.get(HISTORY, ()), result]:
+                self._record(run, row)
         if result.get("checkpointed") or time.monotonic() - run.flushed_at > self.flush_seconds:
             self._flush(run)
         if self._progress is not None:
@@ -139,6 +141,15 @@ class TrialRuns(Callback):
         self.close("interrupted")
         if self._progress is not None:
             self._progress.close()
+
+    def log_now(self, trial: Any, result: dict[str, Any]) -> None:
+        """Log a report's epochs at once: ASHA calls it before it saves a decision on them, so
+        that a kill after the decision leaves them in MLflow (Tune's callback comes later)."""
+        run = self._run_of(trial)
+        for row in [*result.get(HISTORY, ()), result]:
+            self._record(run, row)
+        run.logged_early = int(result.get("epoch", 0))
+        self._flush(run)
 
     # -- for the driver -----------------------------------------------------------------------
     def existing_runs(self) -> dict[str, KnownRun]:

@@ -34,6 +34,7 @@ from ionops.hpo.common import (
     gpus_per_trial,
     load_data,
     restored,
+    restored_parts,
     run_config,
     start_parent,
     trainable,
@@ -228,6 +229,10 @@ def _tuner(
     runnable = trainable(experiment, data, plan, gpus_per_trial)
     resumed = restored(folder, runnable, "search")
     if resumed is not None:
+        kept, callbacks = restored_parts(resumed)
+        runs_of = [c for c in callbacks if isinstance(c, TrialRuns)]
+        if isinstance(kept, PersistentASHA) and runs_of:  # the hook is not pickled: again
+            kept.before_decision = runs_of[0].log_now
         return resumed
     family = get_family(experiment.family)
     search = experiment.search
@@ -245,6 +250,8 @@ def _tuner(
         max_epochs=experiment.training.epochs, describe=describe, metric=metric,
         total=trial_count(experiment), show_progress=progress, stopped_file=folder / "asha.json",
     )  # fmt: skip
+    if isinstance(scheduler, PersistentASHA):
+        scheduler.before_decision = runs.log_now
     # reuse_actors: no new process, torch import and dataset fetch per trial
     settings: dict[str, Any] = {"metric": metric, "mode": "min", "scheduler": scheduler,
                                 "reuse_actors": True}  # fmt: skip
@@ -342,6 +349,8 @@ def _records(grid: Any, experiment: ExperimentConfig, data: Any, folder: Path,
         else:
             outcome = "unfinished"
         metric = float(last.get(metric_key, math.nan))
+        if outcome == "stopped" and math.isfinite(stopped[trial.trial_id][1]):
+            reached, metric = stopped[trial.trial_id]  # as ASHA stopped it, whatever Tune kept
         point = family.configure(trial_point(trial.config, candidates), experiment, data).record
         index = int(trial.experiment_tag.split("_", 1)[0])
         seconds = float(last.get("validation/eval_seconds", math.nan))

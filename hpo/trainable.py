@@ -117,6 +117,7 @@ def run_trial(config: dict[str, Any], data: Any, plan: TrialPlan) -> None:
             row["resumed_from_epoch"] = report.epoch - 1  # Tune restarted it from a checkpoint
             busy["resumed"] = True
         result = reports.due(row, checkpointed=written is not None)
+        busy["reported"] = busy.get("reported", 0) + (result is not None)
         last = report.epoch == settings.epochs
         if result is not None and (written is None or (last and plan.keep_outputs)):
             tune.report(result)  # the last epoch's checkpoint goes with the outputs below
@@ -129,6 +130,15 @@ def run_trial(config: dict[str, Any], data: Any, plan: TrialPlan) -> None:
         result = train(model, objective, settings, family=family.name,
                        arguments=trial.arguments, checkpoint=local, on_epoch=on_epoch,
                        evaluate_now=reports.must_report)  # fmt: skip
+        if restored is not None and not busy.get("reported") and not plan.keep_outputs:
+            # restored from its last epoch's checkpoint (a kill came before Tune's snapshot took
+            # that report): nothing left to train, so the report Tune lost is made again
+            last_row = result.history[-1]
+            tune.report({"epoch": last_row["epoch"], "train_loss": last_row["train_loss"],
+                         "learning_rate": last_row["learning_rate"],
+                         "train_seconds": last_row["seconds"], "checkpointed": True,
+                         **{k: v for k, v in last_row.items() if "/" in k}},
+                        checkpoint=tune.Checkpoint.from_directory(str(workspace)))  # fmt: skip
         if plan.keep_outputs:
             torch.save({split: {k: torch.from_numpy(v) for k, v in errors.items()}
                         for split, errors in result.per_sample.items()},

@@ -1,7 +1,9 @@
 """The search service: ASHA that survives a resume, and real searches killed and resumed."""
 
 import csv
+import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -124,6 +126,85 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
         assert steps == list(range(1, int(trial["epochs"]) + 1)), "every epoch logged once"
         validation = client.get_metric_history(child.info.run_id, "validation/rel_l2")
         assert sorted(m.step for m in validation) == steps
+
+
+def _asha_events(folder: Path) -> dict[str, int]:
+    """How many rung records and early stops ASHA has saved in a search folder."""
+    path = folder / "asha.json"
+    if not path.exists():
+        return {"record": 0, "stop": 0}
+    saved = json.loads(path.read_text())
+    records = sum(len(rung) for bracket in saved["rungs"] for rung in bracket)
+    return {"record": records, "stop": len(saved["stopped"])}
+
+
+def _kill_after(process: subprocess.Popen, folder: Path, kind: str, count: int) -> bool:
+    """Kill the driver the moment ASHA has saved its ``count``-th record or stop (Tune's own
+    snapshot of that moment not yet written); False if the search ended first."""
+    deadline = time.monotonic() + 300
+    while _asha_events(folder)[kind] < count:
+        if process.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the search made no progress"
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    return True
+
+
+@pytest.mark.slow
+def test_kills_right_after_asha_decides_change_no_decision(tmp_path):
+    """Killed the moment ASHA has recorded a rung report or stopped a trial (Tune's snapshot
+    lags behind), and resumed each time, the search ends as the uninterrupted one did."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    straight = _tune(tmp_path, "straight", uri)
+    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+    expected = _trials(tmp_path, "straight")
+    stops = sum(t["outcome"] == "stopped" for t in expected)
+    assert stops >= 2, "the uninterrupted search stops too few trials to test this"
+
+    folder = tmp_path / "searches" / "cut"
+    kills = 0
+    for kind, count in (("record", 2), ("stop", 1), ("record", 5), ("stop", 2)):
+        kills += _kill_after(_tune(tmp_path, "cut", uri), folder, kind, count)
+    assert kills == 4, (tmp_path / "cut.log").read_text()[-3000:]
+    last = _tune(tmp_path, "cut", uri)
+    assert last.wait(timeout=600) == 0, (tmp_path / "cut.log").read_text()[-3000:]
+
+    resumed = _trials(tmp_path, "cut")
+    stable = ("index", "outcome", "epochs", "d_v", "n_layers", "k_max", "learning_rate")
+    assert [[t[k] for k in stable] for t in resumed] == [[t[k] for k in stable] for t in expected]
+    for got, want in zip(resumed, expected, strict=True):
+        assert float(got["validation/rel_l2"]) == pytest.approx(float(want["validation/rel_l2"]),
+                                                                rel=1e-5)  # fmt: skip
+
+    def rungs(name: str) -> list[list[float]]:  # each rung's records, the trial ids aside
+        saved = json.loads((tmp_path / "searches" / name / "asha.json").read_text())
+        return [sorted(rung.values()) for bracket in saved["rungs"] for rung in bracket]
+
+    cut, uninterrupted = rungs("cut"), rungs("straight")  # no record left behind, none lost
+    assert [len(rung) for rung in cut] == [len(rung) for rung in uninterrupted]
+    flat = [[value for rung in rungs for value in rung] for rungs in (cut, uninterrupted)]
+    assert flat[0] == pytest.approx(flat[1], rel=1e-5)
+
+    client = mlflow.tracking.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("ionops/fhn-fno/search")
+    [parent] = [p for p in client.search_runs([experiment.experiment_id],
+                                              "tags.`ionops.kind` = 'search'")
+                if p.info.run_name == "cut"]  # fmt: skip
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    by_id = {t["trial_id"]: t for t in resumed}
+    assert sorted(c.data.tags["ionops.trial_id"] for c in children) == sorted(by_id)
+    for child in children:
+        trial = by_id[child.data.tags["ionops.trial_id"]]
+        status = {"completed": "FINISHED", "stopped": "KILLED"}[trial["outcome"]]
+        assert child.info.status == status
+        steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "train_loss"))
+        assert steps == list(range(1, int(trial["epochs"]) + 1)), "every epoch logged once"
 
 
 def _trial_workers() -> list:
