@@ -340,6 +340,7 @@ def generate(
         missing = [key for key in index if key not in records]
         if missing:
             raise IonopsError(f"{len(missing)} samples missing from the journals in {partial}")
+        _check_room(output, records)
         plan.assemble(output, records)
         shutil.rmtree(partial)
     if comm is not None:
@@ -418,6 +419,18 @@ def _read_manifest(partial: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found
+
+
+def _check_room(output: Path, records: Mapping[tuple[int, int], Record]) -> None:
+    """Refuse to assemble where the file cannot fit (HDF5 on a full disk can crash the process
+    when it closes the file): the journals hold the samples, so a rerun only assembles."""
+    needed = int(1.1 * sum(record.length for record in records.values())) + 4 * 2**20  # tables
+    free = shutil.disk_usage(output.parent).free
+    if free < needed:
+        raise UserError(f"disk full at {output.parent}: the dataset needs about "
+                        f"{needed / 2**20:.1f} MiB and {free / 2**20:.1f} MiB are free; free "
+                        "some space and run the same command again (the solved samples are "
+                        "kept: it only assembles the file)")  # fmt: skip
 
 
 def _finished_attributes(output: Path) -> dict[str, Any] | None:

@@ -57,7 +57,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ionops: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        where = disk_full(exc)
+        if where is None:
+            raise
+        print(f"ionops: error: disk full{where}: free some space and run the same command "
+              "again (it continues where it stopped)", file=sys.stderr)  # fmt: skip
+        return 2
     return status
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """`` at PATH`` (or ``""``) where ``exc`` or what caused it is a full disk; None otherwise."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f" at {seen.filename}" if seen.filename else ""
+        if "database or disk is full" in str(seen):
+            return ""
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 if __name__ == "__main__":

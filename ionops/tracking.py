@@ -8,7 +8,9 @@ Only the driver process writes: trials and workers hand their results back.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,11 +44,36 @@ def client(workdir: Path) -> Any:
 
     # a tracking server makes the client print a "View run" link per run; ionops prints its own
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # MLflow logs each database error with its traceback before raising it; ionops reports it
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(workdir)
     if uri.startswith(("http://", "https://")):
         _check_reachable(uri)
+    if uri.startswith("sqlite:///"):
+        _create_store(Path(uri.removeprefix("sqlite:///")))
     return mlflow.tracking.MlflowClient(tracking_uri=uri)
+
+
+def _create_store(path: Path) -> None:
+    """A new SQLite store made whole in a temporary file and renamed into place: a full disk
+    during MLflow's migrations leaves no half-migrated store that breaks every later run."""
+    import mlflow
+
+    if path.exists():
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{temporary}").search_experiments()
+        temporary.replace(path)
+    except Exception as exc:
+        from ionops.cli import disk_full
+
+        temporary.unlink(missing_ok=True)
+        if disk_full(exc) is None:
+            raise
+        raise UserError(f"disk full at {path.parent}: the MLflow store {path.name} could not "
+                        "be created; free some space and run again") from None  # fmt: skip
 
 
 @functools.cache
@@ -130,6 +157,12 @@ class RunWriter:
 
     def end(self, status: str = FINISHED) -> None:
         self.client.set_terminated(self.run_id, status=status)
+
+    def end_quietly(self, status: str) -> None:
+        """End the run while another error is on its way (a full disk may refuse this too:
+        that error, not this one, is the one to report)."""
+        with contextlib.suppress(Exception):  # the error on its way says what went wrong
+            self.end(status)
 
 
 def _metric_name(key: str) -> str:

@@ -11,6 +11,7 @@ into place, and read with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ionops.errors import UserError
 FORMAT = "ionops-checkpoint"
 FORMAT_VERSION = 1
 FILENAME = "checkpoint.pt"
+FULL_BELOW = 2**20  # free bytes under which a failed write is taken for a full disk
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -34,6 +36,13 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     try:
         torch.save(payload, temporary)
         temporary.replace(path)
+    except (OSError, RuntimeError) as exc:
+        # torch reports a full disk as "iostream error" without errno: look at the disk
+        if shutil.disk_usage(path.parent).free < FULL_BELOW or getattr(exc, "errno", 0) == 28:
+            raise UserError(f"disk full at {path.parent}: the checkpoint {path.name} could not "
+                            "be written (the previous one is kept); free some space and run "
+                            "the same command again") from None  # fmt: skip
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -79,10 +79,10 @@ def _run(args: argparse.Namespace) -> int:
         result = train(model, objective, settings, family=family.name, arguments=arguments,
                        checkpoint=run_dir / "checkpoint.pt", on_epoch=on_epoch)  # fmt: skip
     except KeyboardInterrupt:
-        writer.end(tracking.KILLED)
+        writer.end_quietly(tracking.KILLED)
         raise
     except BaseException:
-        writer.end(tracking.FAILED)
+        writer.end_quietly(tracking.FAILED)
         raise
     finally:
         bar.close()
