@@ -18,6 +18,7 @@ variables, and ``models.csv`` / ``models.md`` tabulate them.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ def make_report(
     matplotlib.use("Agg")
     loaded = [_load(name, experiment, workdir) for name, experiment in experiments]
     out = out or workdir / "reports" / "-".join(r.name for r in loaded)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
     client = tracking.client(workdir)
     for item in loaded:
         folder = out / item.name if len(loaded) > 1 else out
@@ -110,6 +111,18 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     search = load_outcome(Path(state["search"]))
     return Retrained(name, experiment, folder, state, summary, checkpoint, per_sample, dataset,
                      state_names, search.trials, search.metric)  # fmt: skip
+
+
+def _check_writable(out: Path) -> None:
+    """The report's folder, made and written to once before any figure is drawn."""
+    probe = out / f".ionops-write-check-{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write there ({exc.strerror or exc}); give a "
+                        "folder you can write to") from None  # fmt: skip
 
 
 def _per_sample(path: Path) -> dict[str, dict[str, Any]]:

@@ -93,3 +93,15 @@ def test_search_retrain_and_report_for_two_models(tmp_path):
     assert {c.info.status for c in children} == {"FINISHED"}
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/examples.png", "report/summary.md"} <= artifacts
+
+
+def test_a_report_folder_that_cannot_be_written_is_named_before_any_figure(tmp_path):
+    from ionops.errors import UserError
+    from ionops.hpo.report import _check_writable
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match=r"--out .*a-file/report: cannot write there"):
+        _check_writable(blocker / "report")
+    _check_writable(tmp_path / "report")
+    assert list((tmp_path / "report").iterdir()) == []  # the probe leaves nothing
