@@ -65,15 +65,18 @@ def _create_store(path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{temporary}").search_experiments()
-        temporary.replace(path)
+        os.link(temporary, path)  # never over a store another process made meanwhile
+    except FileExistsError:
+        pass
     except Exception as exc:
         from ionops.cli import disk_full
 
-        temporary.unlink(missing_ok=True)
         if disk_full(exc) is None:
             raise
         raise UserError(f"disk full at {path.parent}: the MLflow store {path.name} could not "
                         "be created; free some space and run again") from None  # fmt: skip
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @functools.cache
