@@ -54,7 +54,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UserError(f"no checkpoint at {path}") from None
     except Exception as exc:  # torch raises UnpicklingError and others for foreign files
-        raise UserError(f"{path} is not a loadable ionops checkpoint: {exc}") from None
+        first = str(exc).strip().split(". ")[0] or type(exc).__name__
+        raise UserError(
+            f"{path} is not a loadable ionops checkpoint ({first}): cut short, or "
+            "not written by ionops; remove it to start that run over"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not an ionops checkpoint")
     return state
