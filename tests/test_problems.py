@@ -48,7 +48,7 @@ def test_euler_records_the_steps_asked_for():
         y = y + dt * MODEL.derivative(step * dt, y, k[0], p)
         if step + 1 in (3, 7):
             by_hand.append(y.copy())
-    np.testing.assert_allclose(state, np.array(by_hand), rtol=1e-13)
+    np.testing.assert_allclose(state, np.array(by_hand), rtol=1e-12)  # any CPU (FMA)
     with pytest.raises(ValueError, match="ascending"):
         euler(MODEL, p, y0, k, dt, np.array([[5, 3]]))
 
