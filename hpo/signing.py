@@ -150,7 +150,8 @@ def restore(tune_dir: Path, store: Path) -> list[str] | None:
     """Put the signed snapshot back in ``tune_dir`` before Tune reads it.
 
     Returns the names of Tune's files that were replaced or removed (a snapshot
-    taken after the last signing), or None where nothing was ever signed.
+    taken after the last signing), or None where nothing was ever signed. The
+    pickled errors of failed trials (``*/error.pkl``, unsigned) are removed.
     Refused, naming the file: a manifest or copy that does not match its
     signature, and a file Tune writes only once that differs from its copy.
     """
@@ -184,6 +185,8 @@ def restore(tune_dir: Path, store: Path) -> list[str] | None:
         if name not in current or path.read_bytes() != data:
             write_atomic(path, data)
             replaced.append(name)
+    for pickled in tune_dir.glob("*/error.pkl"):  # Tune unpickles a failed trial's error from
+        pickled.unlink()  # here; without it Tune reads the same error as text (error.txt)
     return replaced
 
 

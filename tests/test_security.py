@@ -88,6 +88,14 @@ def test_a_snapshot_taken_after_the_last_signing_is_replaced_by_the_signed_one(t
     assert _restore(tune_dir) == []  # now exactly the signed snapshot
 
 
+def test_a_failed_trials_pickled_error_is_not_kept_for_tune_to_load(tune_dir, tmp_path):
+    error = tune_dir / "run_trial_1" / "error.pkl"
+    error.write_bytes(pickle.dumps(_Planted(tmp_path / "ran")))
+    (tune_dir / "run_trial_1" / "error.txt").write_text("Failure # 1")
+    _restore(tune_dir)
+    assert not error.exists() and (tune_dir / "run_trial_1" / "error.txt").exists()
+
+
 def test_a_file_tune_is_still_writing_is_not_signed(tune_dir):
     store = tune_dir.parent / signing.SIGNED
     before = (store / signing.MANIFEST).read_text()
