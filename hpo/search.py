@@ -231,8 +231,12 @@ def _tuner(
     if resumed is not None:
         kept, callbacks = restored_parts(resumed)
         runs_of = [c for c in callbacks if isinstance(c, TrialRuns)]
-        if isinstance(kept, PersistentASHA) and runs_of:  # the hook is not pickled: again
-            kept.before_decision = runs_of[0].log_now
+        for runs in runs_of:  # the folder may have moved since Tune pickled them
+            runs.stopped_file = folder / "asha.json"
+        if isinstance(kept, PersistentASHA):
+            kept.state_file = folder / "asha.json"
+            if runs_of:  # the hook is not pickled: attached again
+                kept.before_decision = runs_of[0].log_now
         return resumed
     family = get_family(experiment.family)
     search = experiment.search
