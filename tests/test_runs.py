@@ -11,14 +11,20 @@ def row(epoch, **extra):
     return {"epoch": epoch, "train_loss": 1.0 / epoch, "validation/rel_l2": 0.5 / epoch, **extra}
 
 
-def test_history_rows_are_logged_once_each_and_the_run_ends(tmp_path, monkeypatch):
+def _trial_runs(tmp_path, monkeypatch, kind: str, max_epochs: int):
+    """A real SQLite store with a parent run, and the callback that logs its trials."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     client = tracking.client(tmp_path)
-    experiment = tracking.experiment_id(client, "ionops/test/search", tmp_path)
+    experiment = tracking.experiment_id(client, f"ionops/test/{kind}", tmp_path)
     parent = tracking.RunWriter.start(client, experiment, "parent", {})
-    runs = TrialRuns(tmp_path, experiment, parent.run_id, max_epochs=6,
+    runs = TrialRuns(tmp_path, experiment, parent.run_id, max_epochs=max_epochs,
                      describe=lambda point: point, show_progress=False)  # fmt: skip
     runs.setup()
+    return client, experiment, parent, runs
+
+
+def test_history_rows_are_logged_once_each_and_the_run_ends(tmp_path, monkeypatch):
+    client, experiment, parent, runs = _trial_runs(tmp_path, monkeypatch, "search", 6)
     trial = SimpleNamespace(trial_id="abc_00001", config={"d_v": 8}, last_result=None)
     runs.on_trial_start(0, [], trial)
     runs.on_trial_result(0, [], trial, {**row(3), HISTORY: [row(1), row(2)], "checkpointed": True})
@@ -57,13 +63,7 @@ def test_a_trial_reports_at_rungs_checkpoints_and_the_end_carrying_the_epochs_be
 
 
 def test_a_runs_summary_logs_nothing_its_last_epoch_logged(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    client = tracking.client(tmp_path)
-    experiment = tracking.experiment_id(client, "ionops/test/retrain", tmp_path)
-    parent = tracking.RunWriter.start(client, experiment, "parent", {})
-    runs = TrialRuns(tmp_path, experiment, parent.run_id, max_epochs=2,
-                     describe=lambda point: point, show_progress=False)  # fmt: skip
-    runs.setup()
+    client, experiment, parent, runs = _trial_runs(tmp_path, monkeypatch, "retrain", 2)
     trial = SimpleNamespace(trial_id="abc_00002", config={"d_v": 8}, last_result=None)
     runs.on_trial_result(0, [], trial, {**row(2), HISTORY: [row(1)], "checkpointed": True})
     summary = {**row(2), "final": True, "checkpointed": True, "peak_memory_bytes": 5.0}
