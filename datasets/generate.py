@@ -13,7 +13,6 @@ here (one task per trajectory), and the point and transition datasets of
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ import numpy as np
 from ionops.datasets import parallel
 from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, encode_chunk, read_journals
+from ionops.datasets.on_disk import check_room, partial_folder, prepare
 from ionops.datasets.protocols import (
     SPLITS,
     SampleTable,
@@ -306,7 +306,7 @@ def generate(
     if rank == 0:
         try:
             plan = make_plan(spec)
-            setup = ("ok", _prepare(plan, output, overwrite=overwrite, resume=resume))
+            setup = ("ok", prepare(plan, output, overwrite=overwrite, resume=resume))
         except IonopsError as exc:
             setup = ("error", str(exc))
     if comm is not None:
@@ -319,7 +319,7 @@ def generate(
         return GenerationReport(output, state["n_samples"], 0, seconds, written=False)
 
     plan = plan or make_plan(spec)  # ranks other than 0 draw the same plan themselves
-    partial = _partial_folder(output)
+    partial = partial_folder(output)
     journal = partial / f"{state['run_id']}-r{rank:04d}.journal"
     index = plan.tasks()
     tasks = state["pending"] if rank == 0 else []
@@ -340,7 +340,7 @@ def generate(
         missing = [key for key in index if key not in records]
         if missing:
             raise IonopsError(f"{len(missing)} samples missing from the journals in {partial}")
-        _check_room(output, records)
+        check_room(output, records)
         plan.assemble(output, records)
         shutil.rmtree(partial)
     if comm is not None:
@@ -355,109 +355,6 @@ class _QuietFailure(IonopsError):
     """The failure as seen on ranks other than 0, which stay quiet (rank 0 reports it)."""
 
     quiet = True
-
-
-def _partial_folder(output: Path) -> Path:
-    return output.with_name(output.name + ".partial")
-
-
-def _prepare(plan: GenerationPlan, output: Path, *, overwrite: bool, resume: bool
-             ) -> dict[str, Any]:  # fmt: skip
-    """Rank 0: settle what exists on disk, and list the tasks still to solve."""
-    spec = plan.spec
-    n_samples = plan.n_samples()
-    partial = _partial_folder(output)
-    manifest = spec.manifest()
-    if output.is_dir():
-        raise UserError(f"--output {output} is a folder: give the dataset file's path")
-    if resume and not output.exists() and not partial.exists():
-        raise UserError(f"--resume: no dataset or interrupted generation at {output} to continue")
-    if output.exists() and not overwrite:
-        found = _finished_attributes(output)
-        if found is None:
-            raise UserError(
-                f"{output} already exists and is not a readable ionops dataset (another file, "
-                "or one cut short): pass --overwrite to replace it"
-            )
-        if plan.matches(found):
-            return {"complete": True, "n_samples": n_samples}
-        raise UserError(
-            f"{output} already exists and holds another dataset ({_found_difference(found, plan)}"
-            "): pass --overwrite to replace it, or another --output"
-        )
-    if partial.exists():
-        found = _read_manifest(partial)
-        if overwrite or found is None:
-            shutil.rmtree(partial)
-        elif found != manifest:
-            raise UserError(
-                f"{partial} holds an interrupted generation with other settings "
-                f"({_difference(found, manifest)}): rerun it with its own settings to finish "
-                "it, or pass --overwrite to discard it"
-            )
-    try:
-        partial.mkdir(parents=True, exist_ok=True)
-        manifest_path = partial / "manifest.json"
-        if not manifest_path.exists():
-            temporary = partial / ".manifest.json.tmp"
-            temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            temporary.replace(manifest_path)
-    except OSError as exc:
-        raise UserError(f"cannot write the dataset at {output}: {exc.strerror}") from None
-    done = read_journals(partial)
-    index = plan.tasks()
-    pending = [task for task, key in enumerate(index) if key not in done]
-    pending.sort(key=lambda task: -plan.cost(index[task]))
-    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{len(list(partial.glob('*.journal'))):03d}"
-    return {"complete": False, "n_samples": n_samples, "pending": pending, "run_id": run_id,
-            "done": len(done)}  # fmt: skip
-
-
-def _read_manifest(partial: Path) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = json.loads((partial / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return found
-
-
-def _check_room(output: Path, records: Mapping[tuple[int, int], Record]) -> None:
-    """Refuse to assemble where the file cannot fit (HDF5 on a full disk can crash the process
-    when it closes the file): the journals hold the samples, so a rerun only assembles."""
-    needed = int(1.1 * sum(record.length for record in records.values())) + 4 * 2**20  # tables
-    free = shutil.disk_usage(output.parent).free
-    if free < needed:
-        raise UserError(f"disk full at {output.parent}: the dataset needs about "
-                        f"{needed / 2**20:.1f} MiB and {free / 2**20:.1f} MiB are free; free "
-                        "some space and run the same command again (the solved samples are "
-                        "kept: it only assembles the file)")  # fmt: skip
-
-
-def _finished_attributes(output: Path) -> dict[str, Any] | None:
-    """The root attributes of a finished dataset file, or None if it is not one."""
-    from ionops.datasets.store import FORMAT, read_attributes
-
-    try:
-        found = read_attributes(output)
-    except (OSError, ValueError, UserError):
-        return None
-    return found if found.get("format") == FORMAT else None
-
-
-def _found_difference(found: Mapping[str, Any], plan: GenerationPlan) -> str:
-    expected = plan.attributes()
-    keys = ("kind", "model", "seed", "fraction", "t_end_ms", "n_t", "counts", "parameters")
-    changed = [f"{k}: {found.get(k, 'operator' if k == 'kind' else None)!r} there, "
-               f"{expected[k]!r} now" for k in keys
-               if k in expected and found.get(k, "operator" if k == "kind" else None)
-               != expected[k]]  # fmt: skip
-    return "; ".join(changed[:3]) or "other settings"
-
-
-def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
-    a, b = found.get("spec", {}), wanted["spec"]
-    changed = [f"{k}: {a.get(k)!r} there, {b[k]!r} now" for k in b if a.get(k) != b[k]]
-    return "; ".join(changed) or "format version"
 
 
 def _progress_bar(plan: GenerationPlan, state: dict[str, Any], *, enabled: bool) -> Any:

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from ionops.datasets.euler import euler
-from ionops.datasets.generate import _partial_folder, _prepare, generate, make_plan
+from ionops.datasets.generate import generate, make_plan
 from ionops.datasets.ionic import get_ionic_model
 from ionops.datasets.journal import JournalWriter
 from ionops.datasets.loading import load_dataset, load_problem_dataset
+from ionops.datasets.on_disk import partial_folder, prepare
 from ionops.datasets.problems import ProblemSpec, _latin_hypercube
 from ionops.datasets.solver import SolverSettings, solve
 from ionops.errors import UserError
@@ -133,9 +134,9 @@ def test_an_interrupted_generation_continues_to_the_same_bytes(tmp_path):
     big = spec(train=9000, validation=30)
     generate(big, reference, progress=False)
     plan = make_plan(big)
-    state = _prepare(plan, output, overwrite=False, resume=False)
+    state = prepare(plan, output, overwrite=False, resume=False)
     tasks = plan.tasks()
-    journal = _partial_folder(output) / f"{state['run_id']}-r0000.journal"
+    journal = partial_folder(output) / f"{state['run_id']}-r0000.journal"
     with JournalWriter(journal) as writer:
         for task in state["pending"][:2]:  # two blocks solved before "the kill"
             plan.solve(tasks[task], writer)
