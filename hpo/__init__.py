@@ -22,8 +22,8 @@ _EXPORTS = {
     "RetrainOptions": "ionops.hpo.retrain",
     "run_retrain": "ionops.hpo.retrain",
     "SearchOptions": "ionops.hpo.search",
-    "SearchOutcome": "ionops.hpo.search",
-    "load_outcome": "ionops.hpo.search",
+    "SearchOutcome": "ionops.hpo.outcome",
+    "load_outcome": "ionops.hpo.outcome",
     "run_search": "ionops.hpo.search",
 }
 __all__ = [
@@ -40,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from ionops.hpo.asha import PersistentASHA
+    from ionops.hpo.outcome import SearchOutcome, load_outcome
     from ionops.hpo.report import make_report
     from ionops.hpo.retrain import RetrainOptions, run_retrain
-    from ionops.hpo.search import SearchOptions, SearchOutcome, load_outcome, run_search
+    from ionops.hpo.search import SearchOptions, run_search

@@ -94,6 +94,10 @@ class PersistentASHA(ASHAScheduler):
         state.update(_loaded=False, _reconciled=False, before_decision=None)
         return state
 
+    def relocate(self, folder: Path) -> None:
+        """The search folder a restored copy lives in now (it may have been moved)."""
+        self.state_file = Path(folder) / self.state_file.name
+
     def _reconcile(self, tune_controller: Any) -> None:
         """Square the rungs with the trials of Tune's restored snapshot (see the module)."""
         trials = tune_controller.get_trials()

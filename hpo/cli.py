@@ -149,8 +149,9 @@ _NOT_SHOWN = {"parameter_count", "k_max_derived", "weight_decay", "gamma"}
 def _retrain(args: argparse.Namespace) -> int:
     from ionops import tracking
     from ionops.errors import EXIT_INTERRUPTED, UserError
+    from ionops.hpo.outcome import experiment_of
     from ionops.hpo.retrain import RetrainOptions, run_retrain
-    from ionops.hpo.search import experiment_of, search_folder, search_name
+    from ionops.hpo.search import search_folder, search_name
 
     if args.seeds < 1:
         raise UserError(f"--seeds = {args.seeds}: give at least 1")

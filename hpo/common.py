@@ -105,9 +105,10 @@ def restored(folder: Path, runnable: Any, what: str) -> Any | None:
     _fill_missing_checkpoints(path)
     print(f"resuming the {what} in {folder}", flush=True)
     tuner = tune.Tuner.restore(str(path), runnable, resume_unfinished=True)
-    for callback in restored_parts(tuner)[1]:
-        if isinstance(callback, signing.StateSigner):
-            callback.relocate(folder)  # the folder may have moved since Tune pickled it
+    scheduler, callbacks = restored_parts(tuner)
+    for part in [scheduler, *callbacks]:  # the folder may have moved since Tune pickled them
+        if hasattr(part, "relocate"):
+            part.relocate(folder)
     return tuner
 
 

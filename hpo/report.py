@@ -88,8 +88,8 @@ def make_report(
 
 def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     from ionops.datasets.store import read_attributes
+    from ionops.hpo.outcome import load_outcome
     from ionops.hpo.retrain import retrain_folder
-    from ionops.hpo.search import load_outcome
     from ionops.hpo.trainable import PER_SAMPLE_FILE
     from ionops.training.checkpoint import load_checkpoint
     from ionops.workdir import dataset_path

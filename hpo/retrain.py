@@ -31,7 +31,8 @@ from ionops.hpo.common import (
     start_parent,
     trainable,
 )
-from ionops.hpo.search import load_outcome, trial_count
+from ionops.hpo.outcome import load_outcome
+from ionops.hpo.search import trial_count
 from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, search_metric
 from ionops.locks import folder_lock
 from ionops.models.registry import get_family

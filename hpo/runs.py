@@ -152,6 +152,11 @@ class TrialRuns(Callback):
         self._flush(run)
 
     # -- for the driver -----------------------------------------------------------------------
+    def relocate(self, folder: Path) -> None:
+        """The search folder a restored copy lives in now (it may have been moved)."""
+        if self.stopped_file is not None:
+            self.stopped_file = Path(folder) / self.stopped_file.name
+
     def existing_runs(self) -> dict[str, KnownRun]:
         """The child runs already under the parent, by trial id."""
         client = self._client or tracking.client(self.workdir)

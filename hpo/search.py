@@ -17,7 +17,6 @@ candidate (with ``search.scheduler = "fifo"``, every one to the end).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ionops import tracking
-from ionops.config import ExperimentConfig, validate_experiment
+from ionops.config import ExperimentConfig
 from ionops.errors import UserError
 from ionops.hpo.common import (
     connect_for,
@@ -39,14 +38,20 @@ from ionops.hpo.common import (
     start_parent,
     trainable,
 )
+from ionops.hpo.outcome import (
+    DEFAULT_METRIC,
+    STATE_FILE,
+    SearchOutcome,
+    TrialRecord,
+    load_outcome,
+    write_trials,
+)
 from ionops.hpo.trainable import CANDIDATE, TrialPlan, search_metric, trial_point
 from ionops.locks import LOCK_FILE, folder_lock
 from ionops.models.registry import get_family
 from ionops.workdir import write_json
 
 PAPER_EPOCHS = 1000
-STATE_FILE = "search.json"
-DEFAULT_METRIC = "validation/rel_l2"  # what searches recorded before they named their metric
 
 
 @dataclass(frozen=True)
@@ -59,36 +64,6 @@ class SearchOptions:
     device: str = "auto"
     mixed_precision: bool = False
     progress: bool = True
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One trial as the search left it."""
-
-    index: int  # the order in which the search proposed it, from 1
-    trial_id: str
-    outcome: str  # completed, stopped (by ASHA), errored, unfinished
-    epochs: int
-    metric: float
-    point: dict[str, Any]
-    eval_seconds: float = math.nan  # the last evaluation of its validation split
-
-    def row(self, metric: str) -> dict[str, Any]:
-        return {"index": self.index, "trial_id": self.trial_id, "outcome": self.outcome,
-                "epochs": self.epochs, metric: self.metric, "eval_seconds": self.eval_seconds,
-                **self.point}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SearchOutcome:
-    """What a search produced: its folder, whether it is complete, its trials and the best."""
-
-    folder: Path
-    complete: bool
-    trials: list[TrialRecord]
-    best: TrialRecord | None
-    parent_run_id: str
-    metric: str = DEFAULT_METRIC
 
 
 def search_name(experiment: ExperimentConfig, name: str | None = None) -> str:
@@ -231,12 +206,8 @@ def _tuner(
     if resumed is not None:
         kept, callbacks = restored_parts(resumed)
         runs_of = [c for c in callbacks if isinstance(c, TrialRuns)]
-        for runs in runs_of:  # the folder may have moved since Tune pickled them
-            runs.stopped_file = folder / "asha.json"
-        if isinstance(kept, PersistentASHA):
-            kept.state_file = folder / "asha.json"
-            if runs_of:  # the hook is not pickled: attached again
-                kept.before_decision = runs_of[0].log_now
+        if isinstance(kept, PersistentASHA) and runs_of:  # the hook is not pickled: again
+            kept.before_decision = runs_of[0].log_now
         return resumed
     family = get_family(experiment.family)
     search = experiment.search
@@ -374,7 +345,7 @@ def _finish(
                   and math.isfinite(t.metric)]  # fmt: skip
     best = min(candidates, key=lambda t: t.metric, default=None)
     metric = state.get("metric", DEFAULT_METRIC)
-    _write_trials(folder / "trials.csv", trials, metric)
+    write_trials(folder / "trials.csv", trials, metric)
     if best is not None:
         write_json(folder / "best.json", asdict(best))
     if complete:
@@ -391,53 +362,3 @@ def _finish(
         state["complete"] = True
         write_json(folder / STATE_FILE, state)
     return SearchOutcome(folder, complete, trials, best, state["parent_run_id"], metric)
-
-
-def load_outcome(folder: Path) -> SearchOutcome:
-    """A search as its folder records it (``trials.csv``, ``best.json``, ``search.json``)."""
-    state_path = folder / STATE_FILE
-    if not state_path.exists():
-        raise UserError(f"no search in {folder} (no {STATE_FILE}); run `ionops tune` first")
-    state = json.loads(state_path.read_text())
-    metric = state.get("metric", DEFAULT_METRIC)
-    trials = []
-    if (folder / "trials.csv").exists():
-        with (folder / "trials.csv").open() as handle:
-            for row in csv.DictReader(handle):
-                fixed = ("index", "trial_id", "outcome", "epochs", metric, "eval_seconds")
-                point = {k: _parse(v) for k, v in row.items() if k not in fixed}
-                trials.append(TrialRecord(
-                    int(row["index"]), row["trial_id"], row["outcome"], int(row["epochs"]),
-                    float(row[metric]), point, float(row.get("eval_seconds") or math.nan),
-                ))  # fmt: skip
-    best = None
-    if (folder / "best.json").exists():
-        best = TrialRecord(**json.loads((folder / "best.json").read_text()))
-    return SearchOutcome(folder, bool(state.get("complete")), trials, best,
-                         state["parent_run_id"], metric)  # fmt: skip
-
-
-def experiment_of(folder: Path) -> ExperimentConfig:
-    """The experiment a search folder ran."""
-    state = json.loads((folder / STATE_FILE).read_text())
-    return validate_experiment(state["experiment"], str(folder / STATE_FILE))
-
-
-def _parse(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _write_trials(path: Path, trials: list[TrialRecord], metric: str) -> None:
-    rows = [t.row(metric) for t in trials]
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    temporary.replace(path)
