@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ionops import __version__
-from ionops.errors import IonopsError
+from ionops.errors import IonopsError, disk_full
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -65,20 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               "again (it continues where it stopped)", file=sys.stderr)  # fmt: skip
         return 2
     return status
-
-
-def disk_full(exc: BaseException) -> str | None:
-    """`` at PATH`` (or ``""``) where ``exc`` or what caused it is a full disk; None otherwise."""
-    import errno
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return f" at {seen.filename}" if seen.filename else ""
-        if "database or disk is full" in str(seen):
-            return ""
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 if __name__ == "__main__":

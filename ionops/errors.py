@@ -21,3 +21,17 @@ class UserError(IonopsError):
 
 class ConfigError(UserError, ValueError):
     """An experiment file or an override does not fit the schema."""
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """`` at PATH`` (or ``""``) where ``exc`` or what caused it is a full disk; None otherwise."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f" at {seen.filename}" if seen.filename else ""
+        if "database or disk is full" in str(seen):
+            return ""
+        seen = seen.__cause__ or seen.__context__
+    return None

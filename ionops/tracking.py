@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ionops.errors import UserError
+from ionops.errors import UserError, disk_full
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 
@@ -69,8 +69,6 @@ def _create_store(path: Path) -> None:
     except FileExistsError:
         pass
     except Exception as exc:
-        from ionops.cli import disk_full
-
         if disk_full(exc) is None:
             raise
         raise UserError(f"disk full at {path.parent}: the MLflow store {path.name} could not "
