@@ -157,16 +157,23 @@ def load_dataset(
     if kind != "operator":
         raise UserError(f"{path} is a {kind} dataset, not an operator dataset of stimulus "
                         "protocols (the FNO family's)")  # fmt: skip
+    fitted = normalisation != "none"  # statistics of the training split (a prediction has none)
+    if "prediction" in attributes and (fitted or set(splits) != {"test"}):
+        raise UserError(f"{path} is a prediction (`ionops predict`): its samples are its test "
+                        "split; read it with normalisation='none', splits=('test',)")  # fmt: skip
     with open_file(path) as handle:
-        _check_layout(handle, path, {"train", *splits}, attributes)
+        _check_layout(handle, path, {*splits} | ({"train"} if fitted else set()), attributes)
         time = handle["time"][...]
-        train_states = handle["train/states"]
-        train_inputs = _inputs(handle["train"], time)
-        n, channels, n_t = train_states.shape
-        block = max(1, _BLOCK_BYTES // (channels * n_t * 8))
-        blocks = (train_states[k : k + block] for k in range(0, n, block))
-        target_normalizer = fit_normalizer(blocks, normalisation, channels, n_t)
-        input_normalizer = fit_normalizer([train_inputs[:, None, :]], normalisation, 1, n_t)
+        channels = len(attributes["state_names"])
+        target_normalizer, input_normalizer = Normalizer.identity(channels), Normalizer.identity(1)
+        if fitted:
+            train_states = handle["train/states"]
+            train_inputs = _inputs(handle["train"], time)
+            n, channels, n_t = train_states.shape
+            block = max(1, _BLOCK_BYTES // (channels * n_t * 8))
+            blocks = (train_states[k : k + block] for k in range(0, n, block))
+            target_normalizer = fit_normalizer(blocks, normalisation, channels, n_t)
+            input_normalizer = fit_normalizer([train_inputs[:, None, :]], normalisation, 1, n_t)
         loaded = {name: _read_split(handle[name], time) for name in splits}
     for name, tensors in loaded.items():
         check_finite(path, name, tensors.targets, list(attributes["state_names"]))

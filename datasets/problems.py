@@ -235,19 +235,49 @@ class ProblemPlan(GenerationPlan):
 
     def _bdf(self, y0: NDArray[np.float64], stimulus: NDArray[np.float64],
              times: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
-        out = np.empty((y0.shape[0], times.shape[1], y0.shape[1]))
-        for i in range(y0.shape[0]):
-            if times[i, -1] == 0.0:
-                out[i] = y0[i]
-                continue
-            grid = np.concatenate([[0.0], times[i]]) if times[i, 0] > 0 else times[i]
-            try:
-                solution = solve(self.model, grid, float(stimulus[i]), math.inf, BDF_SETTINGS,
-                                 p=self.parameters, y0=y0[i])  # fmt: skip
-            except SolveFailed as exc:
-                raise parallel.Failure(str(exc)) from None
-            out[i] = solution.states[:, -times.shape[1] :].T
-        return out
+        try:
+            return bdf_states(self.model, self.parameters, y0, stimulus, times)
+        except SolveFailed as exc:
+            raise parallel.Failure(str(exc)) from None
+
+
+def bdf_states(
+    model: IonicModel,
+    p: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    stimulus: NDArray[np.float64],
+    times: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """States (n, m, S) at ``times`` (n, m) ms from each ``y0`` under a constant stimulus,
+    with the project's BDF at the point datasets' tolerances."""
+    out = np.empty((y0.shape[0], times.shape[1], y0.shape[1]))
+    for i in range(y0.shape[0]):
+        if times[i, -1] == 0.0:
+            out[i] = y0[i]
+            continue
+        grid = np.concatenate([[0.0], times[i]]) if times[i, 0] > 0 else times[i]
+        solution = solve(model, grid, float(stimulus[i]), math.inf, BDF_SETTINGS, p=p, y0=y0[i])
+        out[i] = solution.states[:, -times.shape[1] :].T
+    return out
+
+
+def solve_trajectories(attributes: Mapping[str, Any], inputs: NDArray[np.float64],
+                       time: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
+    """Trajectories (n, S, n_t) on ``time`` of ``inputs`` (n, every input) with the solver of a
+    point or transition dataset (its root ``attributes``): what the dataset would hold."""
+    model = get_ionic_model(str(attributes["model"]))
+    p = model.parameter_vector(attributes["parameters"])
+    n_states = model.n_states
+    y0, stimulus = inputs[:, :n_states], inputs[:, n_states]
+    dt = float(attributes["solver_dt_ms"])
+    steps = np.tile(np.rint(np.asarray(time) / dt).astype(np.int64), (len(inputs), 1))
+    if str(attributes["solver"]).startswith("explicit Euler"):
+        from ionops.datasets.euler import euler
+
+        states = euler(model, p, y0, stimulus, dt, steps)
+    else:
+        states = bdf_states(model, p, y0, stimulus, steps.astype(np.float64) * dt)
+    return states.transpose(0, 2, 1)
 
 
 def make_problem_plan(spec: ProblemSpec) -> ProblemPlan:

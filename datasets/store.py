@@ -33,6 +33,7 @@ the number of ranks or interruptions.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,6 +162,54 @@ def write_problem_dataset(
         temporary.unlink(missing_ok=True)
 
 
+def write_prediction(
+    path: Path,
+    attributes: Mapping[str, Any],
+    time: NDArray[np.float64],
+    inputs: Mapping[str, NDArray[np.float64]],
+    states: NDArray[np.float32],
+    solver_states: NDArray[np.float32] | None = None,
+    prediction: Mapping[str, Any] | None = None,
+) -> None:
+    """A surrogate's prediction as a dataset file whose ``test`` split holds the samples.
+
+    The root attributes are the training dataset's, plus ``prediction`` (JSON: the source,
+    the family, the options). Operator kind: ``test/amplitude``, ``test/t_stim``,
+    ``test/subset`` (-1: no subset) and ``test/states``; point and transition kinds:
+    ``test/inputs`` (every input), ``test/time`` and ``test/states`` (layout
+    trajectories). ``test/solver_states`` holds the solver's trajectories when compared.
+    The file is written under a temporary name and renamed into place.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.writing")
+    n = states.shape[0]
+    try:
+        with h5py.File(temporary, "w", libver="earliest") as handle:
+            for key, value in attributes.items():
+                handle.attrs[key] = _attribute(value)
+            handle.attrs["prediction"] = json.dumps(dict(prediction or {}), sort_keys=True)
+            group = handle.create_group("test")
+            if attributes.get("kind", "operator") == "operator":
+                handle.create_dataset("time", data=time, track_times=False)
+                handle["time"].attrs["units"] = "ms"
+                group.create_dataset("amplitude", data=inputs["amplitude"], track_times=False)
+                group.create_dataset("t_stim", data=inputs["t_stim"], track_times=False)
+                group.create_dataset("subset", data=np.full(n, -1, dtype=np.int16),
+                                     track_times=False)  # fmt: skip
+            else:
+                group.attrs["layout"] = "trajectories"
+                names = list(attributes["input_names"])
+                group.create_dataset("inputs", data=np.stack([inputs[k] for k in names], 1),
+                                     track_times=False)  # fmt: skip
+                group.create_dataset("time", data=time, track_times=False)
+            for name, values in (("states", states), ("solver_states", solver_states)):
+                if values is not None:
+                    group.create_dataset(name, data=np.asarray(values, dtype="<f4"),
+                                         track_times=False)  # fmt: skip
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def open_file(path: Path) -> h5py.File:
     """A dataset file opened to read; one that is not HDF5, or is cut short, a clear error."""
     try:
@@ -171,6 +220,17 @@ def open_file(path: Path) -> h5py.File:
                else "not an HDF5 file" if "signature" in text else text)  # fmt: skip
         raise UserError(f"{path} is not a readable dataset: {why}; generate it again with "
                         "`ionops generate --overwrite`") from None  # fmt: skip
+
+
+def attributes_json(attributes: Mapping[str, Any]) -> str:
+    """A dataset's attributes as JSON text (arrays as lists), as checkpoints carry them."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray | np.generic):
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not an attribute value")
+
+    return json.dumps(dict(attributes), default=plain, sort_keys=True)
 
 
 def read_attributes(path: Path) -> dict[str, Any]:

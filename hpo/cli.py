@@ -178,6 +178,9 @@ def _retrain(args: argparse.Namespace) -> int:
     print()
     print((outcome.folder / "summary.md").read_text(), end="")
     print(f"summary: {outcome.folder / 'summary.md'} (and .csv, .json)")
+    if outcome.model:
+        print(f"model: {outcome.model['uri']} (seed {outcome.model['seed']}); predict with "
+              f"`ionops predict --from {outcome.model['uri']} --input ...`")  # fmt: skip
     print(f"MLflow: {tracking.ui_command(workdir)}")
     return 0
 

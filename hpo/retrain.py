@@ -59,6 +59,7 @@ class RetrainOutcome:
     seeds: list[int]
     per_seed: dict[int, dict[str, float]]
     summary: dict[str, tuple[float, float]]
+    model: dict[str, Any] | None = None  # the registered MLflow model of the best seed
 
 
 def retrain_folder(workdir: Path, name: str) -> Path:
@@ -259,6 +260,7 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path,
                  f"metric,mean,std\nparameter_count,{parameters},0\n" + "".join(rows))  # fmt: skip
     write_json(folder / "summary.json", {"parameter_count": parameters, "seeds": state["seeds"],
                                           "mean_std": summary})  # fmt: skip
+    state["model"] = _log_model(folder, state, workdir, main)
     client = tracking.client(workdir)
     parent = tracking.RunWriter(client, state["parent_run_id"])
     parent.metrics({f"{k}/mean": v[0] for k, v in summary.items()}
@@ -267,6 +269,25 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path,
         parent.artifact(folder / name)
     parent.end(tracking.FINISHED)
     state["complete"] = True
+
+
+def _log_model(folder: Path, state: dict[str, Any], workdir: Path, main: str) -> dict[str, Any]:
+    """The best seed's surrogate as an MLflow model on the retraining's run, registered under
+    the search's name (once: a resumed retraining finds the version it registered)."""
+    from ionops.serving.mlflow_model import log_surrogate, registered_name
+    from ionops.serving.surrogate import best_seed
+
+    seed = best_seed({int(k): v for k, v in state["per_seed"].items()}, main)
+    name = registered_name(folder.name)
+    run_id = state["parent_run_id"]
+    client = tracking.client(workdir)
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if found:
+        version = str(found[0].version)
+    else:
+        version = log_surrogate(tracking.tracking_uri(workdir), run_id,
+                                folder / f"seed-{seed}" / "checkpoint.pt", name)  # fmt: skip
+    return {"seed": seed, "name": name, "version": version, "uri": f"models:/{name}/{version}"}
 
 
 def metric_label(metric: str) -> str:
@@ -283,4 +304,4 @@ def _value(metric: str, value: float) -> str:
 def _outcome(folder: Path, state: dict[str, Any], complete: bool) -> RetrainOutcome:
     per_seed = {int(k): v for k, v in state.get("per_seed", {}).items()}
     summary = summary_rows(state["per_seed"]) if per_seed else {}
-    return RetrainOutcome(folder, complete, state["seeds"], per_seed, summary)
+    return RetrainOutcome(folder, complete, state["seeds"], per_seed, summary, state.get("model"))

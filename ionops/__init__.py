@@ -9,16 +9,33 @@ Public surface of the root package (subpackages list their own):
 - ``ionops.__version__``
 - ``ionops.ExperimentConfig``, ``ionops.load_experiment``: the typed experiment schema
 - ``ionops.IonopsError``, ``ionops.UserError``: expected failures and bad input
+- ``ionops.load_surrogate``, ``ionops.predict``, ``ionops.Surrogate``: using a trained
+  surrogate (:mod:`ionops.serving.surrogate`; imported on first use)
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ionops._lazy import lazy_exports
 from ionops.config import ExperimentConfig, load_experiment
 from ionops.errors import IonopsError, UserError
+
+_SERVING = "ionops.serving.surrogate"
+__getattr__, _lazy_dir = lazy_exports(
+    __name__, {"load_surrogate": _SERVING, "predict": _SERVING, "Surrogate": _SERVING}
+)
 
 try:
     __version__ = version("ionops")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["ExperimentConfig", "IonopsError", "UserError", "__version__", "load_experiment"]
+__all__ = [
+    "ExperimentConfig",
+    "IonopsError",
+    "Surrogate",
+    "UserError",
+    "__version__",
+    "load_experiment",
+    "load_surrogate",
+    "predict",
+]

@@ -22,12 +22,14 @@ def _subcommands() -> list[Register]:
     from ionops.cluster import cli as cluster_cli
     from ionops.datasets import cli as datasets_cli
     from ionops.hpo import cli as hpo_cli
+    from ionops.serving import cli as serving_cli
     from ionops.training import cli as training_cli
 
     return [
         datasets_cli.register,
         training_cli.register,
         hpo_cli.register,
+        serving_cli.register,
         cluster_cli.register,
         config_cli.register,
     ]

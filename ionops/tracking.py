@@ -19,6 +19,9 @@ from typing import Any
 from ionops.errors import UserError, disk_full
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+# the experiment tag the MLflow UI reads to open an experiment in its model-training view
+# (runs, metrics, models) rather than its GenAI view (traces)
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri(workdir: Path) -> str:
@@ -100,11 +103,14 @@ def experiment_id(mlflow_client: Any, name: str, workdir: Path) -> str:
     """The id of experiment ``name``, created (artifacts beside the store) if missing."""
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(KIND_TAG) != MODEL_TRAINING:
+            mlflow_client.set_experiment_tag(found.experiment_id, KIND_TAG, MODEL_TRAINING)
         return str(found.experiment_id)
     location = None
     if tracking_uri(workdir).startswith("sqlite:"):
         location = (workdir.resolve() / "mlartifacts").as_uri()
-    return str(mlflow_client.create_experiment(name, artifact_location=location))
+    return str(mlflow_client.create_experiment(name, artifact_location=location,
+                                               tags={KIND_TAG: MODEL_TRAINING}))  # fmt: skip
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -13,7 +13,11 @@ object, an instance of a :class:`SurrogateFamily` subclass. It provides
 - ``build`` and an analytic ``parameter_count``;
 - its data (``load_data``) and its :class:`Objective`: the loss of a batch and
   per-sample errors of whole trajectories in physical units;
-- its report figures.
+- its report figures;
+- the use of a trained network (``ionops predict``): its inputs, the
+  prediction of whole trajectories in physical units, the solver's answer
+  for the same inputs and the errors between the two. A checkpoint carries
+  what these need as the objective's :meth:`Objective.describe`.
 
 The training loop, ``ionops train``, the search, the retraining and the report
 call these and never name a family. Family modules stay light at import
@@ -34,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from ionops.errors import UserError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch import nn
 
@@ -140,6 +145,13 @@ class Objective(ABC):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (no state: no-op)
         """Restore what :meth:`state_dict` returned (randomness the objective owns)."""
 
+    def describe(self) -> dict[str, Any]:
+        """What using the trained network needs without its dataset (a checkpoint's
+        ``surrogate``): ``kind`` (the dataset's), ``attributes`` (the dataset's, as JSON),
+        ``time`` (the grid of predicted trajectories, a tensor), ``ranges`` (each input's
+        trained [low, high]) and what the family adds. Empty: the family cannot be served."""
+        return {}
+
 
 class SurrogateFamily(ABC):
     """One surrogate family; see the module docstring for what each part is for."""
@@ -224,3 +236,25 @@ class SurrogateFamily(ABC):
     @abstractmethod
     def report(self, item: Any, folder: Path) -> list[Path]:
         """The family's figures of a finished retraining (``ionops.hpo.report.Retrained``)."""
+
+    # -- using a trained surrogate (``ionops predict``; ``described``: :meth:`Objective.describe`
+    #    with its attributes decoded) -------------------------------------------------------------
+    def input_names(self, described: Mapping[str, Any]) -> list[str]:
+        """The columns a prediction takes, in order."""
+        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
+
+    def predict(self, model: nn.Module, described: Mapping[str, Any],
+                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Trajectories (n, n_states, n_t) in physical units of ``inputs`` (n, n_inputs),
+        on the device and in the precision of ``model``."""
+        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
+
+    def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
+        """The solver's trajectories of ``inputs``, as :meth:`predict` shapes them."""
+        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
+
+    def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
+               described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
+        """Per-sample errors of predicted trajectories, named as :meth:`Objective.evaluate`
+        names them, so a prediction of a split gives the split's own errors back."""
+        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")

@@ -140,6 +140,8 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    described = objective.describe()  # what a user of the trained network needs
+
     def snapshot(epoch: int) -> dict[str, Any]:
         return {
             "family": family, "arguments": arguments or {}, "model": model.state_dict(),
@@ -147,6 +149,7 @@ def train(
             "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
             "epoch": epoch, "train_seconds": elapsed, "history": history,
             "settings": asdict(settings), "objective": objective.state_dict(),
+            "surrogate": described,
         }  # fmt: skip
 
     for epoch in range(start_epoch + 1, settings.epochs + 1):

@@ -43,6 +43,7 @@ from ionops.models.fno_arch import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch import nn
 
@@ -254,6 +255,20 @@ class OperatorObjective(Objective):
         return {"normalizers": {"input": self.data.input_normalizer.state_dict(),
                                 "target": self.data.target_normalizer.state_dict()}}  # fmt: skip
 
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        from ionops.datasets.store import attributes_json
+
+        train = self.data.splits["train"]
+        ranges = {
+            name: [float(values.min()), float(values.max())]
+            for name, values in (("amplitude", train.amplitude), ("t_stim", train.t_stim))
+        }
+        return {"kind": "operator", "attributes": attributes_json(self.data.attributes),
+                "time": torch.tensor(self.data.time), "ranges": ranges,
+                **self.state_dict()}  # fmt: skip
+
 
 def evaluate_split(model: nn.Module, split: Split, normalizer: Any, dt: float
                    ) -> dict[str, torch.Tensor]:  # fmt: skip
@@ -354,6 +369,55 @@ class FNOFamily(SurrogateFamily):
         from ionops.models.families import fno_report
 
         return fno_report.figures(item, folder)
+
+    # -- using a trained FNO: stimuli (amplitude, t_stim) -> every state's trajectory -----------
+    def input_names(self, described: Mapping[str, Any]) -> list[str]:
+        return ["amplitude", "t_stim"]
+
+    def predict(self, model: nn.Module, described: Mapping[str, Any],
+                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        from ionops.datasets.loading import Normalizer
+
+        time = described["time"].to(inputs.device, inputs.dtype)
+        stimulus = (time[None, :] <= inputs[:, 1:2]) * inputs[:, 0:1]
+        normalizers = described["normalizers"]
+        Normalizer.from_state_dict(normalizers["input"]).encode_(stimulus[:, None, :])
+        return Normalizer.from_state_dict(normalizers["target"]).decode(model(stimulus))
+
+    def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        from ionops.datasets.ionic import get_ionic_model
+        from ionops.datasets.solver import SolverSettings, solve
+
+        attributes = described["attributes"]
+        model = get_ionic_model(str(attributes["model"]))
+        p = model.parameter_vector(attributes["parameters"])
+        settings = SolverSettings(rtol=float(attributes["rtol"]), atol=tuple(attributes["atol"]),
+                                  max_steps=int(attributes["max_steps"]))  # fmt: skip
+        time = described["time"].double().numpy()
+        y0 = np.asarray(attributes["initial_state"], dtype=np.float64)
+        return np.stack([
+            solve(model, time, float(amplitude), float(t_stim), settings, p=p, y0=y0,
+                  label=f"stimulus {amplitude:g} for {t_stim:g} ms").states
+            for amplitude, t_stim in inputs
+        ])  # fmt: skip
+
+    def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
+               described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
+        from ionops.datasets.loading import Normalizer
+        from ionops.training import metrics
+
+        normalizer = Normalizer.from_state_dict(described["normalizers"]["target"])
+        dt = float(described["time"][1] - described["time"][0])
+        typical = (normalizer.mean.pow(2) + normalizer.std.pow(2)).sqrt()
+        errors = metrics.per_sample_errors(
+            normalizer.encode_(predicted.float().clone()),
+            normalizer.encode_(truth.float().clone()),
+            dt,
+        )
+        physical = metrics.per_sample_errors(predicted.float(), truth.float(), dt, typical)
+        return errors | {f"phys_{k}": v for k, v in physical.items()}
 
 
 FAMILY = FNOFamily()

@@ -120,6 +120,20 @@ class _ProblemObjective(Objective):
     def splits(self) -> tuple[str, ...]:
         return tuple(self._splits)
 
+    def describe(self) -> dict[str, Any]:
+        from ionops.datasets.store import attributes_json
+
+        attributes = self.data.attributes
+        grids = [s.time for s in self.data.splits.values() if s.time is not None]
+        if not grids:
+            return {}  # trained without a trajectory split: nothing to predict on
+        ranges = {name: list(attributes["ranges"][name]) for name in self.data.varied}
+        return {"kind": self.data.kind, "attributes": attributes_json(attributes),
+                "time": torch.tensor(grids[0]), "ranges": ranges, **self._described()}  # fmt: skip
+
+    def _described(self) -> dict[str, Any]:
+        return {"learner": "data"}
+
     def predict(self, model: nn.Module, split: ProblemSplit) -> torch.Tensor:
         """Trajectories of ``split`` (n, S, n_t), physical units."""
         raise NotImplementedError
@@ -233,6 +247,9 @@ class PointObjective(_ProblemObjective):
     def predict(self, model: nn.Module, split: ProblemSplit) -> torch.Tensor:
         return predict_points(model, split, self.columns)
 
+    def _described(self) -> dict[str, Any]:
+        return {"learner": "physics" if self.physics else "data"}
+
     def state_dict(self) -> dict[str, Any]:
         return {"collocation": self.collocation.get_state()}
 
@@ -295,6 +312,9 @@ class IterativeObjective(_ProblemObjective):
     def _extra(self, predicted: torch.Tensor) -> dict[str, torch.Tensor]:
         assert self._diverged is not None
         return {"diverged": self._diverged.float()}
+
+    def _described(self) -> dict[str, Any]:
+        return {"learner": "iterative", "lower": self.lower.cpu(), "upper": self.upper.cpu()}
 
 
 def rollout(

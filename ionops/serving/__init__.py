@@ -1,0 +1,1 @@
+"""Using trained surrogates: loading, prediction, comparison with the solver, MLflow models."""

@@ -1,0 +1,409 @@
+"""A trained surrogate, loaded from a retraining, an MLflow model or a checkpoint, and used.
+
+A checkpoint carries everything a prediction needs beside the network: the
+family and its constructor arguments, the training dataset's attributes
+(ionic model, parameters, state names and units, grid, solver), the grid of
+predicted trajectories, the trained range of every input and the family's
+scalings (the FNO's normalisers). So no experiment file and no dataset is
+needed to use a surrogate, and the solver can be run again on the same inputs
+for a comparison. Weights are read with ``torch.load(..., weights_only=True)``
+and the network is built by the project's own code: loading runs nothing that
+a file brings.
+
+Sources (:func:`load_surrogate`): a retraining folder (its best seed by the
+validation error, or ``seed``), an MLflow model URI (``runs:/RUN/surrogate``,
+``models:/NAME/VERSION``) and a checkpoint file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ionops.errors import UserError
+from ionops.models.family import SurrogateFamily
+from ionops.models.registry import get_family
+from ionops.training.checkpoint import load_checkpoint
+
+PRECISIONS = ("float32", "float64", "bfloat16")
+DEFAULT_BATCH = 256
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+
+
+class ExtrapolationWarning(UserWarning):
+    """An input outside the range the surrogate was trained on."""
+
+
+@dataclass
+class Prediction:
+    """Trajectories a surrogate predicted, in physical units, and what they came from.
+
+    ``inputs`` maps each input the surrogate takes to its (n,) values;
+    ``states`` is (n, n_states, n_t); ``solver_states`` and ``errors`` (per
+    sample, named as the retraining's) are filled in by :meth:`Surrogate.compare`.
+    """
+
+    inputs: dict[str, np.ndarray]
+    time: np.ndarray
+    states: np.ndarray
+    state_names: list[str]
+    state_units: list[str]
+    solver_states: np.ndarray | None = None
+    errors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    def error_means(self) -> dict[str, float]:
+        """Each error's mean over samples (NaN-free), per state variable as ``name/state``."""
+        out: dict[str, float] = {}
+        for key, values in self.errors.items():
+            out[key] = float(np.nanmean(values))
+            if values.ndim == 2:
+                for index, name in enumerate(self.state_names):
+                    out[f"{key}/{name}"] = float(np.nanmean(values[:, index]))
+        return out
+
+
+class Surrogate:
+    """A trained network with what it needs to predict: see the module docstring."""
+
+    def __init__(self, state: Mapping[str, Any], source: str) -> None:
+        described = state.get("surrogate") or {}
+        if not described:
+            raise UserError(
+                f"{source} holds no description of its training data (written by ionops "
+                f"{state.get('ionops_version', 'before 0.1')} or by a family that cannot be "
+                "served): retrain it with this version of ionops to use it"
+            )
+        self.source = source
+        self.family: SurrogateFamily = get_family(str(state["family"]))
+        self.arguments: dict[str, Any] = dict(state["arguments"])
+        attributes = json.loads(described["attributes"])
+        self.described: dict[str, Any] = {**described, "attributes": attributes}
+        self.model = self.family.build(self.arguments)
+        try:
+            self.model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"{source}: the weights do not fit the {self.family.name} network "
+                            f"it describes ({first})") from None  # fmt: skip
+        self.model.eval()
+        self.epoch = int(state.get("epoch", 0))
+        self.input_names = self.family.input_names(self.described)
+
+    # -- what it is -----------------------------------------------------------------------------
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The training dataset's root attributes."""
+        return dict(self.described["attributes"])
+
+    @property
+    def ionic_model(self) -> str:
+        return str(self.attributes["model"])
+
+    @property
+    def state_names(self) -> list[str]:
+        return list(self.attributes["state_names"])
+
+    @property
+    def time(self) -> np.ndarray:
+        """The grid (ms) of predicted trajectories."""
+        return np.asarray(self.described["time"].double().numpy())
+
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Each input's trained [low, high]."""
+        return {k: (float(v[0]), float(v[1])) for k, v in self.described["ranges"].items()}
+
+    def describe(self) -> str:
+        count = self.family.parameter_count(self.arguments)
+        return (f"{self.family.name} surrogate of {self.ionic_model} ({len(self.state_names)} "
+                f"states, {self.time.size} points to {self.time[-1]:g} ms, {count:,} parameters; "
+                f"from {self.source})")  # fmt: skip
+
+    def check(self, ionic_model: str | None = None, n_t: int | None = None,
+              n_states: int | None = None) -> None:  # fmt: skip
+        """Refuse a surrogate of another ionic model, grid or number of states than asked."""
+        found = {"ionic model": self.ionic_model, "grid points": self.time.size,
+                 "states": len(self.state_names)}  # fmt: skip
+        asked = {"ionic model": ionic_model, "grid points": n_t, "states": n_states}
+        for what, value in asked.items():
+            if value is not None and value != found[what]:
+                raise UserError(f"{self.source} is a surrogate of {self.ionic_model} on "
+                                f"{self.time.size} grid points with {len(self.state_names)} "
+                                f"states; asked for {what} {value!r}")  # fmt: skip
+
+    # -- using it -------------------------------------------------------------------------------
+    def inputs_array(self, inputs: Any) -> np.ndarray:
+        """``inputs`` (a mapping of name -> values, or rows in :attr:`input_names` order) as
+        an (n, n_inputs) float64 array; wrong names, shapes or values are clear errors."""
+        names = self.input_names
+        if isinstance(inputs, Mapping):
+            unknown = sorted(set(inputs) - set(names))
+            missing = [n for n in names if n not in inputs]
+            if unknown or missing:
+                raise UserError(f"inputs {sorted(inputs)}: this surrogate takes "
+                                f"{', '.join(names)}")  # fmt: skip
+            columns = [np.atleast_1d(np.asarray(inputs[n], dtype=np.float64)) for n in names]
+            if len({c.shape for c in columns}) != 1 or columns[0].ndim != 1:
+                shapes = {n: c.shape for n, c in zip(names, columns, strict=True)}
+                raise UserError(f"inputs of shapes {shapes}: give one value per sample for each")
+            rows = np.stack(columns, axis=1)
+        else:
+            rows = np.asarray(inputs, dtype=np.float64)
+            if rows.ndim == 1:
+                rows = rows[None, :]
+            if rows.ndim != 2 or rows.shape[1] != len(names):
+                raise UserError(f"inputs of shape {rows.shape}: give rows of {len(names)} values "
+                                f"({', '.join(names)})")  # fmt: skip
+        if len(rows) == 0:
+            raise UserError("no inputs: give at least one sample")
+        if not np.isfinite(rows).all():
+            row, column = np.argwhere(~np.isfinite(rows))[0]
+            raise UserError(f"input {names[column]} of sample {row} is {rows[row, column]}: "
+                            "inputs must be finite")  # fmt: skip
+        return rows
+
+    def outside(self, rows: np.ndarray) -> list[str]:
+        """One line per input with values outside the trained range."""
+        lines = []
+        for column, name in enumerate(self.input_names):
+            if name not in self.ranges:
+                continue
+            low, high = self.ranges[name]
+            values = rows[:, column]
+            bad = np.flatnonzero((values < low) | (values > high))
+            if bad.size:
+                worst = bad[np.argmax(np.maximum(low - values[bad], values[bad] - high))]
+                lines.append(
+                    f"input {name} = {values[worst]:g} (sample {worst}"
+                    + (f", and {bad.size - 1} more" if bad.size > 1 else "")
+                    + f") is outside the range the surrogate was trained on, [{low:g}, "
+                    f"{high:g}]: its prediction is an extrapolation"
+                )
+        return lines
+
+    def predict(self, inputs: Any, *, batch_size: int = DEFAULT_BATCH, device: str = "auto",
+                precision: str = "float32") -> Prediction:  # fmt: skip
+        """Trajectories of ``inputs`` in physical units; inputs outside the trained ranges are
+        predicted with an :class:`ExtrapolationWarning` naming them."""
+        rows = self.inputs_array(inputs)
+        if batch_size < 1:
+            raise UserError(f"batch_size = {batch_size}: give at least 1")
+        if precision not in PRECISIONS:
+            raise UserError(f"precision = {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        for line in self.outside(rows):
+            warnings.warn(line, ExtrapolationWarning, stacklevel=2)
+        target = _device(device)
+        dtype = torch.float64 if precision == "float64" else torch.float32
+        model = self.model.to(target, dtype)
+        described = {k: v.to(target) if isinstance(v, torch.Tensor) else v
+                     for k, v in self.described.items()}  # fmt: skip
+        pieces = []
+        autocast = precision == "bfloat16"
+        with torch.inference_mode(), torch.autocast(target.type, torch.bfloat16, enabled=autocast):
+            for begin in range(0, len(rows), batch_size):
+                batch = torch.as_tensor(rows[begin : begin + batch_size], dtype=dtype,
+                                        device=target)  # fmt: skip
+                pieces.append(self.family.predict(model, described, batch).float().cpu())
+        self.model.to("cpu", torch.float32)
+        return Prediction(
+            inputs={n: rows[:, k] for k, n in enumerate(self.input_names)}, time=self.time,
+            states=torch.cat(pieces).numpy(), state_names=self.state_names,
+            state_units=list(self.attributes.get("state_units", [""] * len(self.state_names))),
+        )  # fmt: skip
+
+    def solve(self, inputs: Any) -> np.ndarray:
+        """The solver's trajectories of ``inputs`` (the training data's solver and settings)."""
+        return np.asarray(self.family.solve(self.described, self.inputs_array(inputs)))
+
+    def compare(self, prediction: Prediction, solver_states: np.ndarray | None = None) -> None:
+        """Fill in ``prediction``'s solver trajectories (solved now unless given) and errors."""
+        if solver_states is None:
+            solver_states = self.solve(prediction.inputs)
+        if solver_states.shape != prediction.states.shape:
+            raise UserError(f"reference trajectories of shape {solver_states.shape} for "
+                            f"predictions of shape {prediction.states.shape}")  # fmt: skip
+        prediction.solver_states = np.asarray(solver_states, dtype=np.float32)
+        errors = self.family.errors(torch.from_numpy(prediction.states),
+                                    torch.from_numpy(prediction.solver_states),
+                                    self.described)  # fmt: skip
+        prediction.errors = {k: v.numpy() for k, v in errors.items()}
+
+    def write(self, path: Path, prediction: Prediction, options: Mapping[str, Any] | None = None,
+              ) -> None:  # fmt: skip
+        """``prediction`` as a dataset file (its ``test`` split): see
+        :func:`ionops.datasets.store.write_prediction`."""
+        from ionops.datasets.store import write_prediction
+
+        inputs = dict(prediction.inputs)
+        if self.described["kind"] != "operator":  # every input of the problem, fixed ones too
+            fixed = self.attributes.get("fixed", {})
+            inputs.update({k: np.full(len(prediction), float(v)) for k, v in fixed.items()})
+        meta = {"source": self.source, "family": self.family.name, "epoch": self.epoch,
+                **dict(options or {})}  # fmt: skip
+        write_prediction(Path(path), self.attributes, prediction.time, inputs, prediction.states,
+                         prediction.solver_states, meta)  # fmt: skip
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"device = {name!r}; choose auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device = {name!r}, but this machine has no CUDA device; use cpu or auto")
+    return torch.device(name)
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_surrogate(source: str | Path, *, seed: int | None = None,
+                   tracking_uri: str | None = None) -> Surrogate:  # fmt: skip
+    """A surrogate from a retraining folder, an MLflow model URI or a checkpoint file."""
+    text = str(source)
+    if text.startswith(MLFLOW_SCHEMES):
+        return _from_mlflow(text, tracking_uri)
+    path = Path(source)
+    if path.is_dir():
+        return Surrogate(load_checkpoint(_retrained_checkpoint(path, seed)),
+                         f"{path} (seed {_chosen_seed(path, seed)})")  # fmt: skip
+    if seed is not None:
+        raise UserError(f"seed = {seed}: a seed is chosen in a retraining folder; {path} is a "
+                        "single checkpoint")  # fmt: skip
+    if not path.exists():
+        raise UserError(f"no surrogate at {path}: give a retraining folder "
+                        "(WORKDIR/retrains/NAME), a checkpoint file or an MLflow model URI "
+                        "(runs:/RUN_ID/surrogate, models:/NAME/VERSION)")  # fmt: skip
+    return Surrogate(load_checkpoint(path), str(path))
+
+
+def _retrain_state(folder: Path) -> dict[str, Any]:
+    state_file = folder / "retrain.json"
+    if not state_file.exists():
+        raise UserError(
+            f"{folder} is not a retraining (no retrain.json): give the folder that "
+            "`ionops retrain` wrote (WORKDIR/retrains/NAME), or a checkpoint"
+        )
+    state: dict[str, Any] = json.loads(state_file.read_text())
+    if not state.get("per_seed"):
+        raise UserError(f"the retraining in {folder} has no finished seed yet: finish it with "
+                        "`ionops retrain` (same arguments)")  # fmt: skip
+    return state
+
+
+def _chosen_seed(folder: Path, seed: int | None) -> int:
+    """``seed`` if the retraining finished it, else the seed of least validation error."""
+    per_seed = {int(k): v for k, v in _retrain_state(folder)["per_seed"].items()}
+    if seed is not None:
+        if seed not in per_seed:
+            raise UserError(f"seed = {seed}: the retraining in {folder} finished seeds "
+                            f"{sorted(per_seed)}")  # fmt: skip
+        return seed
+    any_checkpoint = load_checkpoint(folder / f"seed-{min(per_seed)}" / "checkpoint.pt")
+    return best_seed(per_seed, get_family(str(any_checkpoint["family"])).metric)
+
+
+def best_seed(per_seed: Mapping[int, Mapping[str, float]], metric: str) -> int:
+    """The seed of least validation ``metric`` (the lowest such seed on a tie)."""
+    return min(per_seed, key=lambda s: (per_seed[s].get(f"validation/{metric}", float("inf")), s))
+
+
+def _retrained_checkpoint(folder: Path, seed: int | None) -> Path:
+    return folder / f"seed-{_chosen_seed(folder, seed)}" / "checkpoint.pt"
+
+
+def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
+    import mlflow
+
+    from ionops.serving.mlflow_model import checkpoint_in
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+        except Exception as exc:  # MlflowException, OSError: a URI that names nothing
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            store = tracking_uri or mlflow.get_tracking_uri()
+            raise UserError(f"cannot read the MLflow model {uri} ({first}); the tracking store "
+                            f"is {store}") from None  # fmt: skip
+        return Surrogate(load_checkpoint(checkpoint_in(Path(local), uri)), uri)
+
+
+def predict(source: str | Path, inputs: Any, *, seed: int | None = None,
+            compare: bool = False, **options: Any) -> Prediction:  # fmt: skip
+    """Load a surrogate (see :func:`load_surrogate`) and predict ``inputs`` with it;
+    ``compare`` also solves them and fills in the errors; ``options`` go to
+    :meth:`Surrogate.predict`."""
+    surrogate = load_surrogate(source, seed=seed)
+    prediction = surrogate.predict(inputs, **options)
+    if compare:
+        surrogate.compare(prediction)
+    return prediction
+
+
+Inputs = tuple[np.ndarray, np.ndarray | None]  # rows, and the solver's trajectories if stored
+
+
+def read_inputs(path: Path, names: Sequence[str], split: str = "test") -> Inputs:
+    """Inputs from a CSV file (a header naming the inputs) or a dataset file (its ``split``):
+    (n, n_inputs) rows and, for a dataset file, the solver's trajectories it holds."""
+    if not path.is_file():
+        raise UserError(f"--inputs {path}: no such file")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return _dataset_inputs(path, names, split)
+    import csv
+
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [n for n in names if n not in header]
+        if missing:
+            raise UserError(f"{path}: the header {header} lacks {missing}; this surrogate takes "
+                            f"columns {', '.join(names)}")  # fmt: skip
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            cleaned = {k.strip(): v for k, v in row.items() if k is not None}
+            try:
+                rows.append([float(cleaned[n]) for n in names])
+            except (TypeError, ValueError):
+                raise UserError(f"{path} line {line}: {[cleaned.get(n) for n in names]} are "
+                                "not all numbers") from None  # fmt: skip
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(names)), None
+
+
+def _dataset_inputs(path: Path, names: Sequence[str], split: str) -> Inputs:
+    from ionops.datasets.store import open_file, read_attributes
+
+    attributes = read_attributes(path)
+    with open_file(path) as handle:
+        if split not in handle:
+            raise UserError(f"{path} has no {split} split; choose one of {sorted(handle)}")
+        group = handle[split]
+        if "amplitude" in group:
+            found = {"amplitude": group["amplitude"][...], "t_stim": group["t_stim"][...]}
+        elif "inputs" in group:
+            columns = list(attributes.get("input_names", []))
+            table = group["inputs"][...]
+            found = {name: table[:, k] for k, name in enumerate(columns)}
+        else:
+            raise UserError(f"{path}: the {split} split holds no inputs")
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise UserError(f"{path} holds inputs {sorted(found)}; this surrogate takes "
+                            f"{', '.join(names)}")  # fmt: skip
+        states = group["states"]
+        trajectories = states[...] if states.ndim == 3 else None
+    return np.stack([np.asarray(found[n], dtype=np.float64) for n in names], axis=1), trajectories

@@ -1,0 +1,252 @@
+"""Using trained surrogates: `ionops predict`, the Python API, and what they refuse.
+
+Surrogates are trained here for a few epochs on tiny datasets; the round trip through
+a retraining and the MLflow registry is in tests/test_retrain_report.py.
+"""
+
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import ionops
+from ionops.cli import main
+from ionops.config import load_experiment
+from ionops.datasets.generate import generate, spec_from_config
+from ionops.datasets.loading import load_dataset, load_problem_dataset
+from ionops.errors import UserError
+from ionops.models.registry import get_family
+from ionops.serving.surrogate import ExtrapolationWarning, load_surrogate
+from ionops.training import TrainSettings, train
+
+FNO_TINY = ["model.d_v=8", "model.n_layers=2", "model.k_max=6", "training.epochs=3",
+            "training.batch_size=8"]  # fmt: skip
+MLP_TINY = ["data.train=600", "data.validation=20", "data.test=6", "data.t_end_ms=10.0",
+            "training.epochs=4", "training.batch_size=64", "model.widths=[16, 16]",
+            'model.activations=["tanh", "tanh"]']  # fmt: skip
+
+
+def _trained(experiment, dataset, checkpoint):
+    """Train the experiment's own network on ``dataset`` and return the run's result."""
+    family = get_family(experiment.family)
+    data = family.load_data(experiment, dataset)
+    trial = family.own_trial(experiment, data)
+    torch.manual_seed(0)
+    model = family.build(trial.arguments)
+    settings = TrainSettings.from_config(trial.training, eval_splits=("validation",),
+                                         final_splits=("test",))  # fmt: skip
+    return train(model, family.objective(data, trial, experiment), settings,
+                 family=family.name, arguments=trial.arguments, checkpoint=checkpoint)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fno(hh_dataset, tmp_path_factory):
+    """A tiny HH FNO trained on the shared dataset: (checkpoint, dataset, result)."""
+    attributes = load_dataset(hh_dataset, "none", splits=("test",)).attributes
+    experiment = load_experiment("hh", [*FNO_TINY, f"data.n_t={attributes['n_t']}"])
+    checkpoint = tmp_path_factory.mktemp("fno") / "checkpoint.pt"
+    return checkpoint, hh_dataset, _trained(experiment, hh_dataset, checkpoint)
+
+
+@pytest.fixture(scope="module", params=["data", "iterative"])
+def mlp(request, tmp_path_factory):
+    """A tiny problem-C MLP (data-driven on points, or iterative on transitions)."""
+    extra = ['model.learner="iterative"', 'data.kind="transition"']
+    experiment = load_experiment("fhn-mlp-c", MLP_TINY + (extra if request.param != "data"
+                                                          else []))  # fmt: skip
+    folder = tmp_path_factory.mktemp(f"mlp-{request.param}")
+    dataset = folder / "c.h5"
+    generate(spec_from_config(experiment.data), dataset, progress=False)
+    checkpoint = folder / "checkpoint.pt"
+    return checkpoint, dataset, _trained(experiment, dataset, checkpoint)
+
+
+def test_predicting_the_test_split_gives_the_runs_own_test_errors(fno, capsys, tmp_path):
+    checkpoint, dataset, result = fno
+    out = tmp_path / "prediction.h5"
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(dataset), "--compare",
+                 "-o", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "errors against the dataset's solver trajectories" in printed
+    surrogate = load_surrogate(checkpoint)
+    test = load_dataset(dataset, "none", splits=("test",)).splits["test"]
+    prediction = surrogate.predict({"amplitude": test.amplitude, "t_stim": test.t_stim})
+    surrogate.compare(prediction, test.targets.numpy())
+    means = prediction.error_means()
+    for key in ("rel_l2", "rel_h1", "rel_l2/V"):  # the normalised values are the loop's exactly
+        assert means[key] == pytest.approx(result.final[f"test/{key}"], rel=1e-5), key
+    for key in ("phys_rel_l2", "phys_rel_l1"):  # physical: decoded (the loop) or as stored
+        assert means[key] == pytest.approx(result.final[f"test/{key}"], rel=1e-4), key
+    written = load_dataset(out, "none", splits=("test",))
+    assert np.allclose(written.splits["test"].targets.numpy(), prediction.states, atol=1e-6)
+    assert np.array_equal(written.splits["test"].amplitude, test.amplitude)
+    assert written.attributes["model"] == "hh" and "prediction" in written.attributes
+    with h5py.File(out) as handle:
+        assert np.array_equal(handle["test/solver_states"][...], test.targets.numpy())
+
+
+def test_compare_solves_again_as_the_dataset_did(fno):
+    checkpoint, dataset, _ = fno
+    surrogate = load_surrogate(checkpoint)
+    test = load_dataset(dataset, "none", splits=("test",)).splits["test"]
+    rows = np.stack([test.amplitude[:3], test.t_stim[:3]], axis=1)
+    solved = surrogate.solve(rows).astype(np.float32)
+    assert np.allclose(solved, test.targets.numpy()[:3], rtol=1e-5, atol=1e-5)
+
+
+def test_the_python_api_and_its_options(fno):
+    checkpoint, _, _ = fno
+    prediction = ionops.predict(checkpoint, [[10.0, 2.0], [20.0, 4.0]], batch_size=1)
+    assert prediction.states.shape == (2, 4, prediction.time.size)
+    doubled = ionops.predict(checkpoint, [[10.0, 2.0], [20.0, 4.0]], precision="float64")
+    assert np.allclose(prediction.states, doubled.states, rtol=1e-4, atol=1e-4)
+    low = ionops.predict(checkpoint, [[10.0, 2.0], [20.0, 4.0]], precision="bfloat16")
+    spread = np.abs(doubled.states).max()
+    assert np.abs(low.states - doubled.states).max() < 0.1 * spread
+    compared = ionops.predict(checkpoint, {"amplitude": [10.0], "t_stim": [2.0]}, compare=True)
+    assert compared.solver_states.shape == compared.states.shape and "rel_l2" in compared.errors
+
+
+def test_mlp_surrogates_predict_their_test_split(mlp, tmp_path, capsys):
+    checkpoint, dataset, result = mlp
+    out = tmp_path / "prediction.h5"
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(dataset), "--compare",
+                 "-o", str(out)]) == 0  # fmt: skip
+    surrogate = load_surrogate(checkpoint)
+    assert surrogate.input_names == ["u0", "w0", "k"]
+    test = load_problem_dataset(dataset, splits=("test",)).splits["test"]
+    prediction = surrogate.predict(test.inputs.numpy())
+    surrogate.compare(prediction, test.states.numpy())
+    for key in ("mae", "rmse", "rel_l2", "mae/u"):
+        assert prediction.error_means()[key] == pytest.approx(result.final[f"test/{key}"],
+                                                             rel=1e-5)  # fmt: skip
+    if "test/diverged" in result.final:
+        assert prediction.error_means()["diverged"] == result.final["test/diverged"]
+    written = load_problem_dataset(out, splits=("test",))
+    assert np.allclose(written.splits["test"].states.numpy(), prediction.states, atol=1e-6)
+    solved = surrogate.solve(test.inputs.numpy()[:2]).astype(np.float32)
+    assert np.allclose(solved, test.states.numpy()[:2], atol=1e-6)
+    assert main(["predict", "--from", str(checkpoint), "--input", "u0=0.2,w0=0.05,k=0.5",
+                 "--input", "0.3,0.01,0.1", "-o", str(out)]) == 0  # fmt: skip
+    assert "2 trajectories of u, w on 11 points" in capsys.readouterr().out
+
+
+def test_inputs_outside_the_trained_ranges_are_predicted_with_a_warning(fno, tmp_path, capsys):
+    checkpoint, _, _ = fno
+    surrogate = load_surrogate(checkpoint)
+    high = surrogate.ranges["amplitude"][1]
+    with pytest.warns(ExtrapolationWarning, match=r"input amplitude = .* \(sample 1\) is outside"):
+        surrogate.predict([[1.0, 2.0], [10 * high, 2.0]])
+    csv = tmp_path / "stimuli.csv"
+    csv.write_text(f"t_stim,amplitude\n2.0,1.0\n2.0,{10 * high}\n1.0,{20 * high}\n")
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(csv), "--plot",
+                 str(tmp_path / "p.png"), "-o", str(tmp_path / "p.h5")]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert "warning: input amplitude" in captured.err and "and 1 more" in captured.err
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert len(h5py.File(tmp_path / "p.h5")["test/amplitude"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "give the inputs one way"),
+        (["--stimulus", "1,2", "--input", "1,2"], "give the inputs one way"),
+        (["--stimulus", "1"], r"--stimulus '1': give 2 values \(amplitude,t_stim\)"),
+        (["--stimulus", "1,x"], "amplitude,t_stim must be numbers"),
+        (["--input", "amplitude=1,T=2"], "give amplitude=..., t_stim=..."),
+        (["--input", "1,nan"], "input t_stim of sample 0 is nan: inputs must be finite"),
+        (["--stimulus", "1,2", "--ionic-model", "ord"], "surrogate of hh .*asked for ionic "
+                                                        "model 'ord'"),  # fmt: skip
+        (["--stimulus", "1,2", "--n-t", "1000"], "asked for grid points 1000"),
+        (["--stimulus", "1,2", "--n-states", "2"], "asked for states 2"),
+        (["--stimulus", "1,2", "--precision", "half"], "precision = 'half'; choose one of"),
+        (["--stimulus", "1,2", "--batch-size", "0"], "batch_size = 0"),
+        (["--stimulus", "1,2", "--seed", "3"], "a seed is chosen in a retraining folder"),
+        (["--stimulus", "1,2", "--device", "tpu"], "device = 'tpu'"),
+        (["--inputs", "absent.csv"], "--inputs absent.csv: no such file"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_named_and_writes_nothing(fno, tmp_path, capsys, arguments, message):
+    checkpoint, _, _ = fno
+    out = tmp_path / "never.h5"
+    assert main(["predict", "--from", str(checkpoint), "-o", str(out), *arguments]) == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err), message
+    assert not out.exists()
+
+
+def test_bad_sources_are_named(fno, tmp_path, capsys, monkeypatch):
+    checkpoint, _, _ = fno
+    monkeypatch.setenv("IONOPS_WORKDIR", str(tmp_path / "work"))
+    cases = [
+        (["--stimulus", "1,2"], r"give an EXPERIMENT \(its retraining\) or --from SOURCE"),
+        (["hh", "--from", str(checkpoint), "--stimulus", "1,2"], "not both"),
+        (["hh", "--stimulus", "1,2"], "no retraining in .*retrains/hh-fno-unconstrained"),
+        (["--from", str(tmp_path / "absent.pt"), "--stimulus", "1,2"], "no surrogate at"),
+        (["--from", str(tmp_path), "--stimulus", "1,2"], "is not a retraining"),
+        (["--from", "models:/absent/1", "--stimulus", "1,2"], "cannot read the MLflow model "
+                                                              "models:/absent/1"),  # fmt: skip
+        (["--from", str(checkpoint), "--set", "training.epochs=2", "--stimulus", "1,2"],
+         "with --from the source says which surrogate"),
+    ]  # fmt: skip
+    import re
+
+    for arguments, message in cases:
+        assert main(["predict", *arguments]) == 2, arguments
+        assert re.search(message, capsys.readouterr().err), message
+    mlp_source = tmp_path / "mlp.csv"
+    mlp_source.write_text("amplitude\n1\n")
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(mlp_source)]) == 2
+    assert "lacks ['t_stim']" in capsys.readouterr().err
+
+
+class _Payload:
+    """What a hostile checkpoint would run when unpickled: it creates a file."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(fno, tmp_path, capsys):
+    checkpoint, _, _ = fno
+    state = torch.load(checkpoint, weights_only=True)
+    marker = tmp_path / "code-ran"
+    state["surrogate"] = {**state["surrogate"], "extra": _Payload(marker)}
+    tampered = tmp_path / "tampered.pt"
+    torch.save(state, tampered)
+    with pytest.raises(UserError, match="not a loadable ionops checkpoint"):
+        load_surrogate(tampered)
+    assert main(["predict", "--from", str(tampered), "--stimulus", "1,2"]) == 2
+    assert "not a loadable ionops checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+    with tampered.open("wb") as handle:
+        pickle.dump(_Payload(marker), handle)
+    with pytest.raises(UserError, match="not a loadable ionops checkpoint"):
+        load_surrogate(tampered)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_without_its_description_says_to_retrain(fno, tmp_path):
+    checkpoint, _, _ = fno
+    state = torch.load(checkpoint, weights_only=True)
+    del state["surrogate"]
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    with pytest.raises(UserError, match="holds no description of its training data.*retrain"):
+        load_surrogate(old)
+
+
+def test_a_prediction_file_is_not_a_training_dataset(fno, tmp_path):
+    checkpoint, _, _ = fno
+    surrogate = load_surrogate(checkpoint)
+    path = tmp_path / "p.h5"
+    surrogate.write(path, surrogate.predict([[1.0, 2.0]]))
+    with pytest.raises(UserError, match="is a prediction .*normalisation='none'"):
+        load_dataset(path)
