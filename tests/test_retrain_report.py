@@ -66,6 +66,7 @@ def test_search_retrain_and_report_for_two_models(tmp_path):
         _ionops(tmp_path, "tune", model, *TINY, "--no-progress")
         out = _ionops(tmp_path, "retrain", model, *TINY, "--seeds", "2", "--no-progress")
         assert "| test relative L2 |" in out
+        assert f"model: models:/ionops-{model}-fno-unconstrained/1" in out
         summary = json.loads((tmp_path / "retrains" / f"{model}-fno-unconstrained" /
                               "summary.json").read_text())  # fmt: skip
         mean, spread = summary["mean_std"]["test/rel_l2"]
@@ -93,6 +94,45 @@ def test_search_retrain_and_report_for_two_models(tmp_path):
     assert {c.info.status for c in children} == {"FINISHED"}
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/examples.png", "report/summary.md"} <= artifacts
+    assert retrain.tags["mlflow.experimentKind"] == "custom_model_development"
+    _predict_through_every_loading_path(tmp_path, client, parent.info.run_id)
+
+
+def _predict_through_every_loading_path(workdir: Path, client, parent_run_id: str) -> None:
+    """The retrained HH surrogate from its folder, its checkpoint, its run and the registry
+    predicts the test split with the retraining's own test errors."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from ionops.datasets.loading import load_dataset
+    from ionops.serving.surrogate import load_surrogate
+
+    folder = workdir / "retrains" / "hh-fno-unconstrained"
+    state = json.loads((folder / "retrain.json").read_text())
+    seed, name = state["model"]["seed"], "ionops-hh-fno-unconstrained"
+    assert state["model"]["uri"] == f"models:/{name}/1"
+    assert client.get_model_version(name, "1").run_id == parent_run_id
+    expected = state["per_seed"][str(seed)]
+    (dataset,) = (workdir / "data").glob("hh_*.h5")
+    test = load_dataset(dataset, "none", splits=("test",)).splits["test"]
+    inputs = {"amplitude": test.amplitude, "t_stim": test.t_stim}
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    sources = [folder, folder / f"seed-{seed}" / "checkpoint.pt",
+               f"runs:/{parent_run_id}/surrogate", f"models:/{name}/1"]  # fmt: skip
+    for source in sources:
+        surrogate = load_surrogate(source, tracking_uri=uri)
+        prediction = surrogate.predict(inputs)
+        surrogate.compare(prediction, test.targets.numpy())
+        means = prediction.error_means()
+        for key in ("rel_l2", "rel_l1", "rel_h1"):
+            assert means[key] == pytest.approx(expected[f"test/{key}"], rel=1e-5), (source, key)
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    served = model.predict(pd.DataFrame(inputs))
+    assert np.allclose(served, prediction.states, atol=1e-6)
+    out = _ionops(workdir, "predict", "hh", *TINY, "--inputs", str(dataset), "--compare")
+    assert f"(seed {seed})" in out and "| all |" in out
 
 
 def test_a_report_folder_that_cannot_be_written_is_named_before_any_figure(tmp_path):
