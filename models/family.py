@@ -249,6 +249,11 @@ class SurrogateFamily(ABC):
         on the device and in the precision of ``model``."""
         raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
 
+    def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
+                   device: torch.device) -> int:  # fmt: skip
+        """Samples per network call that predict fastest on ``device`` by default."""
+        return 256
+
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
         """The solver's trajectories of ``inputs``, as :meth:`predict` shapes them."""
         raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")

@@ -35,11 +35,21 @@ def activation(name: str) -> nn.Module:
 class Pointwise(nn.Linear):
     """A linear map of the channels at every time point: (b, c_in, n) -> (b, c_out, n).
 
-    Computed as a kernel-1 convolution, which works on channels-first data in
-    place (a matmul would first copy the activations into another layout).
+    Training computes it as a kernel-1 convolution, which works on
+    channels-first data in place (oneDNN's, at training batch sizes). From a few
+    channels (the FNO's stimulus and grid), and without gradients (prediction,
+    evaluation), it is a broadcast matrix product instead: oneDNN is seven times
+    slower from two channels, and small batches fall back to a slow convolution.
     """
 
+    FEW = 8
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_features <= self.FEW or not torch.is_grad_enabled():
+            # bmm with the weight broadcast (stride 0): channels-first in and out, no copies
+            # (torch.matmul would transpose the input into rows and return a transposed view)
+            out = torch.bmm(self.weight.expand(x.shape[0], -1, -1), x)
+            return out.add_(self.bias[:, None])
         return nn.functional.conv1d(x, self.weight[:, :, None], self.bias)
 
 
@@ -62,9 +72,11 @@ def largest_prime_factor(n: int) -> int:
 @functools.lru_cache(maxsize=32)
 def _dft_bases(
     n: int, k_max: int, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, ...]:
-    """cos/sin bases of the first ``k_max`` modes of the real DFT of length ``n`` and of its
-    inverse with irfft's weights (1 for the mean and the Nyquist mode, 2 otherwise, over n)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real DFT of length ``n`` truncated to its first ``k_max`` modes as one matrix
+    (n, 2 k_max): [cos | -sin], real parts then imaginary parts; and its inverse (2 k_max, n)
+    with irfft's weights (1 for the mean and the Nyquist mode, 2 otherwise, over n):
+    [cos; -sin] weighted."""
     t = torch.arange(n, dtype=torch.float64)
     k = torch.arange(k_max, dtype=torch.float64)
     angle = 2.0 * math.pi * torch.outer(t, k) / n  # (n, k)
@@ -73,9 +85,9 @@ def _dft_bases(
     if n % 2 == 0 and k_max == n // 2 + 1:
         weight[-1] = 1.0
     cos, sin = torch.cos(angle), torch.sin(angle)
-    inverse_cos, inverse_sin = (cos * weight / n).T, (sin * weight / n).T  # (k, n)
-    bases = (cos, sin, inverse_cos, inverse_sin)
-    return tuple(b.to(device=device, dtype=dtype).contiguous() for b in bases)
+    forward = torch.cat([cos, -sin], dim=1)
+    inverse = torch.cat([(cos * weight / n).T, -(sin * weight / n).T], dim=0)
+    return tuple(b.to(device=device, dtype=dtype).contiguous() for b in (forward, inverse))  # type: ignore[return-value]
 
 
 class SpectralConv1d(nn.Module):
@@ -87,7 +99,7 @@ class SpectralConv1d(nn.Module):
 
     On the CPU, when the transform length has a prime factor above 7 (where
     FFTs are slow: 1265 points cost five times 1260), the retained modes are
-    computed as a truncated DFT by two real matrix products, the same
+    computed as a truncated DFT by real matrix products (one each way), the same
     transform at a cost that does not depend on the length's factors.
     """
 
@@ -96,6 +108,7 @@ class SpectralConv1d(nn.Module):
         self.channels, self.k_max = channels, k_max
         scale = 1.0 / (channels * channels)
         self.weight = nn.Parameter(scale * torch.rand(k_max, channels, channels, 2))
+        self._cached: tuple[tuple[int, int, torch.dtype], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Never in half precision: cuFFT has no bfloat16 (and half only for powers of two),
@@ -115,14 +128,26 @@ class SpectralConv1d(nn.Module):
         return torch.fft.irfft(mixed, n=n, dim=-1)
 
     def _by_dft(self, x: torch.Tensor) -> torch.Tensor:
-        cos, sin, inverse_cos, inverse_sin = _dft_bases(x.shape[-1], self.k_max, x.device, x.dtype)
-        real, imag = x @ cos, -(x @ sin)  # (b, c, k): the rfft's first k_max modes
-        w_real, w_imag = self.weight[..., 0], self.weight[..., 1]  # (k, c_in, c_out)
-        real_k, imag_k = real.permute(2, 0, 1), imag.permute(2, 0, 1)  # (k, b, c_in)
-        mixed_real = (real_k @ w_real - imag_k @ w_imag).permute(1, 2, 0)  # (b, c_out, k)
-        mixed_imag = (real_k @ w_imag + imag_k @ w_real).permute(1, 2, 0)
+        b, c, n = x.shape
+        k = self.k_max
+        forward, inverse = _dft_bases(n, k, x.device, x.dtype)
+        modes = (x @ forward).view(b, c, 2, k)  # the rfft's first k_max modes, real and imaginary
+        # per mode (re, im) @ [[W_re, W_im], [-W_im, W_re]] = (re W_re - im W_im, re W_im + im W_re)
+        mixed = modes.permute(3, 0, 2, 1).reshape(k, b, 2 * c) @ self._block()  # (k, b, 2 c_out)
+        mixed = mixed.view(k, b, 2, -1).permute(1, 3, 2, 0).reshape(b, -1, 2 * k)
         # irfft of modes 0..k_max-1 (the imaginary parts of the mean and Nyquist drop out)
-        return mixed_real @ inverse_cos - mixed_imag @ inverse_sin
+        return mixed @ inverse
+
+    def _block(self) -> torch.Tensor:
+        """The weights as real blocks (k, 2 c_in, 2 c_out); kept between calls without
+        gradients until the weights change."""
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype)
+        if not torch.is_grad_enabled() and self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        w_real, w_imag = self.weight[..., 0], self.weight[..., 1]  # (k, c_in, c_out)
+        block = torch.cat([torch.cat([w_real, w_imag], 2), torch.cat([-w_imag, w_real], 2)], 1)
+        self._cached = (key, block) if not torch.is_grad_enabled() else None
+        return block
 
 
 class FourierLayer(nn.Module):
@@ -142,7 +167,8 @@ class FourierLayer(nn.Module):
         kv = self.spectral(v)
         if self.mlp is not None:
             kv = self.mlp(kv)
-        return self.act(self.linear(v) + kv)
+        # W v + b is a new tensor that its backward does not need: add in place (one pass less)
+        return self.act(self.linear(v).add_(kv))
 
 
 class DenseMLP(nn.Sequential):

@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="also solve the inputs and print the errors")  # fmt: skip
     parser.add_argument("--plot", type=Path, metavar="FILE",
                         help="draw predictions (against the solver with --compare)")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=256, help="samples per batch (256)")
+    parser.add_argument(
+        "--batch-size", type=int, help="samples per network call (default: fastest for the device)"
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--precision", default="float32",
                         help="float32 (default), float64 or bfloat16")  # fmt: skip
@@ -64,7 +66,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ionops.serving.surrogate import ExtrapolationWarning, load_surrogate, read_inputs
+    from ionops.serving.surrogate import (
+        ExtrapolationWarning,
+        keep_freed_memory,
+        load_surrogate,
+        read_inputs,
+    )
 
     source = _source(args)
     if args.plot is not None:
@@ -76,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     output = args.output or _default_output(source, surrogate)
     _check_writable(output, "--output")
     print(surrogate.describe())
+    keep_freed_memory()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
         warnings.simplefilter("always", UserWarning)

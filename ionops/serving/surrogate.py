@@ -35,7 +35,6 @@ from ionops.models.registry import get_family
 from ionops.training.checkpoint import load_checkpoint
 
 PRECISIONS = ("float32", "float64", "bfloat16")
-DEFAULT_BATCH = 256
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
 
@@ -193,18 +192,21 @@ class Surrogate:
                 )
         return lines
 
-    def predict(self, inputs: Any, *, batch_size: int = DEFAULT_BATCH, device: str = "auto",
+    def predict(self, inputs: Any, *, batch_size: int | None = None, device: str = "auto",
                 precision: str = "float32") -> Prediction:  # fmt: skip
-        """Trajectories of ``inputs`` in physical units; inputs outside the trained ranges are
-        predicted with an :class:`ExtrapolationWarning` naming them."""
+        """Trajectories of ``inputs`` in physical units, ``batch_size`` samples per network
+        call (default: the family's choice for the device); inputs outside the trained ranges
+        are predicted with an :class:`ExtrapolationWarning` naming them."""
         rows = self.inputs_array(inputs)
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise UserError(f"batch_size = {batch_size}: give at least 1")
         if precision not in PRECISIONS:
             raise UserError(f"precision = {precision!r}; choose one of {', '.join(PRECISIONS)}")
         for line in self.outside(rows):
             warnings.warn(line, ExtrapolationWarning, stacklevel=2)
         target = _device(device)
+        if batch_size is None:
+            batch_size = self.family.batch_hint(self.arguments, self.described, target)
         dtype = torch.float64 if precision == "float64" else torch.float32
         model = self.model.to(target, dtype)
         described = {k: v.to(target) if isinstance(v, torch.Tensor) else v
@@ -254,6 +256,28 @@ class Surrogate:
                 **dict(options or {})}  # fmt: skip
         write_prediction(Path(path), self.attributes, prediction.time, inputs, prediction.states,
                          prediction.solver_states, meta)  # fmt: skip
+
+
+def keep_freed_memory() -> None:
+    """Let this process keep the memory it frees (glibc: no trimming, mmap only above 32 MiB).
+
+    A prediction allocates and frees activations of megabytes per layer; by default glibc
+    hands such blocks back to the system and the next call faults them in again, which
+    measured here costs as much system time as the computation. ``ionops predict`` calls
+    this; a program that predicts many batches may too. No effect off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):
+        return
+    if mallopt is not None:
+        mallopt(-1, 2**30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
+        mallopt(-3, 2**25)  # M_MMAP_THRESHOLD: heap, not mmap, up to glibc's 32 MiB maximum
 
 
 def _device(name: str) -> torch.device:

@@ -34,6 +34,8 @@ from ionops.models.family import (
     on_grid,
 )
 from ionops.models.fno_arch import (
+    LIFT_HIDDEN,
+    PROJECT_HIDDEN,
     SPECTRAL_BUDGET,
     FNOArchitecture,
     budget_k_max,
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 Activation = Literal["tanh", "relu", "gelu", "leaky_relu"]
 LayerKind = Literal["classic", "mlp"]
 EVAL_BATCH = 64
+CPU_BATCH_BYTES = 8 * 2**20  # the widest activation of a prediction call on the CPU
 
 
 class FNOSection(ModelSection):
@@ -383,6 +386,17 @@ class FNOFamily(SurrogateFamily):
         normalizers = described["normalizers"]
         Normalizer.from_state_dict(normalizers["input"]).encode_(stimulus[:, None, :])
         return Normalizer.from_state_dict(normalizers["target"]).decode(model(stimulus))
+
+    def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
+                   device: torch.device) -> int:  # fmt: skip
+        """On the CPU, as many samples as keep the widest activation near 8 MiB: larger
+        batches only add cache misses and page faults (measured: ORd at 1001 points runs
+        1.4x faster in calls of 8 than of 256); on a GPU, 256."""
+        if device.type != "cpu":
+            return 256
+        width = max(LIFT_HIDDEN, PROJECT_HIDDEN, int(arguments["d_v"]))
+        per_sample = 4 * width * (len(described["time"]) + int(arguments["n_pad"]))
+        return max(1, CPU_BATCH_BYTES // per_sample)
 
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
         import numpy as np

@@ -1,0 +1,221 @@
+"""Surrogate against solver: trajectories per second on the same inputs and cores, one run.
+
+For FHN, HH and ORd, the paper's constrained and unconstrained FNOs (random
+weights: speed does not depend on them) predict stimuli drawn from the paper's
+training subsets through the path ``ionops predict`` takes (stimulus on the
+grid, normalisation, network, decoding; :class:`ionops.serving.Surrogate`),
+and the project's BDF solves the same stimuli with the dataset's tolerances
+from the dataset's initial state. Each on the dataset grid and on a 1 ms grid
+(the FNO is resolution-independent), the surrogate at batch 1 and 256, float32
+and bfloat16, with 1 thread and all; the solver on 1 core and on all (one
+process per core). Prints trajectories per second and the surrogate/solver
+ratio per row, and the break-even: where the solver is faster, it says so.
+
+Targets (issue 12): ORd on CPU, the constrained FNO at least 2x the solver's
+throughput on the 1 ms grid with batching; on a GPU at least 100x.
+
+    python benchmarks/surrogate_speed.py [--models fhn,hh,ord] [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIGS = {  # the paper's best configurations (DESIGN.md): constrained, unconstrained
+    "fhn": {"constrained": (64, 5, 12, "gelu", 5, "mlp"),
+            "unconstrained": (224, 4, 20, "leaky_relu", 15, "mlp")},
+    "hh": {"constrained": (96, 5, 5, "gelu", 7, "mlp"),
+           "unconstrained": (256, 4, 24, "leaky_relu", 15, "mlp")},
+    "ord": {"constrained": (32, 5, 48, "gelu", 15, "classic"),
+            "unconstrained": (192, 5, 32, "gelu", 14, "mlp")},
+}  # fmt: skip
+DATASET_GRID = {"fhn": (1260, 100.0), "hh": (1260, 100.0), "ord": (10080, 1000.0)}
+SOLVED = {"fhn": 64, "hh": 64, "ord": 32}  # trajectories the solver times per grid
+
+
+def stimuli(model: str, n: int, seed: int = 0) -> np.ndarray:
+    """(n, 2) amplitude, t_stim drawn from the paper's training subsets."""
+    from ionops.datasets.protocols import draw_samples, paper_counts, scale_counts
+
+    tables = paper_counts(model)
+    total = sum(c for _, c in tables["train"])
+    scaled = scale_counts(tables, min(1.0, 2 * n / total))
+    names = [s.name for s, _ in tables["train"]]
+    names += [s.name for s, _ in tables["test"] if s.name not in names]
+    drawn = draw_samples(scaled, names, seed)["train"]
+    order = np.random.default_rng(seed).permutation(len(drawn))[:n]
+    return np.stack([drawn.amplitude[order], drawn.t_stim[order]], axis=1)
+
+
+def surrogate(model: str, config: tuple[Any, ...], time_grid: np.ndarray) -> Any:
+    """An untrained FNO of the paper's configuration as a servable surrogate."""
+    import torch
+
+    from ionops.datasets.ionic import get_ionic_model
+    from ionops.datasets.loading import Normalizer
+    from ionops.datasets.store import attributes_json
+    from ionops.models.fno_arch import FNOArchitecture
+    from ionops.serving.surrogate import Surrogate
+
+    ionic = get_ionic_model(model)
+    d_v, layers, k_max, activation, n_pad, layer = config
+    arch = FNOArchitecture(d_v, layers, k_max, activation, n_pad, layer, ionic.n_states)
+    torch.manual_seed(0)
+    network = __import__("ionops.models.fno", fromlist=["FNO"]).FNO(arch)
+    n_t, s = time_grid.size, ionic.n_states
+    normalizers = {
+        "input": Normalizer(torch.zeros(1, n_t), torch.ones(1, n_t)).state_dict(),
+        "target": Normalizer(torch.randn(s, n_t), torch.rand(s, n_t) + 0.5).state_dict(),
+    }
+    attributes = {"model": model, "state_names": list(ionic.state_names),
+                  "state_units": list(ionic.state_units)}  # fmt: skip
+    state = {"family": "fno", "arguments": arch.as_dict(), "model": network.state_dict(),
+             "surrogate": {"kind": "operator", "attributes": attributes_json(attributes),
+                           "time": torch.tensor(time_grid), "ranges": {},
+                           "normalizers": normalizers}}  # fmt: skip
+    return Surrogate(state, f"{model} benchmark")
+
+
+_SOLVER: dict[str, Any] = {}
+
+
+def _prepare(model_name: str) -> None:
+    """A worker's model, parameters, initial state and settings, compiled by one solve."""
+    from ionops.datasets.ionic import get_ionic_model
+    from ionops.datasets.solver import SolverSettings, solve
+
+    model = get_ionic_model(model_name)
+    p = model.parameter_vector()
+    rtol, atol = model.tolerances
+    _SOLVER.update(model=model, p=p, y0=model.initial_state(p), solve=solve,
+                   settings=SolverSettings(rtol=rtol, atol=atol))  # fmt: skip
+    _solve_one((np.linspace(0.0, 10.0, 11), 1.0, 1.0))
+
+
+def _solve_one(job: tuple[np.ndarray, float, float]) -> None:
+    """One stimulus on ``grid`` as the dataset generation solves it."""
+    grid, amplitude, t_stim = job
+    s = _SOLVER
+    s["solve"](s["model"], grid, amplitude, t_stim, s["settings"], p=s["p"], y0=s["y0"])
+
+
+def solver_rate(model: str, grid: np.ndarray, rows: np.ndarray, cores: int) -> float:
+    """Trajectories per second of the BDF: in this process on one core, else one process per
+    core taking the next stimulus as it finishes one (warmed up before the clock starts)."""
+    jobs = [(grid, float(a), float(t)) for a, t in rows]
+    if cores == 1:
+        _prepare(model)
+        began = time.perf_counter()
+        for job in jobs:
+            _solve_one(job)
+        return len(jobs) / (time.perf_counter() - began)
+    with ProcessPoolExecutor(cores, initializer=_prepare, initargs=(model,)) as pool:
+        list(pool.map(_solve_one, jobs[:cores], chunksize=1))  # every worker started
+        began = time.perf_counter()
+        list(pool.map(_solve_one, jobs, chunksize=max(1, len(jobs) // (4 * cores))))
+        return len(jobs) / (time.perf_counter() - began)
+
+
+def surrogate_rate(net: Any, rows: np.ndarray, batch: int, precision: str, device: str,
+                   seconds: float) -> float:  # fmt: skip
+    """Trajectories per second of ``net.predict`` handed ``batch`` stimuli at once (the
+    surrogate splits them into calls of its own size): the best of calls over ``seconds``."""
+    chunk = np.resize(rows, (batch, 2))
+    net.predict(chunk[:8], device=device, precision=precision)  # warm-up
+    best, spent = float("inf"), 0.0
+    while spent < seconds or best == float("inf"):
+        began = time.perf_counter()
+        net.predict(chunk, device=device, precision=precision)
+        took = time.perf_counter() - began
+        best, spent = min(best, took), spent + took
+    return batch / best
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="fhn,hh,ord")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per surrogate row")
+    parser.add_argument("--batches", default="1,256")
+    parser.add_argument("--precisions", help="default: float32 on the CPU, and bfloat16 on a GPU")
+    parser.add_argument("--json", help="write every row to this file too")
+    args = parser.parse_args()
+    from ionops.serving.surrogate import keep_freed_memory
+
+    keep_freed_memory()  # as `ionops predict` does
+    cores = len(os.sched_getaffinity(0))
+    batches = [int(b) for b in args.batches.split(",")]
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    precisions = (args.precisions or ("float32,bfloat16" if cuda else "float32")).split(",")
+    threads_options = sorted({1, cores})
+    print(f"{cores} cores; torch {torch.__version__}; surrogate on {device}")
+    rows_out = []
+    for model in args.models.split(","):
+        n_t, t_end = DATASET_GRID[model]
+        grids = {"1 ms": np.arange(0.0, t_end + 0.5), "dataset": np.linspace(0.0, t_end, n_t)}
+        inputs = stimuli(model, SOLVED[model])
+        for grid_name, grid in grids.items():
+            solver = {
+                c: max(solver_rate(model, grid, inputs, c) for _ in range(2))
+                for c in threads_options
+            }  # best of two: this machine is noisy
+            rates = ", ".join(f"{r:,.1f} traj/s on {c} core(s)" for c, r in solver.items())
+            print(f"\n{model}, {grid_name} grid ({grid.size} points): BDF {rates}")
+            print(
+                "| configuration | batch | precision | threads | traj/s | x solver (same cores) |"
+            )
+            print("|---|---|---|---|---|---|")
+            for config_name, config in CONFIGS[model].items():
+                net = surrogate(model, config, grid)
+                for batch in batches:
+                    for precision in precisions:
+                        for threads in threads_options:
+                            torch.set_num_threads(threads)
+                            rate = surrogate_rate(net, inputs, batch, precision, device,
+                                                  args.seconds)  # fmt: skip
+                            ratio = rate / solver[threads]
+                            print(f"| {config_name} | {batch} | {precision} | {threads} | "
+                                  f"{rate:,.1f} | {ratio:.2f} |", flush=True)  # fmt: skip
+                            rows_out.append({"model": model, "grid": grid_name, "n_t": grid.size,
+                                             "config": config_name, "batch": batch,
+                                             "precision": precision, "threads": threads,
+                                             "surrogate": rate, "solver": solver[threads],
+                                             "ratio": ratio})  # fmt: skip
+                del net
+    print("\nbreak-even (best surrogate row against the solver on the same cores):")
+    for model in args.models.split(","):
+        for grid_name in ("dataset", "1 ms"):
+            for config_name in ("constrained", "unconstrained"):
+                chosen = [r for r in rows_out if (r["model"], r["grid"], r["config"])
+                          == (model, grid_name, config_name)]  # fmt: skip
+                best = max(chosen, key=lambda r: r["ratio"])
+                verdict = "surrogate faster" if best["ratio"] > 1 else "SOLVER faster"
+                print(f"  {model} {config_name}, {grid_name} grid: {best['ratio']:.2f}x "
+                      f"(batch {best['batch']}, {best['precision']}, {best['threads']} "
+                      f"thread(s)): {verdict}")  # fmt: skip
+    target = [r for r in rows_out if (r["model"], r["grid"], r["config"], r["batch"])
+              == ("ord", "1 ms", "constrained", max(batches))]  # fmt: skip
+    if target:
+        best = max(r["ratio"] for r in target)
+        need = 100 if cuda else 2
+        verdict = "MET" if best >= need else "NOT MET"
+        print(
+            f"\ntarget: ORd constrained FNO on the 1 ms grid, batch {max(batches)}, "
+            f"{device}: {best:.2f}x the solver (need >= 2 on CPU, 100 on GPU): {verdict}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows_out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
