@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,32 @@ def client(workdir: Path) -> Any:
     if uri.startswith("sqlite:///"):
         _create_store(Path(uri.removeprefix("sqlite:///")))
     return mlflow.tracking.MlflowClient(tracking_uri=uri)
+
+
+@contextlib.contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (``log_model``, ``load_model``, ``download_artifacts``) on ``uri``
+    for a while. MLflow keeps the URIs in globals and exports them to every later subprocess
+    through ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``; both are as they were after."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    environment = {name: os.environ.get(name) for name in names}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None: unset, as before
+        registry_utils._registry_uri = saved[1]
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _create_store(path: Path) -> None:

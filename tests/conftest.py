@@ -25,6 +25,22 @@ def _own_config_folder(tmp_path_factory) -> None:
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_store_leaks() -> Iterator[None]:
+    """A test that points MLflow's globals at its own store (and so, through the variables
+    MLflow exports, every later subprocess) fails, and the variables are put back."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    after = {name: os.environ.get(name) for name in names}
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    assert after == before, f"the test left MLflow pointed elsewhere: {after}"
+
+
 @pytest.fixture(scope="session")
 def hh_dataset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "hh.h5"

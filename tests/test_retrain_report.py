@@ -107,6 +107,7 @@ def _predict_through_every_loading_path(workdir: Path, client, parent_run_id: st
 
     from ionops.datasets.loading import load_dataset
     from ionops.serving.surrogate import load_surrogate
+    from ionops.tracking import fluent_store
 
     folder = workdir / "retrains" / "hh-fno-unconstrained"
     state = json.loads((folder / "retrain.json").read_text())
@@ -127,8 +128,8 @@ def _predict_through_every_loading_path(workdir: Path, client, parent_run_id: st
         means = prediction.error_means()
         for key in ("rel_l2", "rel_l1", "rel_h1"):
             assert means[key] == pytest.approx(expected[f"test/{key}"], rel=1e-5), (source, key)
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    with fluent_store(uri):
+        model = mlflow.pyfunc.load_model(f"models:/{name}/1")
     served = model.predict(pd.DataFrame(inputs))
     assert np.allclose(served, prediction.states, atol=1e-6)
     out = _ionops(workdir, "predict", "hh", *TINY, "--inputs", str(dataset), "--compare")

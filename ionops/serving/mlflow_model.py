@@ -34,7 +34,7 @@ def log_surrogate(tracking_uri: str, run_id: str, checkpoint: Path, name: str) -
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    from ionops import __version__
+    from ionops import __version__, tracking
     from ionops.serving.surrogate import Surrogate
     from ionops.training.checkpoint import load_checkpoint
 
@@ -49,9 +49,7 @@ def log_surrogate(tracking_uri: str, run_id: str, checkpoint: Path, name: str) -
     import pandas as pd  # type: ignore[import-untyped]
     import torch
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    with tracking.fluent_store(tracking_uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name=ARTIFACT, loader_module=__name__, data_path=str(checkpoint),
             signature=signature, input_example=pd.DataFrame(example),

@@ -350,17 +350,15 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
     import mlflow
 
     from ionops.serving.mlflow_model import checkpoint_in
+    from ionops.tracking import fluent_store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if tracking_uri is not None:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder:
+    store = tracking_uri or mlflow.get_tracking_uri()
+    with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder, fluent_store(store):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
         except Exception as exc:  # MlflowException, OSError: a URI that names nothing
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            store = tracking_uri or mlflow.get_tracking_uri()
             raise UserError(f"cannot read the MLflow model {uri} ({first}); the tracking store "
                             f"is {store}") from None  # fmt: skip
         return Surrogate(load_checkpoint(checkpoint_in(Path(local), uri)), uri)
