@@ -275,7 +275,7 @@ def _log_model(folder: Path, state: dict[str, Any], workdir: Path, main: str) ->
     """The best seed's surrogate as an MLflow model on the retraining's run, registered under
     the search's name (once: a resumed retraining finds the version it registered)."""
     from ionops.serving.mlflow_model import log_surrogate, registered_name
-    from ionops.serving.surrogate import best_seed
+    from ionops.serving.sources import best_seed
 
     seed = best_seed({int(k): v for k, v in state["per_seed"].items()}, main)
     name = registered_name(folder.name)

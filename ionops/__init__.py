@@ -10,7 +10,7 @@ Public surface of the root package (subpackages list their own):
 - ``ionops.ExperimentConfig``, ``ionops.load_experiment``: the typed experiment schema
 - ``ionops.IonopsError``, ``ionops.UserError``: expected failures and bad input
 - ``ionops.load_surrogate``, ``ionops.predict``, ``ionops.Surrogate``: using a trained
-  surrogate (:mod:`ionops.serving.surrogate`; imported on first use)
+  surrogate (:mod:`ionops.serving`; imported on first use)
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -19,10 +19,10 @@ from ionops._lazy import lazy_exports
 from ionops.config import ExperimentConfig, load_experiment
 from ionops.errors import IonopsError, UserError
 
-_SERVING = "ionops.serving.surrogate"
-__getattr__, _lazy_dir = lazy_exports(
-    __name__, {"load_surrogate": _SERVING, "predict": _SERVING, "Surrogate": _SERVING}
-)
+__getattr__, _lazy_dir = lazy_exports(__name__, {
+    "load_surrogate": "ionops.serving.sources", "predict": "ionops.serving.sources",
+    "Surrogate": "ionops.serving.surrogate",
+})  # fmt: skip
 
 try:
     __version__ = version("ionops")

@@ -18,7 +18,8 @@ from ionops.datasets.generate import generate, spec_from_config
 from ionops.datasets.loading import load_dataset, load_problem_dataset
 from ionops.errors import UserError
 from ionops.models.registry import get_family
-from ionops.serving.surrogate import ExtrapolationWarning, load_surrogate
+from ionops.serving.sources import load_surrogate
+from ionops.serving.surrogate import ExtrapolationWarning
 from ionops.training import TrainSettings, train
 
 FNO_TINY = ["model.d_v=8", "model.n_layers=2", "model.k_max=6", "training.epochs=3",

@@ -106,7 +106,7 @@ def _predict_through_every_loading_path(workdir: Path, client, parent_run_id: st
     import pandas as pd
 
     from ionops.datasets.loading import load_dataset
-    from ionops.serving.surrogate import load_surrogate
+    from ionops.serving.sources import load_surrogate
     from ionops.tracking import fluent_store
 
     folder = workdir / "retrains" / "hh-fno-unconstrained"

@@ -66,12 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ionops.serving.surrogate import (
-        ExtrapolationWarning,
-        keep_freed_memory,
-        load_surrogate,
-        read_inputs,
-    )
+    from ionops.serving.sources import load_surrogate
+    from ionops.serving.surrogate import ExtrapolationWarning, keep_freed_memory
 
     source = _source(args)
     if args.plot is not None:
@@ -79,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     surrogate = load_surrogate(source, seed=args.seed, tracking_uri=_tracking_uri(source))
     surrogate.check(args.ionic_model, args.n_t, args.n_states)
     names = surrogate.input_names
-    rows, stored = _rows(args, names, read_inputs)
+    rows, stored = _rows(args, names)
     output = args.output or _default_output(source, surrogate)
     _check_writable(output, "--output")
     print(surrogate.describe())
@@ -131,7 +127,7 @@ def _source(args: argparse.Namespace) -> str:
 
 def _tracking_uri(source: str) -> str | None:
     """The store an MLflow URI is read from: the working folder's (or $MLFLOW_TRACKING_URI)."""
-    from ionops.serving.surrogate import MLFLOW_SCHEMES
+    from ionops.serving.sources import MLFLOW_SCHEMES
 
     if not source.startswith(MLFLOW_SCHEMES):
         return None
@@ -142,7 +138,7 @@ def _tracking_uri(source: str) -> str | None:
     return tracking.tracking_uri(default_workdir())
 
 
-def _rows(args: argparse.Namespace, names: list[str], read_inputs: Any) -> tuple[Any, Any]:
+def _rows(args: argparse.Namespace, names: list[str]) -> tuple[Any, Any]:
     """The inputs asked for as rows in ``names`` order, and stored solver trajectories."""
     import numpy as np
 
@@ -150,8 +146,9 @@ def _rows(args: argparse.Namespace, names: list[str], read_inputs: Any) -> tuple
     if sum(given) != 1:
         raise UserError("give the inputs one way: --stimulus, --input or --inputs")
     if args.inputs is not None:
-        rows, stored = read_inputs(args.inputs, names, args.split)
-        return rows, stored
+        from ionops.serving.sources import read_inputs
+
+        return read_inputs(args.inputs, names, args.split)
     if args.stimulus and names != ["amplitude", "t_stim"]:
         raise UserError(f"--stimulus is for operator surrogates; this one takes "
                         f"{', '.join(names)}: use --input")  # fmt: skip

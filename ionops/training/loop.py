@@ -60,14 +60,19 @@ class TrainSettings:
         return cls(**{**config.model_dump(), **extra})
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise UserError(f"device = {self.device!r}; choose auto, cpu, cuda or cuda:N")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"device = {self.device!r}, but this machine has no CUDA device; "
-                            "use --device cpu or auto")  # fmt: skip
-        return torch.device(self.device)
+        return torch_device(self.device)
+
+
+def torch_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; others a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"device = {name!r}; choose auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device = {name!r}, but this machine has no CUDA device; "
+                        "use --device cpu or auto")  # fmt: skip
+    return torch.device(name)
 
 
 @dataclass

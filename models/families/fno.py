@@ -34,8 +34,6 @@ from ionops.models.family import (
     on_grid,
 )
 from ionops.models.fno_arch import (
-    LIFT_HIDDEN,
-    PROJECT_HIDDEN,
     SPECTRAL_BUDGET,
     FNOArchitecture,
     budget_k_max,
@@ -55,7 +53,6 @@ if TYPE_CHECKING:
 Activation = Literal["tanh", "relu", "gelu", "leaky_relu"]
 LayerKind = Literal["classic", "mlp"]
 EVAL_BATCH = 64
-CPU_BATCH_BYTES = 8 * 2**20  # the widest activation of a prediction call on the CPU
 
 
 class FNOSection(ModelSection):
@@ -278,24 +275,31 @@ def evaluate_split(model: nn.Module, split: Split, normalizer: Any, dt: float
     """Per-sample errors of ``split``, normalised (``rel_l2``...) and physical (``phys_...``)."""
     import torch
 
-    from ionops.training import metrics
-
     model.eval()
     pieces: dict[str, list[torch.Tensor]] = {}
-    typical = torch.sqrt(normalizer.mean.pow(2) + normalizer.std.pow(2))
     with torch.no_grad():
         for begin in range(0, len(split), EVAL_BATCH):
             inputs = split.inputs[begin : begin + EVAL_BATCH]
             targets = split.targets[begin : begin + EVAL_BATCH]
             prediction = model(inputs).float()
-            errors = metrics.per_sample_errors(prediction, targets, dt)
-            physical = metrics.per_sample_errors(
-                normalizer.decode(prediction), normalizer.decode(targets), dt, typical
-            )
-            errors.update({f"phys_{k}": v for k, v in physical.items()})
+            errors = both_errors(prediction, targets, normalizer.decode(prediction),
+                                 normalizer.decode(targets), normalizer, dt)  # fmt: skip
             for key, value in errors.items():
                 pieces.setdefault(key, []).append(value)
     return {key: torch.cat(values) for key, values in pieces.items()}
+
+
+def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physical: torch.Tensor,
+                physical_truth: torch.Tensor, normalizer: Any,
+                dt: float) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Per-sample errors of a prediction, normalised (``rel_l2``...) and physical
+    (``phys_...``, undefined where the truth is small against the typical trajectory)."""
+    from ionops.training import metrics
+
+    typical = (normalizer.mean.pow(2) + normalizer.std.pow(2)).sqrt()
+    errors = metrics.per_sample_errors(normalised, normalised_truth, dt)
+    physical_errors = metrics.per_sample_errors(physical, physical_truth, dt, typical)
+    return errors | {f"phys_{k}": v for k, v in physical_errors.items()}
 
 
 class FNOFamily(SurrogateFamily):
@@ -373,65 +377,32 @@ class FNOFamily(SurrogateFamily):
 
         return fno_report.figures(item, folder)
 
-    # -- using a trained FNO: stimuli (amplitude, t_stim) -> every state's trajectory -----------
+    # -- using a trained FNO (:mod:`ionops.models.families.fno_serving`) ------------------------
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return ["amplitude", "t_stim"]
 
     def predict(self, model: nn.Module, described: Mapping[str, Any],
                 inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        from ionops.datasets.loading import Normalizer
+        from ionops.models.families import fno_serving
 
-        time = described["time"].to(inputs.device, inputs.dtype)
-        stimulus = (time[None, :] <= inputs[:, 1:2]) * inputs[:, 0:1]
-        normalizers = described["normalizers"]
-        Normalizer.from_state_dict(normalizers["input"]).encode_(stimulus[:, None, :])
-        return Normalizer.from_state_dict(normalizers["target"]).decode(model(stimulus))
+        return fno_serving.predict(model, described, inputs)
 
     def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
                    device: torch.device) -> int:  # fmt: skip
-        """On the CPU, as many samples as keep the widest activation near 8 MiB: larger
-        batches only add cache misses and page faults (measured: ORd at 1001 points runs
-        1.6x faster in calls of 4 than of 256); on a GPU, 256."""
-        if device.type != "cpu":
-            return 256
-        width = max(LIFT_HIDDEN, PROJECT_HIDDEN, int(arguments["d_v"]))
-        per_sample = 4 * width * (len(described["time"]) + int(arguments["n_pad"]))
-        return max(1, CPU_BATCH_BYTES // per_sample)
+        from ionops.models.families import fno_serving
+
+        return fno_serving.batch_hint(arguments, described, device)
 
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        import numpy as np
+        from ionops.models.families import fno_serving
 
-        from ionops.datasets.ionic import get_ionic_model
-        from ionops.datasets.solver import SolverSettings, solve
-
-        attributes = described["attributes"]
-        model = get_ionic_model(str(attributes["model"]))
-        p = model.parameter_vector(attributes["parameters"])
-        settings = SolverSettings(rtol=float(attributes["rtol"]), atol=tuple(attributes["atol"]),
-                                  max_steps=int(attributes["max_steps"]))  # fmt: skip
-        time = described["time"].double().numpy()
-        y0 = np.asarray(attributes["initial_state"], dtype=np.float64)
-        return np.stack([
-            solve(model, time, float(amplitude), float(t_stim), settings, p=p, y0=y0,
-                  label=f"stimulus {amplitude:g} for {t_stim:g} ms").states
-            for amplitude, t_stim in inputs
-        ])  # fmt: skip
+        return fno_serving.solve(described, inputs)
 
     def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
                described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        from ionops.datasets.loading import Normalizer
-        from ionops.training import metrics
+        from ionops.models.families import fno_serving
 
-        normalizer = Normalizer.from_state_dict(described["normalizers"]["target"])
-        dt = float(described["time"][1] - described["time"][0])
-        typical = (normalizer.mean.pow(2) + normalizer.std.pow(2)).sqrt()
-        errors = metrics.per_sample_errors(
-            normalizer.encode_(predicted.float().clone()),
-            normalizer.encode_(truth.float().clone()),
-            dt,
-        )
-        physical = metrics.per_sample_errors(predicted.float(), truth.float(), dt, typical)
-        return errors | {f"phys_{k}": v for k, v in physical.items()}
+        return fno_serving.errors(predicted, truth, described)
 
 
 FAMILY = FNOFamily()

@@ -1,0 +1,166 @@
+"""Where surrogates and their inputs come from: retrainings, MLflow models, checkpoints, files.
+
+A surrogate loads from a retraining folder (its best seed by the validation
+error, or ``seed``), an MLflow model URI (``runs:/RUN/surrogate``,
+``models:/NAME/VERSION``) or a checkpoint file; inputs from a CSV file whose
+header names them or from a dataset file's split (with the solver's
+trajectories it holds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ionops.errors import UserError
+from ionops.models.registry import get_family
+from ionops.serving.surrogate import Prediction, Surrogate
+from ionops.training.checkpoint import load_checkpoint
+
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+
+
+def load_surrogate(source: str | Path, *, seed: int | None = None,
+                   tracking_uri: str | None = None) -> Surrogate:  # fmt: skip
+    """A surrogate from a retraining folder, an MLflow model URI or a checkpoint file."""
+    text = str(source)
+    if text.startswith(MLFLOW_SCHEMES):
+        return _from_mlflow(text, tracking_uri)
+    path = Path(source)
+    if path.is_dir():
+        return Surrogate(load_checkpoint(_retrained_checkpoint(path, seed)),
+                         f"{path} (seed {_chosen_seed(path, seed)})")  # fmt: skip
+    if seed is not None:
+        raise UserError(f"seed = {seed}: a seed is chosen in a retraining folder; {path} is a "
+                        "single checkpoint")  # fmt: skip
+    if not path.exists():
+        raise UserError(f"no surrogate at {path}: give a retraining folder "
+                        "(WORKDIR/retrains/NAME), a checkpoint file or an MLflow model URI "
+                        "(runs:/RUN_ID/surrogate, models:/NAME/VERSION)")  # fmt: skip
+    return Surrogate(load_checkpoint(path), str(path))
+
+
+def _retrain_state(folder: Path) -> dict[str, Any]:
+    state_file = folder / "retrain.json"
+    if not state_file.exists():
+        raise UserError(
+            f"{folder} is not a retraining (no retrain.json): give the folder that "
+            "`ionops retrain` wrote (WORKDIR/retrains/NAME), or a checkpoint"
+        )
+    state: dict[str, Any] = json.loads(state_file.read_text())
+    if not state.get("per_seed"):
+        raise UserError(f"the retraining in {folder} has no finished seed yet: finish it with "
+                        "`ionops retrain` (same arguments)")  # fmt: skip
+    return state
+
+
+def _chosen_seed(folder: Path, seed: int | None) -> int:
+    """``seed`` if the retraining finished it, else the seed of least validation error."""
+    per_seed = {int(k): v for k, v in _retrain_state(folder)["per_seed"].items()}
+    if seed is not None:
+        if seed not in per_seed:
+            raise UserError(f"seed = {seed}: the retraining in {folder} finished seeds "
+                            f"{sorted(per_seed)}")  # fmt: skip
+        return seed
+    any_checkpoint = load_checkpoint(folder / f"seed-{min(per_seed)}" / "checkpoint.pt")
+    return best_seed(per_seed, get_family(str(any_checkpoint["family"])).metric)
+
+
+def best_seed(per_seed: Mapping[int, Mapping[str, float]], metric: str) -> int:
+    """The seed of least validation ``metric`` (the lowest such seed on a tie)."""
+    return min(per_seed, key=lambda s: (per_seed[s].get(f"validation/{metric}", float("inf")), s))
+
+
+def _retrained_checkpoint(folder: Path, seed: int | None) -> Path:
+    return folder / f"seed-{_chosen_seed(folder, seed)}" / "checkpoint.pt"
+
+
+def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
+    import mlflow
+
+    from ionops.serving.mlflow_model import checkpoint_in
+    from ionops.tracking import fluent_store
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    store = tracking_uri or mlflow.get_tracking_uri()
+    with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder, fluent_store(store):
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+        except Exception as exc:  # MlflowException, OSError: a URI that names nothing
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot read the MLflow model {uri} ({first}); the tracking store "
+                            f"is {store}") from None  # fmt: skip
+        return Surrogate(load_checkpoint(checkpoint_in(Path(local), uri)), uri)
+
+
+def predict(source: str | Path, inputs: Any, *, seed: int | None = None,
+            compare: bool = False, **options: Any) -> Prediction:  # fmt: skip
+    """Load a surrogate (see :func:`load_surrogate`) and predict ``inputs`` with it;
+    ``compare`` also solves them and fills in the errors; ``options`` go to
+    :meth:`Surrogate.predict`."""
+    surrogate = load_surrogate(source, seed=seed)
+    prediction = surrogate.predict(inputs, **options)
+    if compare:
+        surrogate.compare(prediction)
+    return prediction
+
+
+Inputs = tuple[np.ndarray, np.ndarray | None]  # rows, and the solver's trajectories if stored
+
+
+def read_inputs(path: Path, names: Sequence[str], split: str = "test") -> Inputs:
+    """Inputs from a CSV file (a header naming the inputs) or a dataset file (its ``split``):
+    (n, n_inputs) rows and, for a dataset file, the solver's trajectories it holds."""
+    if not path.is_file():
+        raise UserError(f"--inputs {path}: no such file")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return _dataset_inputs(path, names, split)
+    import csv
+
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [n for n in names if n not in header]
+        if missing:
+            raise UserError(f"{path}: the header {header} lacks {missing}; this surrogate takes "
+                            f"columns {', '.join(names)}")  # fmt: skip
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            cleaned = {k.strip(): v for k, v in row.items() if k is not None}
+            try:
+                rows.append([float(cleaned[n]) for n in names])
+            except (TypeError, ValueError):
+                raise UserError(f"{path} line {line}: {[cleaned.get(n) for n in names]} are "
+                                "not all numbers") from None  # fmt: skip
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(names)), None
+
+
+def _dataset_inputs(path: Path, names: Sequence[str], split: str) -> Inputs:
+    from ionops.datasets.store import open_file, read_attributes
+
+    attributes = read_attributes(path)
+    with open_file(path) as handle:
+        if split not in handle:
+            raise UserError(f"{path} has no {split} split; choose one of {sorted(handle)}")
+        group = handle[split]
+        if "amplitude" in group:
+            found = {"amplitude": group["amplitude"][...], "t_stim": group["t_stim"][...]}
+        elif "inputs" in group:
+            columns = list(attributes.get("input_names", []))
+            table = group["inputs"][...]
+            found = {name: table[:, k] for k, name in enumerate(columns)}
+        else:
+            raise UserError(f"{path}: the {split} split holds no inputs")
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise UserError(f"{path} holds inputs {sorted(found)}; this surrogate takes "
+                            f"{', '.join(names)}")  # fmt: skip
+        states = group["states"]
+        trajectories = states[...] if states.ndim == 3 else None
+    return np.stack([np.asarray(found[n], dtype=np.float64) for n in names], axis=1), trajectories
