@@ -92,26 +92,33 @@ def _step_ratio_matrix(order: int, factor: float, r: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def _rescale_differences(d: np.ndarray, order: int, factor: float) -> None:
-    """Turn differences for step h into differences for step ``factor * h``: D <- (RU)^T D."""
+def _rescale_differences(d: np.ndarray, order: int, factor: float, work: np.ndarray) -> None:
+    """Turn differences for step h into differences for step ``factor * h``: D <- (RU)^T D.
+
+    ``work`` (3, MAX_ORDER + 1, MAX_ORDER + 1) is scratch, so a step change allocates nothing.
+    """
     size = order + 1
-    r = np.empty((MAX_ORDER + 1, MAX_ORDER + 1))
-    u = np.empty((MAX_ORDER + 1, MAX_ORDER + 1))
+    r, u, ru = work[0], work[1], work[2]
     _step_ratio_matrix(order, factor, r)
     _step_ratio_matrix(order, 1.0, u)
-    ru = np.zeros((MAX_ORDER + 1, MAX_ORDER + 1))
     for i in range(size):
-        for k in range(size):
-            for j in range(size):
-                ru[i, j] += r[i, k] * u[k, j]
-    old = np.empty(MAX_ORDER + 1)
-    for c in range(d.shape[1]):
-        for i in range(size):
-            old[i] = d[i, c]
         for j in range(size):
             acc = 0.0
-            for i in range(size):
-                acc += ru[i, j] * old[i]
+            for k in range(size):
+                acc += r[i, k] * u[k, j]
+            ru[i, j] = acc
+    for c in range(d.shape[1]):
+        d0, d1, d2, d3, d4, d5 = d[0, c], d[1, c], d[2, c], d[3, c], d[4, c], d[5, c]
+        for j in range(size):
+            acc = ru[0, j] * d0 + ru[1, j] * d1
+            if size > 2:
+                acc += ru[2, j] * d2
+            if size > 3:
+                acc += ru[3, j] * d3
+            if size > 4:
+                acc += ru[4, j] * d4
+            if size > 5:
+                acc += ru[5, j] * d5
             d[j, c] = acc
 
 
@@ -182,7 +189,7 @@ def _newton(
 def _interpolate(
     d: np.ndarray, order: int, t: float, h: float, t_eval: float, out: np.ndarray, row: int
 ) -> None:
-    """The BDF interpolant of the last ``order + 1`` points at ``t_eval``, into ``out[:, row]``."""
+    """The BDF interpolant of the last ``order + 1`` points at ``t_eval``, into ``out[row]``."""
     x = (t_eval - t) / h
     w1 = x
     w2 = w1 * (x + 1.0) / 2.0
@@ -209,7 +216,7 @@ def integrate_segment(
 ):  # fmt: skip
     """Integrate from (t0, y0) to t_end with a constant applied current.
 
-    Fills ``y_out[:, k]`` (n_states, n_t) for every grid time ``t0 <= t_out[k] <= t_end``
+    Fills ``y_out[k]`` (n_t, n_states) for every grid time ``t0 <= t_out[k] <= t_end``
     from index ``first_out`` on. Returns (status, next grid index, final state).
     """
     n = y0.size
@@ -233,6 +240,7 @@ def integrate_segment(
     y_predict, psi, scale = np.empty(n), np.empty(n), np.empty(n)
     y_new, d, dy = np.empty(n), np.empty(n), np.empty(n)
     diffs = np.zeros((MAX_ORDER + 3, n))
+    rescale_work = np.empty((3, MAX_ORDER + 1, MAX_ORDER + 1))
 
     # The Newton error is measured in units of the error tolerance already.
     newton_tol = max(10.0 * EPS / rtol, NEWTON_TOL)
@@ -255,7 +263,7 @@ def integrate_segment(
             return TOO_MANY_STEPS, out_index, y
         min_step = 10.0 * EPS * max(abs(t), abs(t_end))
         if h > max_step:
-            _rescale_differences(diffs, order, max_step / h)
+            _rescale_differences(diffs, order, max_step / h, rescale_work)
             h, equal_steps = max_step, 0
 
         accepted = False
@@ -268,7 +276,7 @@ def integrate_segment(
             t_new = t + h
             if t_new >= t_end - min_step:
                 t_new = t_end
-                _rescale_differences(diffs, order, (t_end - t) / h)
+                _rescale_differences(diffs, order, (t_end - t) / h, rescale_work)
                 h, equal_steps = t_end - t, 0
 
             for i in range(n):
@@ -287,6 +295,14 @@ def integrate_segment(
                 if lu_is_valid and abs(c / lu_c - 1.0) > LU_REUSE_DRIFT:
                     lu_is_valid = False
                 if not lu_is_valid:
+                    if has_jacobian and not jacobian_is_current:
+                        # a closed-form Jacobian costs a few right-hand sides: refresh it
+                        _jacobian(
+                            rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict, jac,
+                            stats, work_y, work_f0, work_f,
+                        )  # fmt: skip
+                        _sparse_lu.choose_order(jac, factors.order)
+                        jacobian_is_current = True
                     stats[STAT_LU] += 1
                     lu_c = c
                     newton_rate = 1.0
@@ -307,7 +323,7 @@ def integrate_segment(
 
             if not converged:
                 stats[STAT_NEWTON_FAILED] += 1
-                _rescale_differences(diffs, order, 0.5)
+                _rescale_differences(diffs, order, 0.5, rescale_work)
                 h, equal_steps = 0.5 * h, 0
                 continue
 
@@ -321,7 +337,7 @@ def integrate_segment(
                 factor = MIN_FACTOR
                 if math.isfinite(error_norm):
                     factor = max(MIN_FACTOR, safety * error_norm ** (-1.0 / (order + 1)))
-                _rescale_differences(diffs, order, factor)
+                _rescale_differences(diffs, order, factor, rescale_work)
                 h, equal_steps = h * factor, 0
             else:
                 accepted = True
@@ -362,7 +378,7 @@ def integrate_segment(
                 best_factor, best_delta = factor, 1
         order += best_delta
         factor = min(MAX_FACTOR, safety * best_factor)
-        _rescale_differences(diffs, order, factor)
+        _rescale_differences(diffs, order, factor, rescale_work)
         h, equal_steps = h * factor, 0
 
     return SUCCESS, out_index, y
@@ -385,6 +401,7 @@ def integrate(
 
     Returns (status, y_out (n_states, n_t) with NaN where not reached, stats).
     """
+    # one row per output time while solving (each write is contiguous), transposed at the end
     y_out = np.full((y0.size, t_out.size), np.nan)
     stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
     y = y0.copy()

@@ -35,9 +35,13 @@ class SparseLU(NamedTuple):
     """Factors of ``I - c J`` in the order ``order``; the arrays are reused between factorisations.
 
     ``lu`` (n, n) holds L (unit diagonal, below) and U (on and above) of the
-    permuted matrix; ``piv`` its row swaps; ``starts`` (2, n + 1) and ``cols``
-    (2, n * n) the column indices of the nonzeros of row i of L (``[0]``) and
-    of U right of the diagonal (``[1]``) as CSR; ``work`` (n,) scratch.
+    permuted matrix; ``piv`` its row swaps; ``order`` the elimination order.
+    For the solves the factors are also kept compact: ``starts`` (2, n + 1)
+    and ``cols`` (2, n * n) index the nonzeros of row i of L (``[0]``) and of
+    U right of the diagonal (``[1]``) as CSR with their values in ``values``
+    (2, n * n); ``inverse_diagonal`` (n,) is 1 / U's diagonal; ``source``
+    (n,) is where row i of the permuted system comes from (the order and
+    the row swaps in one); ``work`` (n,) scratch.
     """
 
     lu: np.ndarray
@@ -45,6 +49,9 @@ class SparseLU(NamedTuple):
     order: np.ndarray
     starts: np.ndarray
     cols: np.ndarray
+    values: np.ndarray
+    inverse_diagonal: np.ndarray
+    source: np.ndarray
     work: np.ndarray
 
 
@@ -56,6 +63,9 @@ def new_sparse_lu(n: int) -> SparseLU:
         np.arange(n),
         np.zeros((2, n + 1), dtype=np.int64),
         np.empty((2, n * n), dtype=np.int64),
+        np.empty((2, n * n)),
+        np.empty(n),
+        np.arange(n),
         np.empty(n),
     )
 
@@ -122,42 +132,43 @@ def _pivot_row(a: np.ndarray, k: int) -> int:
 
 @njit(cache=True)
 def _index_nonzeros(f: SparseLU) -> None:
-    a, starts, cols = f.lu, f.starts, f.cols
+    a, starts, cols, values = f.lu, f.starts, f.cols, f.values
     n = a.shape[0]
     lower = upper = 0
     for i in range(n):
         starts[0, i], starts[1, i] = lower, upper
         for j in range(i):
             if a[i, j] != 0.0:
-                cols[0, lower] = j
+                cols[0, lower], values[0, lower] = j, a[i, j]
                 lower += 1
         for j in range(i + 1, n):
             if a[i, j] != 0.0:
-                cols[1, upper] = j
+                cols[1, upper], values[1, upper] = j, a[i, j]
                 upper += 1
+        f.inverse_diagonal[i] = 1.0 / a[i, i]
     starts[0, n], starts[1, n] = lower, upper
+    source = f.source
+    source[:] = f.order
+    for k in range(n):
+        p = f.piv[k]
+        if p != k:
+            source[k], source[p] = source[p], source[k]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def solve(f: SparseLU, b: np.ndarray) -> None:
     """Solve ``(I - c J) x = b`` in place with the factors from :func:`factor`."""
-    a, piv, order, starts, cols, w = f.lu, f.piv, f.order, f.starts, f.cols, f.work
+    starts, cols, values, w = f.starts, f.cols, f.values, f.work
     n = b.size
     for i in range(n):
-        w[i] = b[order[i]]
-    for k in range(n):
-        p = piv[k]
-        if p != k:
-            w[k], w[p] = w[p], w[k]
-    for i in range(n):
-        acc = w[i]
+        acc = b[f.source[i]]
         for q in range(starts[0, i], starts[0, i + 1]):
-            acc -= a[i, cols[0, q]] * w[cols[0, q]]
+            acc -= values[0, q] * w[cols[0, q]]
         w[i] = acc
     for i in range(n - 1, -1, -1):
         acc = w[i]
         for q in range(starts[1, i], starts[1, i + 1]):
-            acc -= a[i, cols[1, q]] * w[cols[1, q]]
-        w[i] = acc / a[i, i]
+            acc -= values[1, q] * w[cols[1, q]]
+        w[i] = acc * f.inverse_diagonal[i]
     for i in range(n):
-        b[order[i]] = w[i]
+        b[f.order[i]] = w[i]

@@ -9,12 +9,16 @@ A failed attempt is retried with tighter settings; if every attempt fails,
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numba import njit
+from numba.core.types.function_type import WrapperAddressProtocol
+from numba.experimental.function_type import _get_wrapper_address
 from numpy.typing import NDArray
 
 from ionops.datasets import _bdf
@@ -81,6 +85,43 @@ def _no_jacobian(t, y, p, i_app, jac):
     """Placeholder for models without a closed-form Jacobian (never called)."""
 
 
+class _CompiledFunction(WrapperAddressProtocol):
+    """A model's compiled function handed to the solver by its address."""
+
+    def __init__(self, dispatcher: Any, signature: Any) -> None:
+        self._dispatcher = dispatcher  # keeps the machine code alive
+        self._signature = signature
+        self._address = _get_wrapper_address(dispatcher, signature)
+
+    def __wrapper_address__(self) -> int:
+        return int(self._address)
+
+    def signature(self) -> Any:
+        return self._signature
+
+
+@functools.cache
+def _compiled_rhs(dispatcher: Any) -> _CompiledFunction:
+    return _CompiledFunction(dispatcher, _bdf.RHS_SIGNATURE)
+
+
+@functools.cache
+def _compiled_jacobian(dispatcher: Any) -> _CompiledFunction:
+    return _CompiledFunction(dispatcher, _bdf.JACOBIAN_SIGNATURE)
+
+
+@functools.cache
+def _integrate_entry_point() -> Any:
+    """The compiled integrator without numba's per-call argument typing.
+
+    Typing a first-class function argument costs numba about 0.1 ms per call
+    (3 % of an ORd trajectory); the arguments here always have the one
+    signature :func:`_bdf.integrate` was compiled for.
+    """
+    (signature,) = _bdf.integrate.signatures
+    return _bdf.integrate.overloads[signature].entry_point  # type: ignore[attr-defined]
+
+
 def stimulus_segments(
     amplitude: float, t_stim: float, t_end: float
 ) -> list[tuple[float, float, float]]:
@@ -106,8 +147,9 @@ def integrate_protocol(
     """
     has_jacobian = model.jacobian is not None
     segments = np.asarray(segments, dtype=np.float64)
-    status, y_out, stats = _bdf.integrate(
-        model.rhs, model.jacobian if has_jacobian else _no_jacobian, has_jacobian,
+    jacobian = model.jacobian if has_jacobian else _no_jacobian
+    status, y_out, stats = _integrate_entry_point()(
+        _compiled_rhs(model.rhs), _compiled_jacobian(jacobian), has_jacobian,
         np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(y0, dtype=np.float64),
         np.ascontiguousarray(segments[:, 0]), np.ascontiguousarray(segments[:, 1]),
         np.ascontiguousarray(segments[:, 2]), np.ascontiguousarray(t_grid, dtype=np.float64),
@@ -115,6 +157,14 @@ def integrate_protocol(
         float(settings.max_step),
     )  # fmt: skip
     return int(status), y_out, stats
+
+
+def _attempts(
+    settings: SolverSettings, retries: Sequence[SolverSettings] | None
+) -> Iterator[SolverSettings]:
+    """The settings to try in turn; the default retry is made only when it is needed."""
+    yield settings
+    yield from retries if retries is not None else (settings.tightened(),)
 
 
 def solve(
@@ -136,9 +186,8 @@ def solve(
     p = model.parameter_vector() if p is None else p
     y0 = model.initial_state(p) if y0 is None else y0
     t_grid = np.ascontiguousarray(t_grid, dtype=np.float64)
-    attempts = [settings, *(retries if retries is not None else [settings.tightened()])]
     tried = []
-    for number, attempt in enumerate(attempts, start=1):
+    for number, attempt in enumerate(_attempts(settings, retries), start=1):
         segments = np.array(stimulus_segments(amplitude, t_stim, float(t_grid[-1])))
         status, y_out, stats = integrate_protocol(model, p, y0, segments, t_grid, attempt)
         if status == _bdf.SUCCESS and np.isfinite(y_out).all():

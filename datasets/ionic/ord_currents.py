@@ -24,6 +24,17 @@ def x_over_expm1(x: float) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def x_over_expm1_prime(x: float) -> float:
+    """The derivative of :func:`x_over_expm1`, by its series where the quotient would cancel."""
+    if abs(x) < 1e-4:
+        return -0.5 + x / 6.0 - x * x * x / 180.0
+    if x > 700.0:  # exp overflows; the derivative has vanished long before
+        return 0.0
+    em1 = math.expm1(x)
+    return (em1 - x * math.exp(x)) / (em1 * em1)
+
+
+@njit(cache=True, error_model="numpy")
 def ghk(z: float, vfrt: float, inside: float, outside: float) -> float:
     """z^2 V F^2/(RT) (c_in e^{z V F/RT} - c_out) / (e^{z V F/RT} - 1), exact at V = 0."""
     return z * F * x_over_expm1(z * vfrt) * (inside * math.exp(z * vfrt) - outside)
