@@ -13,7 +13,11 @@ side in that one run:
 - ASHA: epochs trained against every trial trained to the last epoch;
 - memory (proportional set size, peaks, sampled every second): the driver
   (which holds the MLflow client), Ray's own processes, the trial workers,
-  and the MLflow server.
+  and the MLflow server;
+- serial costs per trial: the CPU seconds of the driver (Tune's loop, the
+  searcher, the MLflow client), of Ray's own processes and of the MLflow
+  server, per trial: what 32 concurrent trials (4 nodes x 4 GPUs, half a GPU
+  each) would ask of them, against trials of the given length.
 
     python benchmarks/search_service.py [--trials 8] [--epochs 30] [--n-t 630]
 """
@@ -30,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -69,15 +74,39 @@ def kind_of(process: psutil.Process) -> str:
         line = " ".join(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return "gone"
-    if "default_worker.py" in line or line.startswith("ray::run_trial") or "ray::IDLE" in line:
+    if "default_worker.py" in line or line.startswith("ray::"):  # a worker: a trial or idle
         return "trial workers"
     return "Ray processes"
 
 
-def sample(driver: psutil.Process, server: psutil.Process, peaks: dict[str, int]) -> None:
+def cpu_seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return float(times.user + times.system)
+
+
+def remember(cpu: dict[int, tuple[str, float]], process: psutil.Process, kind: str) -> None:
+    """The process's CPU seconds so far (the last reading stays once it has exited)."""
+    seconds = cpu_seconds(process)
+    if seconds > 0.0:
+        cpu[process.pid] = (kind, seconds)
+
+
+def sample(
+    driver: psutil.Process,
+    server: psutil.Process,
+    peaks: dict[str, int],
+    cpu: dict[int, tuple[str, float]],
+) -> None:
+    """Memory peaks by kind into ``peaks``; each process's latest CPU seconds into ``cpu``."""
     sizes = {"driver (with the MLflow client)": pss(driver), "MLflow server": pss(server)}
-    for child in server.children(recursive=True):
-        sizes["MLflow server"] += pss(child)
+    remember(cpu, driver, "driver")
+    for process in [server, *server.children(recursive=True)]:
+        if process is not server:
+            sizes["MLflow server"] += pss(process)
+        remember(cpu, process, "MLflow server")
     try:
         children = driver.children(recursive=True)
     except psutil.NoSuchProcess:
@@ -85,6 +114,8 @@ def sample(driver: psutil.Process, server: psutil.Process, peaks: dict[str, int]
     for child in children:
         kind = kind_of(child)
         sizes[kind] = sizes.get(kind, 0) + pss(child)
+        if kind == "Ray processes":
+            remember(cpu, child, kind)
     sizes["all Ray (driver, Ray, workers)"] = sum(
         v for k, v in sizes.items() if k not in ("MLflow server", "gone")
     )
@@ -98,15 +129,36 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--n-t", type=int, default=630)
+    parser.add_argument(
+        "--marginal", type=int, metavar="N", default=0,
+        help="also run N more trials: the difference is each extra trial's serial cost",
+    )  # fmt: skip
+    parser.add_argument(
+        "--marginal-epochs", type=int, metavar="E", default=0,
+        help="also run every trial for E more epochs: the difference is each report's cost",
+    )  # fmt: skip
     args = parser.parse_args()
+    wall, concurrency, spans, epochs, peaks, cpu = run_search(args, args.trials, args.epochs)
+    report(args, wall, concurrency, spans, epochs, len(spans), peaks)
+    if args.marginal:
+        _, _, more_spans, _, _, more_cpu = run_search(args, args.trials + args.marginal,
+                                                      args.epochs)  # fmt: skip
+        serial_costs(cpu, more_cpu, args.marginal, "trial", more_spans)
+    if args.marginal_epochs:
+        longer = args.epochs + args.marginal_epochs
+        _, _, _, more_epochs, _, more_cpu = run_search(args, args.trials, longer)
+        serial_costs(cpu, more_cpu, more_epochs - epochs, "epoch", spans)
 
+
+def run_search(args: argparse.Namespace, trials: int, epochs: int) -> tuple[Any, ...]:
+    """One real `ionops tune`: (wall, concurrency, spans, epochs trained, peaks, cpu)."""
     import mlflow
 
     with tempfile.TemporaryDirectory(prefix="ionops-bench-") as scratch:
         root = Path(scratch)
         settings = [
             "--set", f"data.fraction={args.fraction}", "--set", f"data.n_t={args.n_t}",
-            "--set", f"training.epochs={args.epochs}", "--set", f"search.num_samples={args.trials}",
+            "--set", f"training.epochs={epochs}", "--set", f"search.num_samples={trials}",
             "--set", "search.space=constrained",
         ]  # fmt: skip
         env = {**os.environ, "IONOPS_WORKDIR": str(root / "work")}
@@ -116,15 +168,17 @@ def main() -> None:
         server, uri = start_mlflow_server(root)
         env["MLFLOW_TRACKING_URI"] = uri
         peaks: dict[str, int] = {}
+        cpu: dict[int, tuple[str, float]] = {}
         began = time.monotonic()
         search = subprocess.Popen([str(BIN / "ionops"), "tune", "fhn", *settings, "--no-progress"],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True)  # fmt: skip
         driver, server_process = psutil.Process(search.pid), psutil.Process(server.pid)
         while search.poll() is None:
-            sample(driver, server_process, peaks)
-            time.sleep(1.0)
+            sample(driver, server_process, peaks, cpu)
+            time.sleep(0.5)
         wall = time.monotonic() - began
+        sample(driver, server_process, peaks, cpu)  # the server's last requests
         output = search.stdout.read() if search.stdout else ""
         if search.returncode != 0:
             server.terminate()
@@ -135,12 +189,12 @@ def main() -> None:
         experiment = client.get_experiment_by_name("ionops/fhn-fno/search")
         children = [r for r in client.search_runs([experiment.experiment_id])
                     if "ionops.trial_id" in r.data.tags]  # fmt: skip
-        epochs = sum(int(r.data.metrics["epoch"]) for r in children)
+        trained = sum(int(r.data.metrics["epoch"]) for r in children)
         spans = [(r.info.start_time / 1000, r.info.end_time / 1000, r.data.metrics["trial_seconds"])
                  for r in children]  # fmt: skip
         server.terminate()
         server.wait()
-    report(args, wall, concurrency, spans, epochs, len(children), peaks)
+    return wall, concurrency, spans, trained, peaks, cpu
 
 
 def report(
@@ -189,6 +243,37 @@ def report(
     for key, value in sorted(peaks.items()):
         if key != "gone":
             print(f"  {key:<34} {value / 2**20:8.0f} MiB")
+
+
+def serial_costs(
+    cpu: dict[int, tuple[str, float]],
+    more_cpu: dict[int, tuple[str, float]],
+    extra: int,
+    unit: str,
+    spans: list[tuple[float, float, float]],
+) -> None:
+    """CPU seconds each extra ``unit`` costs the processes every trial goes through; 32 at once."""
+
+    def by_kind(readings: dict[int, tuple[str, float]]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for kind, seconds in readings.values():
+            totals[kind] = totals.get(kind, 0.0) + seconds
+        return totals
+
+    base, more = by_kind(cpu), by_kind(more_cpu)
+    median_trial = sorted(e - s for s, e, _ in spans)[len(spans) // 2]
+    print(f"serial costs per {unit} (the CPU seconds of a search with {extra} more, less the "
+          f"first one's, / {extra}):")  # fmt: skip
+    for kind in ("driver", "Ray processes", "MLflow server"):
+        each = max(0.0, more.get(kind, 0.0) - base.get(kind, 0.0)) / extra
+        if unit == "trial":
+            print(f"  {kind:<16} {each:6.3f} s: 32 trials at a time keep it busy "
+                  f"{32 * each / median_trial:.0%} with trials of {median_trial:.1f} s (this "
+                  f"run's median), {32 * each / 600:.2%} with 10-minute trials")  # fmt: skip
+        else:
+            print(f"  {kind:<16} {each * 1e3:6.1f} ms: 32 trials at a time keep it busy "
+                  f"{32 * each / 1.0:.0%} with 1 s epochs, {32 * each / 10.0:.1%} with "
+                  f"10 s epochs")  # fmt: skip
 
 
 if __name__ == "__main__":
