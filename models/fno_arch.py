@@ -38,6 +38,18 @@ class FNOArchitecture:
         return asdict(self)
 
 
+# The paper's tuned configurations (DESIGN.md) on each model's dataset grid, with the
+# parameter counts the paper reports for them.
+PAPER_CONFIGURATIONS: dict[str, tuple[FNOArchitecture, int, int]] = {
+    "FHN constrained": (FNOArchitecture(64, 5, 12, "gelu", 5, "mlp", 2), 571_138, 1260),
+    "FHN unconstrained": (FNOArchitecture(224, 4, 20, "leaky_relu", 15, "mlp", 2), 8_691_298, 1260),
+    "HH constrained": (FNOArchitecture(96, 5, 5, "gelu", 7, "mlp", 4), 626_180, 1260),
+    "HH unconstrained": (FNOArchitecture(256, 4, 24, "leaky_relu", 15, "mlp", 4), 13_439_236, 1260),
+    "ORd constrained": (FNOArchitecture(32, 5, 48, "gelu", 15, "classic", 41), 510_825, 10080),
+    "ORd unconstrained": (FNOArchitecture(192, 5, 32, "gelu", 14, "mlp", 41), 12_407_465, 10080),
+}
+
+
 def validate(arch: FNOArchitecture, n_t: int | None = None) -> None:
     """Reject a configuration that cannot be built (for grids of ``n_t`` points); never clip."""
     if arch.d_v < 1:

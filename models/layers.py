@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import grad as conv_grad
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
@@ -53,11 +55,54 @@ class Pointwise(nn.Linear):
         return nn.functional.conv1d(x, self.weight[:, :, None], self.bias)
 
 
+class _ActivationThenPointwise(torch.autograd.Function):
+    """pointwise(act(h)) that keeps only h for the backward pass and recomputes act(h) there.
+
+    Autograd would keep both h (for the activation's derivative) and act(h)
+    (for the weight's gradient); recomputing the activation, an elementwise
+    pass, saves one hidden-sized tensor per MLP (the largest of the FNO's
+    lifting and projection) at the cost of that pass.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, act: nn.Module
+    ) -> torch.Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.act = act
+        return nn.functional.conv1d(act(h), weight[:, :, None], bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        h, weight = ctx.saved_tensors
+        with torch.enable_grad():
+            h = h.detach().requires_grad_(True)
+            g = ctx.act(h)
+        kernel = weight[:, :, None]
+        grad_g = conv_grad.conv1d_input(g.shape, kernel, grad)
+        grad_weight = conv_grad.conv1d_weight(g.detach(), kernel.shape, grad)[:, :, 0]
+        (grad_h,) = torch.autograd.grad(g, h, grad_g)
+        return grad_h, grad_weight, grad.sum((0, 2)), None
+
+
 class PointwiseMLP(nn.Sequential):
-    """Two pointwise linear maps with the activation between: c_in -> hidden -> c_out."""
+    """Two pointwise linear maps with the activation between: c_in -> hidden -> c_out.
+
+    Training keeps the hidden activation's input only (:class:`_ActivationThenPointwise`).
+    """
 
     def __init__(self, c_in: int, hidden: int, c_out: int, act: str) -> None:
         super().__init__(Pointwise(c_in, hidden), activation(act), Pointwise(hidden, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first, act, second = self
+        assert isinstance(second, Pointwise)
+        h = first(x)
+        if torch.is_grad_enabled() and second.in_features > Pointwise.FEW:
+            out: torch.Tensor = _ActivationThenPointwise.apply(h, second.weight, second.bias, act)
+            return out
+        result: torch.Tensor = second(act(h))
+        return result
 
 
 def largest_prime_factor(n: int) -> int:

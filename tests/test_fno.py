@@ -14,17 +14,11 @@ from ionops.models import (
     total_cap_k_max,
 )
 from ionops.models.fno import validate
+from ionops.models.fno_arch import PAPER_CONFIGURATIONS
 from ionops.models.layers import FourierLayer, SpectralConv1d
 
 # DESIGN.md: the paper's tuned configurations and their parameter counts.
-PAPER = [
-    ("FHN constrained", FNOArchitecture(64, 5, 12, "gelu", 5, "mlp", 2), 571_138),
-    ("FHN unconstrained", FNOArchitecture(224, 4, 20, "leaky_relu", 15, "mlp", 2), 8_691_298),
-    ("HH constrained", FNOArchitecture(96, 5, 5, "gelu", 7, "mlp", 4), 626_180),
-    ("HH unconstrained", FNOArchitecture(256, 4, 24, "leaky_relu", 15, "mlp", 4), 13_439_236),
-    ("ORd constrained", FNOArchitecture(32, 5, 48, "gelu", 15, "classic", 41), 510_825),
-    ("ORd unconstrained", FNOArchitecture(192, 5, 32, "gelu", 14, "mlp", 41), 12_407_465),
-]
+PAPER = [(name, arch, count) for name, (arch, count, _) in PAPER_CONFIGURATIONS.items()]
 
 
 @pytest.mark.parametrize(("name", "arch", "expected"), PAPER, ids=[p[0] for p in PAPER])
