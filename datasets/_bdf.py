@@ -33,6 +33,7 @@ from ionops.datasets._numerics import (
     STAT_STEPS,
     _all_finite,
     _jacobian,
+    _rescale_differences,
     _rms,
 )
 
@@ -79,47 +80,6 @@ _KAPPA = np.array([0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0])
 _GAMMA = np.concatenate((np.zeros(1), np.cumsum(1.0 / np.arange(1, MAX_ORDER + 1))))
 _ALPHA = (1.0 - _KAPPA) * _GAMMA
 _ERROR_CONST = _KAPPA * _GAMMA + 1.0 / np.arange(1, MAX_ORDER + 2)
-
-
-@njit(cache=True, error_model="numpy")
-def _step_ratio_matrix(order: int, factor: float, r: np.ndarray) -> None:
-    """R[i, j] = prod_{m=1..i} (m - 1 - factor j) / m, into ``r``: rescales differences."""
-    for j in range(order + 1):
-        r[0, j] = 1.0
-        for i in range(1, order + 1):
-            value = 0.0 if j == 0 else (i - 1 - factor * j) / i
-            r[i, j] = r[i - 1, j] * value
-
-
-@njit(cache=True, error_model="numpy")
-def _rescale_differences(d: np.ndarray, order: int, factor: float, work: np.ndarray) -> None:
-    """Turn differences for step h into differences for step ``factor * h``: D <- (RU)^T D.
-
-    ``work`` (3, MAX_ORDER + 1, MAX_ORDER + 1) is scratch, so a step change allocates nothing.
-    """
-    size = order + 1
-    r, u, ru = work[0], work[1], work[2]
-    _step_ratio_matrix(order, factor, r)
-    _step_ratio_matrix(order, 1.0, u)
-    for i in range(size):
-        for j in range(size):
-            acc = 0.0
-            for k in range(size):
-                acc += r[i, k] * u[k, j]
-            ru[i, j] = acc
-    for c in range(d.shape[1]):
-        d0, d1, d2, d3, d4, d5 = d[0, c], d[1, c], d[2, c], d[3, c], d[4, c], d[5, c]
-        for j in range(size):
-            acc = ru[0, j] * d0 + ru[1, j] * d1
-            if size > 2:
-                acc += ru[2, j] * d2
-            if size > 3:
-                acc += ru[3, j] * d3
-            if size > 4:
-                acc += ru[4, j] * d4
-            if size > 5:
-                acc += ru[5, j] * d5
-            d[j, c] = acc
 
 
 @njit(cache=True, error_model="numpy")
@@ -210,6 +170,15 @@ def _interpolate(
 
 
 @njit(cache=True, error_model="numpy")
+def _new_jacobian(
+    rhs, jacobian, has_jacobian, p, i_app, t, y, jac, factors, stats, work_y, work_f0, work_f
+):  # fmt: skip
+    """The Jacobian at (t, y) into ``jac``, and the factorisation's elimination order for it."""
+    _jacobian(rhs, jacobian, has_jacobian, p, i_app, t, y, jac, stats, work_y, work_f0, work_f)
+    _sparse_lu.choose_order(jac, factors.order)
+
+
+@njit(cache=True, error_model="numpy")
 def integrate_segment(
     rhs, jacobian, has_jacobian, p, i_app, t0, t_end, y0,
     t_out, y_out, first_out, rtol, atol, max_steps, max_step, stats,
@@ -250,8 +219,8 @@ def integrate_segment(
     diffs[1] = f * h
     order = 1
     equal_steps = 0
-    _jacobian(rhs, jacobian, has_jacobian, p, i_app, t0, y, jac, stats, work_y, work_f0, work_f)
-    _sparse_lu.choose_order(jac, factors.order)
+    _new_jacobian(rhs, jacobian, has_jacobian, p, i_app, t0, y, jac, factors, stats,
+                  work_y, work_f0, work_f)  # fmt: skip
     jacobian_is_current = True
     lu_is_valid = False
     lu_c = 1.0
@@ -297,11 +266,8 @@ def integrate_segment(
                 if not lu_is_valid:
                     if has_jacobian and not jacobian_is_current:
                         # a closed-form Jacobian costs a few right-hand sides: refresh it
-                        _jacobian(
-                            rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict, jac,
-                            stats, work_y, work_f0, work_f,
-                        )  # fmt: skip
-                        _sparse_lu.choose_order(jac, factors.order)
+                        _new_jacobian(rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict,
+                                      jac, factors, stats, work_y, work_f0, work_f)  # fmt: skip
                         jacobian_is_current = True
                     stats[STAT_LU] += 1
                     lu_c = c
@@ -314,11 +280,8 @@ def integrate_segment(
                     )  # fmt: skip
                 if converged or jacobian_is_current:
                     break
-                _jacobian(
-                    rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict, jac,
-                    stats, work_y, work_f0, work_f,
-                )  # fmt: skip
-                _sparse_lu.choose_order(jac, factors.order)
+                _new_jacobian(rhs, jacobian, has_jacobian, p, i_app, t_new, y_predict, jac,
+                              factors, stats, work_y, work_f0, work_f)  # fmt: skip
                 jacobian_is_current, lu_is_valid = True, False
 
             if not converged:
@@ -401,7 +364,6 @@ def integrate(
 
     Returns (status, y_out (n_states, n_t) with NaN where not reached, stats).
     """
-    # one row per output time while solving (each write is contiguous), transposed at the end
     y_out = np.full((y0.size, t_out.size), np.nan)
     stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
     y = y0.copy()
