@@ -12,8 +12,11 @@ copies, so Ray reads only bytes that ionops signed.
 
 A kill between one of Tune's snapshots and its signing costs that snapshot:
 the search continues from the one before, as if the kill had come a moment
-earlier. A file Tune writes only when a search starts (``tuner.pkl``) that
-differs from its signed copy was changed by someone else: refused.
+earlier. A file Tune writes only when a search starts (``tuner.pkl``) keeps
+its bytes: a resumed Tune copies it back from its staging folder at every
+snapshot, in place, so a kill mid-copy leaves a beginning of the signed
+bytes, which is put back whole; any other difference was made by someone
+else: refused.
 """
 
 from __future__ import annotations
@@ -173,8 +176,8 @@ def restore(tune_dir: Path, store: Path) -> list[str] | None:
                             f"after ionops signed it{refuse}")  # fmt: skip
         signed[name] = data
     current = _stamp(tune_dir)
-    for name in WRITTEN_ONCE:
-        if name in current and (tune_dir / name).read_bytes() != signed.get(name):
+    for name in WRITTEN_ONCE:  # a copy cut off (a beginning of the signed bytes) is put back
+        if name in current and not signed.get(name, b"").startswith((tune_dir / name).read_bytes()):
             raise UserError(f"{tune_dir / name} was changed after ionops signed it{refuse}")
     replaced = []
     for name in sorted(set(current) - set(signed)):

@@ -60,6 +60,19 @@ def test_a_planted_tuner_pickle_is_refused_and_runs_nothing(tune_dir, tmp_path):
     assert not marker.exists()
 
 
+def test_a_tuner_pickle_cut_off_mid_copy_is_put_back_whole(tune_dir):
+    # a resumed Tune copies tuner.pkl back in place at every snapshot: a kill mid-copy leaves
+    # its beginning (the CI failure of stop 18); a copy with one byte changed is still refused
+    signed = (tune_dir / "tuner.pkl").read_bytes()
+    for cut in (0, len(signed) // 2, len(signed) - 1):
+        (tune_dir / "tuner.pkl").write_bytes(signed[:cut])
+        assert _restore(tune_dir) == ["tuner.pkl"]
+        assert (tune_dir / "tuner.pkl").read_bytes() == signed
+    (tune_dir / "tuner.pkl").write_bytes(signed[:-2] + bytes([signed[-2] ^ 1]))
+    with pytest.raises(UserError, match=r"tune/tuner.pkl was changed after ionops signed it"):
+        _restore(tune_dir)
+
+
 def test_a_changed_manifest_or_signed_copy_is_refused(tune_dir, tmp_path):
     store = tune_dir.parent / signing.SIGNED
     manifest = json.loads((store / signing.MANIFEST).read_text())
