@@ -61,12 +61,11 @@ class FNO(nn.Module):
 
     def forward(self, stimulus: torch.Tensor) -> torch.Tensor:
         """``stimulus`` (batch, n_t) -> states (batch, n_states, n_t)."""
-        batch, n_t = stimulus.shape
+        n_t = stimulus.shape[-1]
         if self.arch.k_max > (n_t + self.arch.n_pad) // 2 + 1:
             validate(self.arch, n_t)
         grid = torch.linspace(0.0, 1.0, n_t, device=stimulus.device, dtype=stimulus.dtype)
-        x = torch.stack((stimulus, grid.expand(batch, n_t)), dim=1)
-        v = self.lift(x)
+        v = self._lift(stimulus, grid)
         if self.arch.n_pad:
             v = nn.functional.pad(v, (0, self.arch.n_pad))
         for layer in self.layers:
@@ -74,6 +73,30 @@ class FNO(nn.Module):
         if self.arch.n_pad:
             v = v[..., :n_t]
         return self.project(v)
+
+    def _lift(self, stimulus: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """P at every point: stimulus (b, n_t) and grid (n_t,) -> (b, d_v, n_t).
+
+        P is pointwise: a point's lifted value depends on its stimulus and grid values
+        only. So without gradients the points where a sample's stimulus has its column's
+        most common value across the batch (a stimulus at rest, most of a beat) are lifted
+        once per column, and only the others point by point: the same values (to rounding)
+        for a fraction of the cost, which was a sixth of a prediction of ORd.
+        """
+        batch, n_t = stimulus.shape
+        if torch.is_grad_enabled() or batch < 4:
+            return self.lift(torch.stack((stimulus, grid.expand(batch, n_t)), dim=1))
+        common = stimulus.mode(dim=0).values  # (n_t,)
+        own = stimulus != common  # (b, n_t): the points lifted one by one
+        count = int(own.sum())
+        if 2 * count > batch * n_t:
+            return self.lift(torch.stack((stimulus, grid.expand(batch, n_t)), dim=1))
+        v = self.lift(torch.stack((common, grid))[None]).expand(batch, -1, -1).contiguous()
+        if count:
+            rows, columns = own.nonzero(as_tuple=True)
+            points = torch.stack((stimulus[rows, columns], grid[columns]))[None]  # (1, 2, count)
+            v[rows, :, columns] = self.lift(points)[0].T
+        return v
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

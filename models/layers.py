@@ -146,6 +146,9 @@ class SpectralConv1d(nn.Module):
     FFTs are slow: 1265 points cost five times 1260), the retained modes are
     computed as a truncated DFT by real matrix products (one each way), the same
     transform at a cost that does not depend on the length's factors.
+
+    ``bias`` (channels,), given, is added to every output point for free: n times it
+    is added to the mean mode, which the inverse transform spreads evenly over the n points.
     """
 
     def __init__(self, channels: int, k_max: int) -> None:
@@ -155,24 +158,26 @@ class SpectralConv1d(nn.Module):
         self.weight = nn.Parameter(scale * torch.rand(k_max, channels, channels, 2))
         self._cached: tuple[tuple[int, int, torch.dtype], torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         # Never in half precision: cuFFT has no bfloat16 (and half only for powers of two),
         # and the retained modes are where precision matters.
         with torch.autocast(x.device.type, enabled=False):
             half = x.dtype in (torch.float16, torch.bfloat16)
-            return self._spectral(x.float() if half else x)
+            return self._spectral(x.float() if half else x, bias)
 
-    def _spectral(self, x: torch.Tensor) -> torch.Tensor:
+    def _spectral(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         n = x.shape[-1]
         if x.device.type == "cpu" and largest_prime_factor(n) > 7:
-            return self._by_dft(x)
+            return self._by_dft(x, bias)
         modes = torch.fft.rfft(x, dim=-1)[..., : self.k_max]  # (b, c, k)
         weight = torch.view_as_complex(self.weight)  # (k, c_in, c_out)
         # one (b x c_in) @ (c_in x c_out) product per mode
         mixed = torch.matmul(modes.permute(2, 0, 1), weight).permute(1, 2, 0)  # (b, c_out, k)
+        if bias is not None:
+            mixed = torch.cat([mixed[..., :1] + n * bias[:, None], mixed[..., 1:]], dim=-1)
         return torch.fft.irfft(mixed, n=n, dim=-1)
 
-    def _by_dft(self, x: torch.Tensor) -> torch.Tensor:
+    def _by_dft(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         b, c, n = x.shape
         k = self.k_max
         forward, inverse = _dft_bases(n, k, x.device, x.dtype)
@@ -180,6 +185,8 @@ class SpectralConv1d(nn.Module):
         # per mode (re, im) @ [[W_re, W_im], [-W_im, W_re]] = (re W_re - im W_im, re W_im + im W_re)
         mixed = modes.permute(3, 0, 2, 1).reshape(k, b, 2 * c) @ self._block()  # (k, b, 2 c_out)
         mixed = mixed.view(k, b, 2, -1).permute(1, 3, 2, 0).reshape(b, -1, 2 * k)
+        if bias is not None:
+            mixed[..., 0] += n * bias
         # irfft of modes 0..k_max-1 (the imaginary parts of the mean and Nyquist drop out)
         return mixed @ inverse
 
@@ -209,6 +216,12 @@ class FourierLayer(nn.Module):
         self.act = nn.Identity() if last else activation(act)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
+        if self.mlp is None and not (torch.is_grad_enabled()
+                                     or torch.is_autocast_enabled(v.device.type)):  # fmt: skip
+            # Classic, predicting: K v + b (the bias through the mean mode), then W v added in
+            # place by the product that computes it: two passes over the layer less
+            out = self.spectral(v, self.linear.bias)
+            return self.act(out.baddbmm_(self.linear.weight.expand(v.shape[0], -1, -1), v))
         kv = self.spectral(v)
         if self.mlp is not None:
             kv = self.mlp(kv)

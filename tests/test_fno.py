@@ -68,12 +68,31 @@ def _numpy_fourier_layer(layer, v, kind, last):
 
 
 @pytest.mark.parametrize(("kind", "last"), [("classic", False), ("mlp", False), ("mlp", True)])
-def test_fourier_layer_computes_exactly_its_formula(kind, last):
+@pytest.mark.parametrize("n", [10, 22])  # FFT; truncated DFT (prime factor 11)
+@pytest.mark.parametrize("grad", [True, False])  # training; predicting (Classic: fused)
+def test_fourier_layer_computes_exactly_its_formula(kind, last, n, grad):
     torch.manual_seed(0)
     layer = FourierLayer(d_v=3, k_max=3, kind=kind, act="gelu", last=last).double()
-    v = torch.randn(2, 3, 10, dtype=torch.float64)
+    v = torch.randn(2, 3, n, dtype=torch.float64)
     expected = _numpy_fourier_layer(layer, v.numpy(), kind, last)
-    np.testing.assert_allclose(layer(v).detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+    with torch.set_grad_enabled(grad):
+        out = layer(v)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", ["classic", "mlp"])
+def test_predicting_gives_the_training_paths_output(layer):
+    # without gradients the lifting is shared by the points at each column's common stimulus
+    # and Classic layers are fused: the same outputs to rounding, pulses or not
+    torch.manual_seed(6)
+    model = FNO(FNOArchitecture(8, 3, 6, "gelu", 5, layer, 3)).eval()
+    amplitude = torch.tensor([[3.0], [0.0], [1.5], [3.0], [2.0], [0.5]])
+    pulses = (torch.arange(101.0) <= torch.tensor([[2.0], [0], [40], [2], [100], [5]])) * amplitude
+    for stimulus in (pulses - 0.3, torch.randn(6, 101), pulses[:3]):
+        with torch.enable_grad():
+            expected = model(stimulus).detach()
+        with torch.no_grad():
+            torch.testing.assert_close(model(stimulus), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_padding_is_appended_on_the_right_and_cropped_before_projection():

@@ -110,6 +110,21 @@ def test_the_python_api_and_its_options(fno):
     assert compared.solver_states.shape == compared.states.shape and "rel_l2" in compared.errors
 
 
+def test_calls_side_by_side_on_several_threads_predict_what_one_thread_does(fno):
+    checkpoint, _, _ = fno
+    rows = [[10.0 + i, 1.0 + i % 3] for i in range(9)]  # five calls of two
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = ionops.predict(checkpoint, rows, batch_size=2)
+        torch.set_num_threads(3)
+        side_by_side = ionops.predict(checkpoint, rows, batch_size=2)
+        assert torch.get_num_threads() == 3  # restored after the calls ran on one core each
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(side_by_side.states, alone.states)
+
+
 def test_mlp_surrogates_predict_their_test_split(mlp, tmp_path, capsys):
     checkpoint, dataset, result = mlp
     out = tmp_path / "prediction.h5"
