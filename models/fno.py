@@ -28,7 +28,7 @@ from ionops.models.fno_arch import (
     total_cap_k_max,
     validate,
 )
-from ionops.models.layers import FourierLayer, PointwiseMLP
+from ionops.models.layers import FourierLayer, PointwiseMLP, spectral_width
 
 __all__ = [
     "ACTIVATIONS",
@@ -66,11 +66,13 @@ class FNO(nn.Module):
             validate(self.arch, n_t)
         grid = torch.linspace(0.0, 1.0, n_t, device=stimulus.device, dtype=stimulus.dtype)
         v = self._lift(stimulus, grid)
-        if self.arch.n_pad:
-            v = nn.functional.pad(v, (0, self.arch.n_pad))
+        n = n_t + self.arch.n_pad  # the transforms' length; the activations may be wider
+        width = spectral_width(n, stimulus.device)
+        if width > n_t:
+            v = nn.functional.pad(v, (0, width - n_t))
         for layer in self.layers:
-            v = layer(v)
-        if self.arch.n_pad:
+            v = layer(v, n)
+        if width > n_t:
             v = v[..., :n_t]
         return self.project(v)
 

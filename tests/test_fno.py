@@ -15,7 +15,13 @@ from ionops.models import (
 )
 from ionops.models.fno import validate
 from ionops.models.fno_arch import PAPER_CONFIGURATIONS
-from ionops.models.layers import FourierLayer, SpectralConv1d
+from ionops.models.layers import (
+    ACTIVATIONS,
+    FourierLayer,
+    SpectralConv1d,
+    activate_in_place,
+    activation,
+)
 
 # DESIGN.md: the paper's tuned configurations and their parameter counts.
 PAPER = [(name, arch, count) for name, (arch, count, _) in PAPER_CONFIGURATIONS.items()]
@@ -95,18 +101,26 @@ def test_predicting_gives_the_training_paths_output(layer):
             torch.testing.assert_close(model(stimulus), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_padding_is_appended_on_the_right_and_cropped_before_projection():
+@pytest.mark.parametrize("layer", ["classic", "mlp"])
+@pytest.mark.parametrize("n_t", [16, 18])  # 21 points by FFT; 23 by DFT, carried on 24
+def test_padding_is_appended_on_the_right_and_cropped_before_projection(n_t, layer):
     torch.manual_seed(1)
-    model = FNO(FNOArchitecture(4, 2, 3, "tanh", 5, "classic", 2)).double()
-    stimulus = torch.randn(3, 16, dtype=torch.float64)
-    grid = torch.linspace(0, 1, 16, dtype=torch.float64).expand(3, 16)
+    model = FNO(FNOArchitecture(4, 2, 3, "tanh", 5, layer, 2)).double()
+    stimulus = torch.randn(3, n_t, dtype=torch.float64)
+    grid = torch.linspace(0, 1, n_t, dtype=torch.float64).expand(3, n_t)
     v = model.lift(torch.stack((stimulus, grid), dim=1))
     v = torch.nn.functional.pad(v, (0, 5))
-    for layer in model.layers:
-        v = layer(v)
-    expected = model.project(v[..., :16])
+    for fourier in model.layers:
+        v = fourier(v)  # exactly n_t + 5 points wide
+    expected = model.project(v[..., :n_t])
     torch.testing.assert_close(model(stimulus), expected)
-    assert model(stimulus).shape == (3, 2, 16)
+    assert model(stimulus).shape == (3, 2, n_t)
+    # the points past the transform's length that the DFT path carries change no gradient
+    weights = list(model.parameters())
+    want = torch.autograd.grad(expected.square().sum(), weights)
+    got = torch.autograd.grad(model(stimulus).square().sum(), weights)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
 
 
 def test_output_is_close_at_twice_the_resolution():
@@ -187,3 +201,11 @@ def test_mixed_precision_keeps_the_spectral_part_in_float32():
         mixed = model(stimulus)
     assert seen == [torch.float32]
     torch.testing.assert_close(mixed.float(), reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_an_activation_in_place_is_the_activation(name):
+    x = torch.randn(2, 3, 50)
+    fresh = x.clone()
+    assert activate_in_place(activation(name), fresh) is fresh  # no new tensor
+    torch.testing.assert_close(fresh, activation(name)(x), rtol=0, atol=0)
