@@ -18,6 +18,8 @@ from ionops.models.fno_arch import PAPER_CONFIGURATIONS
 from ionops.models.layers import (
     ACTIVATIONS,
     FourierLayer,
+    Pointwise,
+    PointwiseMLP,
     SpectralConv1d,
     activate_in_place,
     activation,
@@ -209,3 +211,18 @@ def test_an_activation_in_place_is_the_activation(name):
     fresh = x.clone()
     assert activate_in_place(activation(name), fresh) is fresh  # no new tensor
     torch.testing.assert_close(fresh, activation(name)(x), rtol=0, atol=0)
+
+
+def test_pointwise_maps_and_their_mlps_have_the_right_gradients():
+    # batched products forward and backward, the MLP's activation recomputed in backward
+    torch.manual_seed(7)
+    for module, c_in in ((Pointwise(12, 5), 12), (Pointwise(2, 5), 2),
+                         (PointwiseMLP(12, 16, 3, "gelu"), 12)):  # fmt: skip
+        module = module.double()
+        names = [name for name, _ in module.named_parameters()]
+        x = torch.randn(3, c_in, 9, dtype=torch.float64, requires_grad=True)
+
+        def f(x, *params, module=module, names=names):
+            return torch.func.functional_call(module, dict(zip(names, params, strict=True)), (x,))
+
+        assert torch.autograd.gradcheck(f, (x, *module.parameters()))
