@@ -216,9 +216,9 @@ def test_an_activation_in_place_is_the_activation(name):
 def test_pointwise_maps_and_their_mlps_have_the_right_gradients():
     # batched products forward and backward, the MLP's activation recomputed in backward
     torch.manual_seed(7)
-    for module, c_in in ((Pointwise(12, 5), 12), (Pointwise(2, 5), 2),
-                         (PointwiseMLP(12, 16, 3, "gelu"), 12)):  # fmt: skip
-        module = module.double()
+    for built, c_in in ((Pointwise(12, 5), 12), (Pointwise(2, 5), 2),
+                        (PointwiseMLP(12, 16, 3, "gelu"), 12)):  # fmt: skip
+        module = built.double()
         names = [name for name, _ in module.named_parameters()]
         x = torch.randn(3, c_in, 9, dtype=torch.float64, requires_grad=True)
 
