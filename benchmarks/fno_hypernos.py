@@ -9,8 +9,9 @@ one process, the two take turns (interleaved rounds, median):
 - training: steps of forward, relative-L2 loss, backward and AdamW, batch 32;
 - inference: forward without gradients, batch 32 and 256.
 
-Peak memory (resident set size) is measured in a fresh process per library,
-configuration and task, so one cannot inherit the other's allocations.
+Peak memory (resident set size) is measured in fresh processes per library,
+configuration and task, so one cannot inherit the other's allocations: the
+median of three each, taken in turns.
 Targets (issue 13): training >= 1.5x the anchor's samples/s at every
 configuration, inference >= 1.5x at batch 32 and 256, peak memory <= the
 anchor's everywhere.
@@ -112,6 +113,16 @@ def peak_memory(library: str, name: str, task: str) -> float:
     return value
 
 
+def peak_memories(name: str, task: str, processes: int) -> tuple[float, float]:
+    """ionops' and the anchor's peak RSS, each the median of ``processes`` fresh processes
+    taken in turns (one process's peak varies by tens of MiB with the allocator's arenas)."""
+    ours, theirs = [], []
+    for _ in range(processes):
+        ours.append(peak_memory("ionops", name, task))
+        theirs.append(peak_memory("HyperNOs", name, task))
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def same_outputs(name: str) -> float:
     """max |ionops - anchor| / max |ionops| on a batch of 4 at the configuration's grid."""
     import torch
@@ -157,6 +168,12 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(PAPER_CONFIGURATIONS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument(
+        "--memory-processes",
+        type=int,
+        default=3,
+        help="fresh processes per library and task; their median peak counts",
+    )
     args = parser.parse_args()
     torch.set_num_threads(_THREADS)
     names = [n.strip() for n in args.configs.split(",")]
@@ -182,8 +199,7 @@ def main() -> None:
         if not args.no_memory:
             cells = []
             for task in TASKS:
-                ours = peak_memory("ionops", name, task)
-                theirs = peak_memory("HyperNOs", name, task)
+                ours, theirs = peak_memories(name, task, args.memory_processes)
                 if ours > theirs:
                     memory_over.append(f"{name} {task}")
                 cells.append(f"{ours:8.0f}/{theirs:<7.0f}{ours / theirs:5.2f}x")
