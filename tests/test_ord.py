@@ -62,7 +62,7 @@ def test_right_hand_side_matches_the_cellml_to_1e_9(reference, ord_model):
         # A derivative near zero is the difference of terms of the variable's working size
         # (dm/dt at rest: alpha (1 - m) - beta m); rounding in them depends on the CPU's
         # instructions, so each difference is judged against a millionth of that size too
-        # (2.8e-10 of it on an AMD EPYC, under 1e-10 on the earlier Intel machines).
+        # (2.8e-10 of it on an AMD EPYC; under 1e-10 on the machines of earlier runs).
         scale = np.maximum(np.abs(expected_a), 1e-6 * np.abs(expected_a).max(axis=0))
         significant = scale > 1e-14
         worst = max(worst, (np.abs(ours_a - expected_a)[significant] / scale[significant]).max())
