@@ -11,12 +11,12 @@ It trains on operator datasets. Its two search spaces are the paper's Table 2:
 
 The objective is the paper's: relative L2 averaged over state variables,
 inputs and targets z-scored per time point; the search minimises the mean
-validation relative L2.
+validation relative L2 (:mod:`ionops.models.families.fno_objective`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -48,11 +48,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ionops.config import ExperimentConfig
-    from ionops.datasets.loading import Dataset, Split
 
 Activation = Literal["tanh", "relu", "gelu", "leaky_relu"]
 LayerKind = Literal["classic", "mlp"]
-EVAL_BATCH = 64
 
 
 class FNOSection(ModelSection):
@@ -203,105 +201,6 @@ def configure(
     return TrialConfig(arch.as_dict(), training, record)
 
 
-class OperatorObjective(Objective):
-    """Relative L2 on whole trajectories (normalised), and every paper metric per sample.
-
-    Errors: ``rel_l1``, ``rel_l2``, ``rel_h1`` (n, n_states) in normalised space,
-    the same in physical units (``phys_...``), and ``rel_h1_paper`` (n,); see
-    :mod:`ionops.training.metrics`.
-    """
-
-    def __init__(self, data: Dataset) -> None:
-        self.data = data
-        self.state_names = data.state_names
-        self.dt = float(data.time[1] - data.time[0])
-        self.device: torch.device | None = None
-        self._splits = dict(data.splits)
-
-    def to(self, device: torch.device) -> None:
-        from ionops.datasets.loading import Split
-
-        self.device = device
-        if device.type != "cpu":
-            self._splits = {
-                name: Split(
-                    s.inputs.to(device), s.targets.to(device), s.amplitude, s.t_stim, s.subset
-                )
-                for name, s in self.data.splits.items()
-            }
-
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
-        import torch
-
-        split = self._splits["train"]
-        order = torch.randperm(len(split), generator=generator).to(split.targets.device)
-        for begin in range(0, len(split), batch_size):
-            index = order[begin : begin + batch_size]
-            yield split.inputs.index_select(0, index), split.targets.index_select(0, index)
-
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        from ionops.training import metrics
-
-        inputs, targets = batch
-        return metrics.loss(model(inputs).float(), targets)
-
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, torch.Tensor]:
-        return evaluate_split(model, self._splits[split], self.data.target_normalizer, self.dt)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"normalizers": {"input": self.data.input_normalizer.state_dict(),
-                                "target": self.data.target_normalizer.state_dict()}}  # fmt: skip
-
-    def describe(self) -> dict[str, Any]:
-        import torch
-
-        from ionops.datasets.store import attributes_json
-
-        train = self.data.splits["train"]
-        ranges = {
-            name: [float(values.min()), float(values.max())]
-            for name, values in (("amplitude", train.amplitude), ("t_stim", train.t_stim))
-        }
-        return {"kind": "operator", "attributes": attributes_json(self.data.attributes),
-                "time": torch.tensor(self.data.time), "ranges": ranges,
-                **self.state_dict()}  # fmt: skip
-
-
-def evaluate_split(model: nn.Module, split: Split, normalizer: Any, dt: float
-                   ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Per-sample errors of ``split``, normalised (``rel_l2``...) and physical (``phys_...``)."""
-    import torch
-
-    model.eval()
-    pieces: dict[str, list[torch.Tensor]] = {}
-    with torch.no_grad():
-        for begin in range(0, len(split), EVAL_BATCH):
-            inputs = split.inputs[begin : begin + EVAL_BATCH]
-            targets = split.targets[begin : begin + EVAL_BATCH]
-            prediction = model(inputs).float()
-            errors = both_errors(prediction, targets, normalizer.decode(prediction),
-                                 normalizer.decode(targets), normalizer, dt)  # fmt: skip
-            for key, value in errors.items():
-                pieces.setdefault(key, []).append(value)
-    return {key: torch.cat(values) for key, values in pieces.items()}
-
-
-def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physical: torch.Tensor,
-                physical_truth: torch.Tensor, normalizer: Any,
-                dt: float) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Per-sample errors of a prediction, normalised (``rel_l2``...) and physical
-    (``phys_...``, undefined where the truth is small against the typical trajectory)."""
-    from ionops.training import metrics
-
-    typical = (normalizer.mean.pow(2) + normalizer.std.pow(2)).sqrt()
-    errors = metrics.per_sample_errors(normalised, normalised_truth, dt)
-    physical_errors = metrics.per_sample_errors(physical, physical_truth, dt, typical)
-    return errors | {f"phys_{k}": v for k, v in physical_errors.items()}
-
-
 class FNOFamily(SurrogateFamily):
     name = "fno"
     section = FNOSection
@@ -370,6 +269,8 @@ class FNOFamily(SurrogateFamily):
         return data
 
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
+        from ionops.models.families.fno_objective import OperatorObjective
+
         return OperatorObjective(data)
 
     def report(self, item: Any, folder: Path) -> list[Path]:

@@ -3,7 +3,7 @@
 The stimulus is put on the surrogate's grid and normalised as in training,
 the network's output decoded to physical units; the solver's answer is the
 training dataset's solver with its tolerances and initial state, and the
-errors are the ones a retraining reports (:func:`ionops.models.families.fno.
+errors are the ones a retraining reports (:func:`ionops.models.families.fno_objective.
 both_errors`), so predicting a test split gives its test errors back.
 """
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ionops.datasets.loading import Normalizer
-from ionops.models.families.fno import both_errors
+from ionops.models.families.fno_objective import both_errors
 from ionops.models.fno_arch import LIFT_HIDDEN, PROJECT_HIDDEN
 
 CPU_BATCH_BYTES = 8 * 2**20  # the widest activation of a prediction call on the CPU
