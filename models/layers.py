@@ -142,9 +142,12 @@ class PointwiseMLP(nn.Sequential):
         super().__init__(Pointwise(c_in, hidden), activation(act), Pointwise(hidden, c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first, act, second = self
+        return self.finish(self[0](x))
+
+    def finish(self, h: torch.Tensor) -> torch.Tensor:
+        """The MLP after its first map: the activation and the second map of ``h``."""
+        _, act, second = self
         assert isinstance(second, Pointwise)
-        h = first(x)
         if torch.is_grad_enabled() and second.in_features > Pointwise.FEW:
             out: torch.Tensor = _ActivationThenPointwise.apply(h, second.weight, second.bias, act)
             return out
@@ -220,6 +223,9 @@ class SpectralConv1d(nn.Module):
     is added to the mean mode, which the inverse transform spreads evenly over the n points.
     ``length``, given, is the transform's length where the input carries more points
     (:func:`spectral_width`): those are ignored, and come out zero.
+    ``then`` (c, channels), given, is a pointwise linear map applied to the result, W K v: a
+    map of the channels commutes with the transform along time, so it is taken on the
+    retained modes, k_max columns instead of n (``bias`` then has its c channels).
     """
 
     def __init__(self, channels: int, k_max: int) -> None:
@@ -230,28 +236,32 @@ class SpectralConv1d(nn.Module):
         self._cached: tuple[tuple[int, int, torch.dtype], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None,
-                length: int | None = None) -> torch.Tensor:  # fmt: skip
+                length: int | None = None, then: torch.Tensor | None = None
+                ) -> torch.Tensor:  # fmt: skip
         # Never in half precision: cuFFT has no bfloat16 (and half only for powers of two),
         # and the retained modes are where precision matters.
         with torch.autocast(x.device.type, enabled=False):
             half = x.dtype in (torch.float16, torch.bfloat16)
-            return self._spectral(x.float() if half else x, bias, length or x.shape[-1])
+            return self._spectral(x.float() if half else x, bias, length or x.shape[-1], then)
 
-    def _spectral(self, x: torch.Tensor, bias: torch.Tensor | None, n: int) -> torch.Tensor:
+    def _spectral(self, x: torch.Tensor, bias: torch.Tensor | None, n: int,
+                  then: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
         if by_dft(n, x.device):
-            return self._by_dft(x, bias, n)
+            return self._by_dft(x, bias, n, then)
         width = x.shape[-1]
         modes = torch.fft.rfft(x[..., :n], dim=-1)[..., : self.k_max]  # (b, c, k)
         weight = torch.view_as_complex(self.weight)  # (k, c_in, c_out)
         # one (b x c_in) @ (c_in x c_out) product per mode
         mixed = torch.matmul(modes.permute(2, 0, 1), weight).permute(1, 2, 0)  # (b, c_out, k)
+        if then is not None:
+            mixed = torch.matmul(then.to(mixed.dtype), mixed)
         if bias is not None:
             mixed = torch.cat([mixed[..., :1] + n * bias[:, None], mixed[..., 1:]], dim=-1)
         out = torch.fft.irfft(mixed, n=n, dim=-1)
         return out if width == n else nn.functional.pad(out, (0, width - n))
 
-    def _by_dft(self, x: torch.Tensor, bias: torch.Tensor | None = None,
-                n: int | None = None) -> torch.Tensor:  # fmt: skip
+    def _by_dft(self, x: torch.Tensor, bias: torch.Tensor | None = None, n: int | None = None,
+                then: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         b, c, width = x.shape
         n = n or width
         k = self.k_max
@@ -260,6 +270,8 @@ class SpectralConv1d(nn.Module):
         # per mode (re, im) @ [[W_re, W_im], [-W_im, W_re]] = (re W_re - im W_im, re W_im + im W_re)
         mixed = modes.permute(3, 0, 2, 1).reshape(k, b, 2 * c) @ self._block()  # (k, b, 2 c_out)
         mixed = mixed.view(k, b, 2, -1).permute(1, 3, 2, 0).reshape(b, -1, 2 * k)
+        if then is not None:
+            mixed = _product(then, mixed)  # real and imaginary parts alike
         if bias is not None:
             mixed[..., 0] += n * bias
         # irfft of modes 0..k_max-1 (the imaginary parts of the mean and Nyquist drop out)
@@ -292,16 +304,28 @@ class FourierLayer(nn.Module):
 
     def forward(self, v: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """``v`` (b, d_v, width) -> the same; ``length``: the transform's (SpectralConv1d)."""
-        if self.mlp is None and not (torch.is_grad_enabled()
-                                     or torch.is_autocast_enabled(v.device.type)):  # fmt: skip
+        predicting = not (torch.is_grad_enabled() or torch.is_autocast_enabled(v.device.type))
+        if self.mlp is None and predicting:
             # Classic, predicting: K v + b (the bias through the mean mode), then W v added in
             # place by the product that computes it: two passes over the layer less
             out = self.spectral(v, self.linear.bias, length)
             out.baddbmm_(self.linear.weight.expand(v.shape[0], -1, -1), v)
             return activate_in_place(self.act, out)
-        kv = self.spectral(v, length=length)
-        if self.mlp is not None:
-            kv = self.mlp(kv)
+        if self.mlp is None:
+            kv = self.spectral(v, length=length)
+        else:
+            # the MLP's first map on the modes (SpectralConv1d's then): a third of the layer's
+            # matrix products at every point saved, and one activation-sized tensor
+            first, act, second = self.mlp
+            assert isinstance(first, Pointwise) and isinstance(second, Pointwise)
+            h = self.spectral(v, first.bias, length, then=first.weight)
+            if predicting:  # W2 s(h) + W v + b2 + b, W v accumulated by its product
+                out = _product(second.weight, activate_in_place(act, h))
+                del h
+                out.baddbmm_(self.linear.weight.expand(v.shape[0], -1, -1), v)
+                out.add_((second.bias + self.linear.bias)[:, None])
+                return activate_in_place(self.act, out)
+            kv = self.mlp.finish(h)
         # W v + b is a new tensor that its backward does not need: add in place (one pass less)
         out = self.linear(v).add_(kv)
         return self.act(out) if torch.is_grad_enabled() else activate_in_place(self.act, out)
