@@ -23,12 +23,14 @@ def small_spec(model: str = "hh", **changes) -> GenerationSpec:
     return GenerationSpec(model=model, **settings)
 
 
-def start_tune(workdir: Path, name: str, uri: str) -> subprocess.Popen:
-    """``ionops tune fhn`` on a tiny search (6 trials, 8 epochs), its output in ``NAME.log``."""
+def start_tune(workdir: Path, name: str, uri: str, *settings: str) -> subprocess.Popen:
+    """``ionops tune fhn`` on a tiny search (6 trials, 8 epochs; ``settings`` more ``--set``
+    overrides), its output in ``NAME.log``."""
     env = {**os.environ, "IONOPS_WORKDIR": str(workdir), "MLFLOW_TRACKING_URI": uri}
     log = (workdir / f"{name}.log").open("a")
-    return subprocess.Popen([IONOPS, "tune", "fhn", *SMALL_SEARCH, "--name", name], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)  # fmt: skip
+    overrides = [part for setting in settings for part in ("--set", setting)]
+    return subprocess.Popen([IONOPS, "tune", "fhn", *SMALL_SEARCH, *overrides, "--name", name],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)  # fmt: skip
 
 
 def trial_folders(workdir: Path, name: str) -> int:
