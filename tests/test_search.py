@@ -224,7 +224,9 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path):
 
     # 40 epochs: the second trial runs for seconds after its first checkpoint (at epoch 2) and
     # before ASHA's first rung (10); with 8 a fast machine finished it before the kill
-    search = _tune(tmp_path, "crash", f"sqlite:///{tmp_path / 'mlflow.db'}", "training.epochs=40")
+    epochs, every = 40, 2  # every: SMALL_SEARCH's search.checkpoint_every
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    search = _tune(tmp_path, "crash", uri, f"training.epochs={epochs}")
     _wait_for_trials(search, tmp_path, "crash", 2)
     folder = next((tmp_path / "searches" / "crash" / "tune").glob("run_trial_*_2_*"))
     deadline = time.monotonic() + 120
@@ -233,7 +235,8 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path):
         time.sleep(0.1)
     workers = _trial_workers()
     assert workers, "no running trial worker found"
-    assert not (folder / "checkpoint_000019").exists(), "the trial ended before the kill"
+    last = folder / f"checkpoint_{epochs // every - 1:06d}"
+    assert not last.exists(), "the trial ended before the kill"
     for worker in workers:
         worker.kill()
     assert search.wait(timeout=600) == 0, (tmp_path / "crash.log").read_text()[-3000:]
