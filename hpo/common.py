@@ -117,12 +117,13 @@ def _fill_missing_checkpoints(tune_dir: Path) -> None:
 
     Tune keeps one checkpoint per trial: registering a trial's new checkpoint
     deletes the old one, and its snapshot of the experiment follows a moment
-    later. A kill in between leaves a snapshot that names a deleted checkpoint
-    (the trial then fails to restore, every retry). The trial's newer
-    checkpoint, which came with a report that ASHA and MLflow have already
-    taken, is put in its place (hard links): the trial continues from there,
-    as it would have without the kill. Run only on the signed snapshot
-    (:func:`ionops.hpo.signing.restore`), which makes reading it safe.
+    later (and ionops may fall back to the snapshot before, when the last was
+    not signed). A kill in between leaves a snapshot that names a deleted
+    checkpoint (the trial then fails to restore, every retry). The checkpoint
+    that replaced it is put in its place (hard links, see :func:`_replacement`):
+    the trial continues from there, as it would have without the kill. Run
+    only on the signed snapshot (:func:`ionops.hpo.signing.restore`), which
+    makes reading it safe.
     """
     import functools
     import json
@@ -142,11 +143,25 @@ def _fill_missing_checkpoints(tune_dir: Path) -> None:
         trial_dir = named.parent
         if named.exists() or trial_dir.parent != tune_dir:
             continue
-        newer = sorted(trial_dir.glob("checkpoint_*"))
-        if newer:
-            shutil.copytree(newer[-1], named, copy_function=os.link)
-            print(f"{trial_dir.name.split('_')[2]}: continuing from {newer[-1].name} (Tune's "
+        replacement = _replacement(named)
+        if replacement is not None:
+            shutil.copytree(replacement, named, copy_function=os.link)
+            print(f"{trial_dir.name.split('_')[2]}: continuing from {replacement.name} (Tune's "
                   f"snapshot names {named.name}, which it had replaced)", flush=True)  # fmt: skip
+
+
+def _replacement(named: Path) -> Path | None:
+    """The checkpoint Tune registered in place of the deleted ``named``: the oldest one left.
+
+    A trial's folder holds at most two checkpoints: the one Tune registered
+    last, whose report MLflow took before Tune registered it (Tune calls its
+    callbacks first), and one the trial saved with a report that Tune had not
+    processed yet. Continuing from the newer would skip the epochs of that
+    lost report in MLflow; the older is the one Tune's next snapshot would
+    have named.
+    """
+    left = sorted(path for path in named.parent.glob("checkpoint_*") if path.name > named.name)
+    return left[0] if left else None
 
 
 def restored_parts(tuner: Any) -> tuple[Any, list[Any]]:

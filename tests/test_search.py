@@ -75,6 +75,20 @@ def _trials(workdir: Path, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def test_a_replaced_checkpoint_is_stood_in_for_by_the_one_tune_registered(tmp_path):
+    """Tune registered checkpoint 1 (deleting 0, which its signed snapshot still names) and the
+    trial had saved 2 with a report Tune never processed: the trial continues from 1, whose
+    epochs MLflow has, not from 2, which would skip the epochs of the lost report."""
+    from ionops.hpo.common import _replacement
+
+    trial = tmp_path / "run_trial_abc_1"
+    for index in (1, 2, 10):
+        (trial / f"checkpoint_{index:06d}").mkdir(parents=True)
+    assert _replacement(trial / "checkpoint_000000") == trial / "checkpoint_000001"
+    assert _replacement(trial / "checkpoint_000009") == trial / "checkpoint_000010"
+    assert _replacement(trial / "checkpoint_000011") is None
+
+
 @pytest.mark.slow
 def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_server):
     import mlflow
