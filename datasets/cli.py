@@ -17,9 +17,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Solve an experiment's [data] into an HDF5 file: the FNO paper's stimulus "
             "protocols of one ionic model (operator datasets), or an initial-value problem's "
-            "point or transition samples. Run under `mpiexec -n K` to use K ranks; the file is "
-            "the same whatever K. An interrupted run continues when the same command is run "
-            "again. --fraction, --n-t, --t-end, --seed, --rtol, --atol, --param and "
+            "point, transition or trajectory samples. Run under `mpiexec -n K` to use K ranks; "
+            "the file is the same whatever K. An interrupted run continues when the same "
+            "command is run again. --fraction, --n-t, --t-end, --seed, --rtol, --atol, --param and "
             "--initial-state set [data] keys of operator datasets; --set sets any."
         ),
     )

@@ -255,7 +255,7 @@ class GenerationReport:
 
     ``solved_now`` counts the tasks solved by this call, of ``tasks`` in all
     (a task is one trajectory of an operator dataset, one block of samples of
-    a point or transition dataset: ``unit``).
+    a point, transition or trajectory dataset: ``unit``).
     """
 
     path: Path
@@ -293,7 +293,7 @@ def generate(
     """Generate ``output`` from ``spec`` on every rank of the MPI world (or serially).
 
     ``spec`` is a :class:`GenerationSpec` (an operator dataset) or a
-    :class:`~ionops.datasets.problems.ProblemSpec` (a point or transition
+    :class:`~ionops.datasets.problems.ProblemSpec` (a point, transition or trajectory
     dataset). Continues an interrupted generation with the same settings
     found beside ``output``. Raises :class:`UserError` for bad input before
     anything is written, and :class:`SolveFailed` if a sample cannot be solved.

@@ -258,7 +258,7 @@ def _read_split(group: h5py.Group, time: np.ndarray) -> Split:
 
 @dataclass
 class ProblemSplit:
-    """One split of a point or transition dataset, as stored, in physical units.
+    """One split of a point, transition or trajectory dataset, as stored, in physical units.
 
     ``inputs`` (n, n_inputs): every input (initial states, then the stimulus);
     ``t`` (n,): the time of each training sample (None for trajectories);
@@ -278,7 +278,7 @@ class ProblemSplit:
 
 @dataclass
 class ProblemDataset:
-    """The splits of a point or transition dataset file and its metadata."""
+    """The splits of a point, transition or trajectory dataset file and its metadata."""
 
     splits: dict[str, ProblemSplit]
     attributes: dict[str, Any]
@@ -305,16 +305,18 @@ class ProblemDataset:
 
 
 def load_problem_dataset(path: Path, splits: Sequence[str] = SPLITS) -> ProblemDataset:
-    """Read ``splits`` of a point or transition dataset file (float32 tensors, physical units)."""
+    """Read ``splits`` of a point, transition or trajectory dataset file (float32 tensors,
+    physical units)."""
     for split in splits:
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}; the splits are {', '.join(SPLITS)}")
     if not Path(path).is_file():
         raise UserError(f"no dataset at {path}: generate one with `ionops generate`")
     attributes = read_attributes(path)
-    if attributes.get("kind") not in ("point", "transition"):
+    if attributes.get("kind") not in ("point", "transition", "trajectory"):
         kind = attributes.get("kind", "operator")
-        raise UserError(f"{path} is an {kind} dataset, not a point or transition dataset")
+        raise UserError(f"{path} is an {kind} dataset, not a point, transition or trajectory "
+                        "dataset")  # fmt: skip
     loaded = {}
     with open_file(path) as handle:
         for name in splits:

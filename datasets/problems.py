@@ -1,4 +1,4 @@
-"""Point and transition datasets: an ionic model's initial-value problem over a box of inputs.
+"""Point, transition and trajectory datasets: an ionic model's initial-value problem over a box.
 
 The inputs of a problem are the initial value of every state (``u0`` for a
 state ``u``) and the stimulus (the model's stimulus name, ``k`` for
@@ -9,6 +9,7 @@ Samples are drawn by Latin hypercube, one independent stream per split:
   the solver's output grid (every ``save_dt_ms``); the target is the state at t;
 - ``train`` of a ``transition`` dataset: n samples over [0, T - Δ] x box; the
   states at t and at t + Δ (``transition_ms``);
+- ``train`` of a ``trajectory`` dataset: n whole trajectories, as below;
 - ``validation``, ``test``: n whole trajectories from inputs over the box,
   every ``eval_dt_ms`` on [0, T].
 
@@ -41,6 +42,7 @@ from ionops.datasets.solver import SolveFailed, SolverSettings, solve
 from ionops.datasets.store import FORMAT, FORMAT_VERSION, write_problem_dataset
 from ionops.errors import UserError
 
+PROBLEM_KINDS = ("point", "transition", "trajectory")
 TRAIN_BLOCK = 4096  # samples per task (and HDF5 chunk) of a training split
 TRAJECTORY_BLOCK_VALUES = 2**18  # float32 values per task of a trajectory split (1 MiB)
 BDF_SETTINGS = SolverSettings(rtol=1e-9, atol=1e-11)
@@ -48,7 +50,7 @@ BDF_SETTINGS = SolverSettings(rtol=1e-9, atol=1e-11)
 
 @dataclass(frozen=True)
 class ProblemSpec:
-    """Everything that determines a point or transition dataset (and so its bytes). Times in ms."""
+    """Everything that determines a problem dataset (and so its bytes). Times in ms."""
 
     kind: str
     model: str
@@ -68,7 +70,7 @@ class ProblemSpec:
 
     @classmethod
     def from_config(cls, data: Any) -> ProblemSpec:
-        """From an experiment's ``[data]`` section of kind point or transition."""
+        """From an experiment's ``[data]`` section of kind point, transition or trajectory."""
         values = data.model_dump()
         values["model"] = values.pop("ionic_model")
         values["vary"] = {k: tuple(v) for k, v in values["vary"].items()}
@@ -264,7 +266,7 @@ def bdf_states(
 def solve_trajectories(attributes: Mapping[str, Any], inputs: NDArray[np.float64],
                        time: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
     """Trajectories (n, S, n_t) on ``time`` of ``inputs`` (n, every input) with the solver of a
-    point or transition dataset (its root ``attributes``): what the dataset would hold."""
+    point, transition or trajectory dataset (its root ``attributes``): what it would hold."""
     model = get_ionic_model(str(attributes["model"]))
     p = model.parameter_vector(attributes["parameters"])
     n_states = model.n_states
@@ -298,7 +300,7 @@ def make_problem_plan(spec: ProblemSpec) -> ProblemPlan:
     for split, stream in zip(SPLITS, streams, strict=True):
         count = spec.counts()[split]
         rng = np.random.default_rng(stream)
-        if split == "train":
+        if split == "train" and spec.kind != "trajectory":
             unit = _latin_hypercube(count, 1 + len(spec.vary), rng)
             t = np.rint(np.rint(unit[:, 0] * horizon / save) * save / dt) * dt
             inputs = _inputs(spec, names, unit[:, 1:], count)
@@ -312,8 +314,9 @@ def make_problem_plan(spec: ProblemSpec) -> ProblemPlan:
 
 
 def _check_inputs(spec: ProblemSpec, names: tuple[str, ...]) -> None:
-    if spec.kind not in ("point", "transition"):
-        raise UserError(f"data.kind = {spec.kind!r}: a problem is 'point' or 'transition'")
+    if spec.kind not in PROBLEM_KINDS:
+        known = ", ".join(PROBLEM_KINDS)
+        raise UserError(f"data.kind = {spec.kind!r}: a problem dataset is one of {known}")
     if list(names) != problem_inputs(spec.model):
         raise UserError(f"{spec.model}'s inputs {names} differ from the catalog's")
     problem = problem_error(spec.model, spec.vary, spec.fixed)

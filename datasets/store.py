@@ -13,14 +13,15 @@ Operator datasets (stimulus protocols; ``n`` samples per split, ``S`` states,
     /<split>/solver_stats   (n, 6) int64, columns in its ``columns`` attribute
     /<split>/solver_attempts (n,) int8, 1 unless a retry with tighter settings was needed
 
-Point and transition datasets (:mod:`ionops.datasets.problems`; root
+Point, transition and trajectory datasets (:mod:`ionops.datasets.problems`; root
 attributes also ``kind``, ``input_names``, ``varied``, ``ranges``, ``fixed``)::
 
     /<split>/inputs   (n, n_inputs) float64: every input (initial states, stimulus)
     /<split>/t        (n,) float64, ms: training splits, the time of each sample
     /<split>/states   points (n, S); transitions (n, 2, S): at t and t + Δ;
                       trajectories (n, S, n_t), float32, chunked by blocks of samples
-    /<split>/time     (n_t,) float64, ms: trajectory splits (validation, test)
+    /<split>/time     (n_t,) float64, ms: trajectory splits (validation, test; train of
+                      a trajectory dataset)
 
 Each split group has a ``layout`` attribute (points, transitions, trajectories).
 
@@ -128,7 +129,7 @@ def _write_split(
 def write_problem_dataset(
     path: Path, plan: ProblemPlan, records: Mapping[tuple[int, int], Record]
 ) -> None:
-    """Assemble a point or transition dataset from journal records, atomically."""
+    """Assemble a point, transition or trajectory dataset from journal records, atomically."""
     temporary = path.with_name(f".{path.name}.assembling")
     try:
         with h5py.File(temporary, "w", libver="earliest") as handle:
@@ -175,7 +176,7 @@ def write_prediction(
 
     The root attributes are the training dataset's, plus ``prediction`` (JSON: the source,
     the family, the options). Operator kind: ``test/amplitude``, ``test/t_stim``,
-    ``test/subset`` (-1: no subset) and ``test/states``; point and transition kinds:
+    ``test/subset`` (-1: no subset) and ``test/states``; point, transition and trajectory kinds:
     ``test/inputs`` (every input), ``test/time`` and ``test/states`` (layout
     trajectories). ``test/solver_states`` holds the solver's trajectories when compared.
     The file is written under a temporary name and renamed into place.

@@ -3,7 +3,7 @@
 An experiment file (TOML) has one table per concern::
 
     name = "fhn"
-    [data]      # what dataset to generate or read (kind: operator, point, transition)
+    [data]      # what dataset to generate or read (kind: operator, point, transition, trajectory)
     [model]     # the surrogate: family = "fno" | "mlp", and that family's keys
     [training]  # optimiser, schedule, epochs
     [search]    # the hyperparameter search and its spaces
@@ -105,7 +105,7 @@ class OperatorDataConfig(Section):
 
 
 class ProblemDataConfig(Section):
-    """An initial-value problem over a box of inputs: point and transition datasets.
+    """An initial-value problem over a box of inputs: point, transition and trajectory datasets.
 
     Inputs are the initial values of the states (``u0`` for state ``u``) and
     the stimulus amplitude (the ionic model's stimulus name, constant in
@@ -116,7 +116,9 @@ class ProblemDataConfig(Section):
       drawn with the varied inputs over [0, ``t_end_ms``] and put on the data
       solver's output grid (every ``save_dt_ms``);
     - ``transition``: training samples (states at t, varied stimulus) ->
-      states at t + ``transition_ms``, from trajectories of the same box.
+      states at t + ``transition_ms``, from trajectories of the same box;
+    - ``trajectory``: training samples are whole trajectories, like the
+      validation ones (varied inputs -> states every ``eval_dt_ms``).
 
     Validation and test samples are whole trajectories from varied inputs,
     every ``eval_dt_ms`` over [0, ``t_end_ms``]. The data solver is explicit
@@ -125,7 +127,7 @@ class ProblemDataConfig(Section):
     ``validation``, ``test`` count samples.
     """
 
-    kind: Literal["point", "transition"]
+    kind: Literal["point", "transition", "trajectory"]
     ionic_model: IonicModelName
     t_end_ms: float = Field(gt=0)
     vary: dict[str, tuple[float, float]] = Field(default_factory=dict)
@@ -166,7 +168,8 @@ class TrainingConfig(Section):
     ``optimizer``: ``adamw`` (decoupled ``weight_decay``) or ``adam`` (L2
     ``weight_decay``). ``scheduler``: ``step`` (factor ``gamma`` every
     ``step_size`` epochs), ``plateau`` (factor ``gamma`` after ``patience``
-    epochs without a lower training loss) or ``none``. ``normalisation`` of
+    epochs without a lower training loss), ``cosine`` (from ``learning_rate``
+    down to 0 over ``epochs``, a cosine) or ``none``. ``normalisation`` of
     inputs and targets with training-split statistics: ``per_time`` (the FNO
     paper's z-score at every time point), ``per_variable`` or ``none``; unset,
     the family's own choice. ``eval_every``: epochs between evaluations (a
@@ -174,7 +177,7 @@ class TrainingConfig(Section):
     """
 
     optimizer: Literal["adamw", "adam"] = "adamw"
-    scheduler: Literal["step", "plateau", "none"] = "step"
+    scheduler: Literal["step", "plateau", "cosine", "none"] = "step"
     learning_rate: float = Field(gt=0, le=1)
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     gamma: float = Field(gt=0, le=1)
@@ -197,7 +200,8 @@ else:
     DataUnion = Annotated[
         Annotated[OperatorDataConfig, Tag("operator")]
         | Annotated[ProblemDataConfig, Tag("point")]
-        | Annotated[ProblemDataConfig, Tag("transition")],
+        | Annotated[ProblemDataConfig, Tag("transition")]
+        | Annotated[ProblemDataConfig, Tag("trajectory")],
         Discriminator(_data_kind),
     ]
     ModelUnion = Annotated[

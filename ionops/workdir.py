@@ -35,7 +35,7 @@ def dataset_path(data: Any, workdir: Path | None = None) -> Path:
 
     The name holds what changes the content, so different settings never
     collide and the same settings find their file again: an operator
-    dataset's fraction, grid, horizon and seed; for a point or transition
+    dataset's fraction, grid, horizon and seed; for a point, transition or trajectory
     dataset its counts, horizon and seed, and a digest of every other setting.
     """
     if data.kind == "operator":

@@ -46,7 +46,15 @@ def test_config_prints_the_resolved_experiment():
 
 def test_config_list_names_the_shipped_experiments():
     result = run_ionops("config", "--list")
-    assert result.stdout.split() == ["fhn", "fhn-mlp-a", "fhn-mlp-b", "fhn-mlp-c", "hh", "ord"]
+    assert result.stdout.split() == [
+        "fhn",
+        "fhn-mlp-a",
+        "fhn-mlp-b",
+        "fhn-mlp-c",
+        "fhn-mlp-c-trajectory",
+        "hh",
+        "ord",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,15 @@ from ionops.errors import ConfigError
 
 
 def test_ships_the_fno_and_mlp_papers_experiments():
-    assert shipped_experiments() == ["fhn", "fhn-mlp-a", "fhn-mlp-b", "fhn-mlp-c", "hh", "ord"]
+    assert shipped_experiments() == [
+        "fhn",
+        "fhn-mlp-a",
+        "fhn-mlp-b",
+        "fhn-mlp-c",
+        "fhn-mlp-c-trajectory",
+        "hh",
+        "ord",
+    ]
 
 
 @pytest.mark.parametrize("name", ["fhn", "hh", "ord"])
@@ -25,11 +33,13 @@ def test_every_fno_experiment_is_its_ionic_model(name):
     assert config.data.ionic_model == name
 
 
-@pytest.mark.parametrize("name", ["fhn-mlp-a", "fhn-mlp-b", "fhn-mlp-c"])
-def test_every_mlp_experiment_validates_and_round_trips(name, tmp_path):
+@pytest.mark.parametrize(("name", "kind"), [("fhn-mlp-a", "point"), ("fhn-mlp-b", "point"),
+                                            ("fhn-mlp-c", "point"),
+                                            ("fhn-mlp-c-trajectory", "trajectory")])  # fmt: skip
+def test_every_mlp_experiment_validates_and_round_trips(name, kind, tmp_path):
     config = load_experiment(name)
     assert config.family == "mlp" and config.label == name
-    assert config.data.ionic_model == "fhn_werneck" and config.data.kind == "point"
+    assert config.data.ionic_model == "fhn_werneck" and config.data.kind == kind
     path = tmp_path / f"{name}.toml"
     path.write_text(dump_toml(config))
     assert load_experiment(path) == config
@@ -138,7 +148,10 @@ def test_override_into_a_value_is_refused():
 
 
 def test_unknown_experiment_names_the_shipped_ones(tmp_path):
-    shipped = r"neither a shipped name \(fhn, fhn-mlp-a, fhn-mlp-b, fhn-mlp-c, hh, ord\)"
+    shipped = (
+        r"neither a shipped name \(fhn, fhn-mlp-a, fhn-mlp-b, fhn-mlp-c, "
+        r"fhn-mlp-c-trajectory, hh, ord\)"
+    )
     with pytest.raises(ConfigError, match=shipped):
         load_experiment(tmp_path / "missing.toml")
 

@@ -1,4 +1,4 @@
-"""The MLP family: network and count, shapes, candidates, its three learners, bad input."""
+"""The MLP family: network and count, shapes, candidates, its four learners, bad input."""
 
 import math
 from pathlib import Path
@@ -12,7 +12,12 @@ from ionops.config import load_experiment
 from ionops.datasets.generate import generate, spec_from_config
 from ionops.errors import ConfigError, UserError
 from ionops.models.families.mlp import FAMILY
-from ionops.models.families.mlp_learners import IterativeObjective, PointObjective, rollout
+from ionops.models.families.mlp_learners import (
+    IterativeObjective,
+    PointObjective,
+    TrajectoryObjective,
+    rollout,
+)
 from ionops.models.mlp import MLP
 from ionops.models.mlp_arch import (
     SHAPES,
@@ -115,6 +120,15 @@ def transition_data(tmp_path_factory):
     experiment = load_experiment("fhn-mlp-c", [*SMALL, 'model.learner="iterative"',
                                                'data.kind="transition"'])  # fmt: skip
     path = tmp_path_factory.mktemp("transitions") / "c.h5"
+    generate(spec_from_config(experiment.data), path, progress=False)
+    return experiment, FAMILY.load_data(experiment, path)
+
+
+@pytest.fixture(scope="module")
+def trajectory_data(tmp_path_factory):
+    experiment = load_experiment("fhn-mlp-c-trajectory", [*SMALL, "training.epochs=40",
+                                                          "training.eval_every=40"])  # fmt: skip
+    path = tmp_path_factory.mktemp("trajectories") / "c.h5"
     generate(spec_from_config(experiment.data), path, progress=False)
     return experiment, FAMILY.load_data(experiment, path)
 
@@ -253,6 +267,44 @@ def test_the_iterative_learner_trains_on_transitions(transition_data):
     assert trial.arguments["residual"] and trial.arguments["n_in"] == 3  # u, w and k
 
 
+def test_the_trajectory_learner_gives_every_state_at_every_time_in_one_pass(trajectory_data):
+    experiment, data = trajectory_data
+    trial = FAMILY.own_trial(experiment, data)
+    n_t = data.splits["validation"].time.size  # 11 points over 10 ms
+    assert (trial.arguments["n_in"], trial.arguments["n_out"]) == (3, 2 * n_t)
+    assert trial.record["parameter_count"] == parameter_count(3, (16, 16), 2 * n_t)
+    model, objective, result = _train(experiment, data)
+    validation = data.splits["validation"]
+    # better than the best constant answer, the training trajectories' mean
+    mean = data.splits["train"].states.mean(dim=0)
+    constant = float((validation.states - mean).abs().mean())
+    assert result.final["validation/mae"] < 0.5 * constant
+    assert objective.predict(model, validation).shape == validation.states.shape
+
+
+class _Shifted(torch.nn.Module):
+    """The training trajectories of the inputs given, each output moved by ``shift`` spreads."""
+
+    def __init__(self, inputs, outputs, std, shift):
+        super().__init__()
+        self.inputs, self.outputs, self.std, self.shift = inputs, outputs, std, shift
+
+    def forward(self, x):
+        nearest = torch.cdist(x, self.inputs).argmin(dim=1)
+        return self.outputs[nearest] + self.shift * self.std
+
+
+@pytest.mark.parametrize(("loss", "expected"), [("mse", 4.0), ("l1", 2.0)])
+def test_the_loss_squares_or_takes_the_absolute_scaled_error(trajectory_data, loss, expected):
+    _, data = trajectory_data
+    trial = FAMILY.own_trial(load_experiment("fhn-mlp-c-trajectory", SMALL), data)
+    std = torch.tensor(trial.arguments["out_std"], dtype=torch.float32)
+    objective = TrajectoryObjective(data, std, loss)
+    shift = torch.where(torch.arange(len(std)) % 2 == 0, 2.0, -2.0)  # both signs
+    model = _Shifted(objective.x, objective.y, std, shift)
+    assert float(objective.loss(model, torch.arange(10))) == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize(
     ("overrides", "fragments"),
     [
@@ -271,10 +323,13 @@ def test_the_iterative_learner_trains_on_transitions(transition_data):
         (['search.space="constrained"', "search.parameter_cap=10"],
          ["search.constrained holds no network", "at most 10 parameters"]),
         (['model.learner="iterative"'], ["trains on transition datasets", "data.kind = 'point'"]),
+        (['model.learner="trajectory"'], ["trains on trajectory datasets",
+                                          "set data.kind = 'trajectory'"]),
+        (['model.loss="huber"'], ["model.loss = 'huber'", "'mse' or 'l1'"]),
         (['training.normalisation="per_time"'], ["'per_time' is for operator datasets"]),
         (["search.unconstrained.d_v=[8]"], ["unknown key 'search.unconstrained.d_v'",
                                             "(family mlp)"]),
-        (["data.n_t=64"], ["unknown key 'data.n_t'", "(kind point/transition)"]),
+        (["data.n_t=64"], ["unknown key 'data.n_t'", "(kind point/transition/trajectory)"]),
         (["data.fixed={}"], ["data: the problem leaves k unset", "data.vary.k = [0.0, 1.0]"]),
         (["data.vary.v0=[0.0, 1.0]"], ["data.vary names v0, not inputs of fhn_werneck"]),
     ],
@@ -284,6 +339,11 @@ def test_bad_mlp_experiments_name_the_key_the_value_and_what_is_allowed(override
         load_experiment("fhn-mlp-b", overrides)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_a_trajectory_learner_with_nothing_varied_is_refused():
+    with pytest.raises(ConfigError, match=r"\[data.vary\] is empty"):
+        load_experiment("fhn-mlp-a", ['model.learner="trajectory"', 'data.kind="trajectory"'])
 
 
 def test_a_default_outside_its_space_is_explained():

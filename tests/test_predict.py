@@ -51,12 +51,12 @@ def fno(hh_dataset, tmp_path_factory):
     return checkpoint, hh_dataset, _trained(experiment, hh_dataset, checkpoint)
 
 
-@pytest.fixture(scope="module", params=["data", "iterative"])
+@pytest.fixture(scope="module", params=["data", "iterative", "trajectory"])
 def mlp(request, tmp_path_factory):
-    """A tiny problem-C MLP (data-driven on points, or iterative on transitions)."""
-    extra = ['model.learner="iterative"', 'data.kind="transition"']
-    experiment = load_experiment("fhn-mlp-c", MLP_TINY + (extra if request.param != "data"
-                                                          else []))  # fmt: skip
+    """A tiny problem-C MLP: data-driven on points, iterative on transitions, or trajectory."""
+    kind = {"data": "point", "iterative": "transition", "trajectory": "trajectory"}
+    extra = [f'model.learner="{request.param}"', f'data.kind="{kind[request.param]}"']
+    experiment = load_experiment("fhn-mlp-c", MLP_TINY + extra)
     folder = tmp_path_factory.mktemp(f"mlp-{request.param}")
     dataset = folder / "c.h5"
     generate(spec_from_config(experiment.data), dataset, progress=False)

@@ -1,4 +1,4 @@
-"""Point and transition datasets: the Euler data solver, Latin hypercubes, the file, resume."""
+"""Point, transition and trajectory datasets: the Euler data solver, Latin hypercubes, the file."""
 
 import subprocess
 import sys
@@ -15,7 +15,7 @@ from ionops.datasets.ionic import get_ionic_model
 from ionops.datasets.journal import JournalWriter
 from ionops.datasets.loading import load_dataset, load_problem_dataset
 from ionops.datasets.on_disk import partial_folder, prepare
-from ionops.datasets.problems import ProblemSpec, _latin_hypercube
+from ionops.datasets.problems import ProblemSpec, _latin_hypercube, solve_trajectories
 from ionops.datasets.solver import SolverSettings, solve
 from ionops.errors import UserError
 
@@ -116,6 +116,23 @@ def test_transition_dataset_pairs_states_one_step_apart(tmp_path):
     direct = euler(MODEL, p, inputs[5:6, :2], inputs[5:6, 2], 0.01,
                    np.array([[first, first + 100]]))[0]  # fmt: skip
     np.testing.assert_allclose(train.states[5].double().numpy(), direct, rtol=1e-6, atol=1e-7)
+
+
+def test_trajectory_dataset_trains_on_whole_trajectories_like_the_validation_ones(tmp_path):
+    path = tmp_path / "trajectories.h5"
+    box = {**BOX, "k": (0.0, 1.0)}
+    generate(spec(kind="trajectory", vary=box, fixed={}, train=40), path, progress=False)
+    data = load_problem_dataset(path)
+    train, validation = data.splits["train"], data.splits["validation"]
+    assert train.layout == "trajectories" and train.t is None
+    assert train.states.shape == (40, 2, validation.time.size)
+    np.testing.assert_array_equal(train.time, validation.time)
+    for name, column in (("u0", 0), ("w0", 1), ("k", 2)):  # one sample in each of 40 strata
+        low, high = box[name]
+        strata = np.floor((train.inputs[:, column].double().numpy() - low) / (high - low) * 40)
+        assert sorted(strata.astype(int).tolist()) == list(range(40))
+    direct = solve_trajectories(data.attributes, train.inputs[:3].double().numpy(), train.time)
+    np.testing.assert_allclose(train.states[:3].double().numpy(), direct, rtol=1e-6, atol=1e-7)
 
 
 def test_bdf_solver_agrees_with_euler_to_its_first_order_error(tmp_path):

@@ -1,6 +1,7 @@
 """The training loop: loss and metrics by hand, determinism, exact resume, checkpoints."""
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -98,6 +99,13 @@ def test_training_lowers_the_loss_and_reports_every_metric(data, objective):
     assert result.parameter_count == _model().parameter_count()
     assert result.peak_memory_bytes > 0 and result.train_seconds > 0
     assert result.history[-1]["learning_rate"] == pytest.approx(3e-3 * 0.9**2)
+
+
+def test_the_cosine_schedule_falls_from_the_learning_rate_to_zero(data, objective):
+    settings = replace(SETTINGS, scheduler="cosine", epochs=4, eval_splits=())
+    rates = [row["learning_rate"] for row in train(_model(), objective, settings).history]
+    cosine = [3e-3 * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in range(1, 5)]
+    assert rates == pytest.approx(cosine, abs=1e-12) and rates[-1] == pytest.approx(0.0)
 
 
 def test_final_splits_are_evaluated_after_the_last_epoch_only(data, objective):

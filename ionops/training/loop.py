@@ -269,9 +269,11 @@ def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> Any
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=settings.gamma, patience=settings.patience
         )
+    if settings.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     if settings.scheduler == "none":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise ValueError(f"scheduler = {settings.scheduler!r}; known: step, plateau, none")
+    raise ValueError(f"scheduler = {settings.scheduler!r}; known: step, plateau, cosine, none")
 
 
 def _step(scheduler: Any, train_loss: float) -> None:

@@ -1,6 +1,6 @@
-"""The MLP surrogate family (paper 001): point and transition surrogates of an ionic model.
+"""The MLP surrogate family (paper 001): point, transition and trajectory surrogates.
 
-Three learners share one MLP (``model.learner``):
+Three learners of the paper and one of ours share one MLP (``model.learner``):
 
 - ``data``: (t, inputs) -> states, mean squared error to the solver;
 - ``physics``: the same network, trained on the ionic model's residual
@@ -9,7 +9,14 @@ Three learners share one MLP (``model.learner``):
   100 by default);
 - ``iterative``: (states at t, stimulus) -> states at t + Δ on transition
   datasets, trajectories by rollout; a rollout that leaves the states' range
-  is reported as diverged.
+  is reported as diverged;
+- ``trajectory`` (not the paper's): varied inputs -> the whole trajectory on
+  the evaluation grid (every state at every ``eval_dt_ms``) in one forward
+  pass, on trajectory datasets. One network evaluation per trajectory
+  instead of one per time point is what makes it faster than the solver.
+
+``loss`` is how the scaled error of the data term counts: ``mse`` (the
+paper's) or ``l1``.
 
 The architecture space is the paper's: depth, neurons and one activation per
 hidden layer, grouped into shapes (:mod:`ionops.models.mlp_arch`). TPE
@@ -61,7 +68,12 @@ if TYPE_CHECKING:
 Activation = Literal["tanh", "relu", "gelu", "leaky_relu", "elu", "sigmoid", "silu"]
 Shape = Literal["square", "rectangle", "funnel", "bottleneck", "diamond", "bowtie", "irregular"]
 PAPER_ACTIVATIONS: list[Activation] = ["elu", "sigmoid", "silu", "relu", "tanh", "leaky_relu"]
-LEARNER_KINDS = {"data": "point", "physics": "point", "iterative": "transition"}
+LEARNER_KINDS = {
+    "data": "point",
+    "physics": "point",
+    "iterative": "transition",
+    "trajectory": "trajectory",
+}
 
 
 class MLPSection(ModelSection):
@@ -71,10 +83,13 @@ class MLPSection(ModelSection):
     is the number of residual points drawn per step (physics learner);
     ``divergence_margin`` widens the training states' range by that fraction
     of it on each side before a rollout counts as diverged (iterative).
+    ``loss``: how the data term counts each error scaled by its output's
+    spread, ``mse`` (squared, the paper's) or ``l1`` (absolute).
     """
 
     family: Literal["mlp"]
-    learner: Literal["data", "physics", "iterative"] = "data"
+    learner: Literal["data", "physics", "iterative", "trajectory"] = "data"
+    loss: Literal["mse", "l1"] = "mse"
     widths: list[Annotated[int, Field(ge=1, le=65536)]] = Field(min_length=1)
     activations: list[Activation] = Field(min_length=1)
     data_weight: float = Field(default=1.0, ge=0)
@@ -131,8 +146,12 @@ def io_sizes(experiment: ExperimentConfig) -> tuple[int, int]:
     data = experiment.data
     facts = IONIC_MODELS[data.ionic_model]
     varied = list(getattr(data, "vary", {}))
-    if cast(MLPSection, experiment.model).learner == "iterative":
+    learner = cast(MLPSection, experiment.model).learner
+    if learner == "iterative":
         return facts.n_states + int(facts.stimulus_name in varied), facts.n_states
+    if learner == "trajectory":
+        n_t = round(data.t_end_ms / data.eval_dt_ms) + 1  # type: ignore[union-attr]
+        return len(varied), facts.n_states * n_t
     return 1 + len(varied), facts.n_states
 
 
@@ -169,7 +188,7 @@ class MLPFamily(SurrogateFamily):
     space = MLPSpace
     metric = "mae"
     summary_metrics = ("mae", "rmse", "rel_l2")
-    data_kinds = ("point", "transition")
+    data_kinds = ("point", "transition", "trajectory")
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:
         return {"unconstrained": {}, "constrained": {}}
@@ -190,6 +209,12 @@ class MLPFamily(SurrogateFamily):
                     f"the iterative learner rolls out in steps of data.transition_ms = {step}, "
                     f"so data.eval_dt_ms = {eval_dt} must equal it"
                 )
+        if model.learner == "trajectory" and not getattr(data, "vary", {}):
+            raise UserError(
+                "model.learner = 'trajectory' maps the varied inputs to a trajectory, but "
+                "[data.vary] is empty (one trajectory needs no network): vary an input, or use "
+                "learner = 'data'"
+            )
         if experiment.training.normalisation == "per_time":
             raise UserError(
                 "training.normalisation = 'per_time' is for operator datasets; the mlp family "
@@ -334,13 +359,19 @@ class MLPFamily(SurrogateFamily):
         import warnings
 
         from ionops.datasets.loading import ProblemSplit
-        from ionops.models.families.mlp_learners import predict_points, rollout
+        from ionops.models.families.mlp_learners import (
+            predict_points,
+            predict_trajectories,
+            rollout,
+        )
 
         attributes = described["attributes"]
         names, varied = list(attributes["input_names"]), list(attributes["varied"])
         rows = _every_input(attributes, inputs)
         n_states = len(attributes["state_names"])
         split = ProblemSplit("trajectories", rows, None, rows[:, :0], described["time"].numpy())
+        if described["learner"] == "trajectory":
+            return predict_trajectories(model, split, [names.index(n) for n in varied], n_states)
         if described["learner"] != "iterative":
             return predict_points(model, split, [names.index(n) for n in varied])
         stimulus = attributes["stimulus_name"]

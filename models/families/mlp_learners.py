@@ -1,8 +1,8 @@
-"""The MLP family's three learners: data-driven, physics-informed and iterative objectives.
+"""The MLP family's learners: data-driven, physics-informed, iterative and trajectory objectives.
 
 Networks take and return physical units (:class:`~ionops.models.mlp.MLP`);
 losses are mean squared errors in units of each state's spread (``std``), so
-both states weigh alike:
+both states weigh alike (the data terms' absolute errors with ``loss = "l1"``):
 
 - data: ``mean(((f(t, inputs) - y) / std)^2)`` over a batch of samples;
 - physics: ``data_weight`` x the data term, ``physics_weight`` x the residual
@@ -11,7 +11,9 @@ both states weigh alike:
   ``vector_field``, d/dt by autograd, in ms), and ``boundary_weight`` x
   ``mean(((f(0, inputs) - y0) / std)^2)`` at as many points;
 - iterative: ``mean(((f(y_t, k) - y_{t+Δ}) / std_Δ)^2)``, f an update
-  y -> y + g(y, k) whose increments are scaled by their own spread.
+  y -> y + g(y, k) whose increments are scaled by their own spread;
+- trajectory: ``mean(((f(inputs) - y(t_1..t_m)) / std_j)^2)``, f giving every
+  state at every grid time at once, each output j scaled by its own spread.
 
 Errors, per sample and state, in physical units: ``mae``, ``rmse``,
 ``max_abs`` and ``rel_l2`` over each validation or test trajectory (the
@@ -57,6 +59,15 @@ def scaling(data: ProblemDataset, learner: str) -> dict[str, tuple[float, ...]]:
         x, increments = _transitions(data, train)
         low, high = x.min(dim=0).values, x.max(dim=0).values
         mean, std = increments.mean(dim=0), increments.std(dim=0)
+    elif learner == "trajectory":
+        ranges = data.attributes["ranges"]
+        low = torch.tensor([ranges[n][0] for n in data.varied])
+        high = torch.tensor([ranges[n][1] for n in data.varied])
+        outputs = train.states.flatten(1)  # (n, S * n_t): each state's trajectory in turn
+        mean, std = outputs.mean(dim=0), outputs.std(dim=0)
+        # an output that barely varies (a fixed initial state at t = 0) is not magnified
+        spread = train.states.transpose(1, 2).reshape(-1, n_states).std(dim=0)
+        std = torch.maximum(std, 1e-3 * spread.repeat_interleave(train.states.shape[2]))
     else:
         t_end = float(data.attributes["t_end_ms"])
         ranges = data.attributes["ranges"]
@@ -84,9 +95,17 @@ def objective_for(data: ProblemDataset, trial: TrialConfig, seed: int) -> Object
     """The learner's objective on ``data``."""
     learning = trial.learning
     std = torch.tensor(trial.arguments["out_std"], dtype=torch.float32)
+    loss = str(learning.get("loss", "mse"))  # searches from before the setting squared
     if learning["learner"] == "iterative":
-        return IterativeObjective(data, std, float(learning["divergence_margin"]))
-    return PointObjective(data, std, learning, seed)
+        return IterativeObjective(data, std, float(learning["divergence_margin"]), loss)
+    if learning["learner"] == "trajectory":
+        return TrajectoryObjective(data, std, loss)
+    return PointObjective(data, std, {**learning, "loss": loss}, seed)
+
+
+def penalty(scaled: torch.Tensor, loss: str) -> torch.Tensor:
+    """The mean of the scaled errors squared (``mse``) or absolute (``l1``)."""
+    return scaled.pow(2).mean() if loss == "mse" else scaled.abs().mean()
 
 
 class _ProblemObjective(Objective):
@@ -119,6 +138,13 @@ class _ProblemObjective(Objective):
 
     def splits(self) -> tuple[str, ...]:
         return tuple(self._splits)
+
+    x: torch.Tensor  # the training split's network inputs, one row a sample
+
+    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
+        order = torch.randperm(len(self.x), generator=generator).to(self.device)
+        for begin in range(0, len(order), batch_size):
+            yield order[begin : begin + batch_size]
 
     def describe(self) -> dict[str, Any]:
         from ionops.datasets.store import attributes_json
@@ -197,17 +223,12 @@ class PointObjective(_ProblemObjective):
         self.high = torch.tensor([float(attrs["t_end_ms"]), *(ranges[n][1] for n in
                                   self.data.varied)], device=self.device)  # fmt: skip
 
-    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
-        order = torch.randperm(len(self.x), generator=generator).to(self.device)
-        for begin in range(0, len(order), batch_size):
-            yield order[begin : begin + batch_size]
-
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         weight = float(self.learning["data_weight"]) if self.physics else 1.0
         total = torch.zeros((), device=self.device)
         if weight > 0:
             error = (model(self.x[batch]) - self.y[batch]) / self.std
-            total = total + weight * error.pow(2).mean()
+            total = total + weight * penalty(error, self.learning["loss"])
         if self.physics:
             total = total + self._physics(model)
         return total
@@ -269,12 +290,47 @@ def predict_points(model: nn.Module, split: ProblemSplit, columns: list[int]) ->
     return out.reshape(n, n_t, -1).transpose(1, 2)
 
 
+class TrajectoryObjective(_ProblemObjective):
+    """Varied inputs -> every state at every grid time, one network evaluation a trajectory."""
+
+    def __init__(self, data: ProblemDataset, std: torch.Tensor, loss: str) -> None:
+        super().__init__(data, std)
+        self.columns = point_inputs(data)
+        self.loss_kind = loss
+        self._moved()
+
+    def _moved(self) -> None:
+        train = self._splits["train"]
+        self.x = train.inputs[:, self.columns]
+        self.y = train.states.flatten(1)
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        return penalty((model(self.x[batch]) - self.y[batch]) / self.std, self.loss_kind)
+
+    def predict(self, model: nn.Module, split: ProblemSplit) -> torch.Tensor:
+        return predict_trajectories(model, split, self.columns, len(self.state_names))
+
+    def _described(self) -> dict[str, Any]:
+        return {"learner": "trajectory"}
+
+
+def predict_trajectories(model: nn.Module, split: ProblemSplit, columns: list[int],
+                         n_states: int) -> torch.Tensor:  # fmt: skip
+    """A trajectory network's trajectories of a split: (n, S, n_t), physical units."""
+    varied = split.inputs[:, columns]
+    rows = max(1, EVAL_ROWS // 64)  # each row is a whole trajectory's outputs
+    out = torch.cat([model(varied[b : b + rows]) for b in range(0, len(varied), rows)])
+    return out.reshape(len(varied), n_states, -1)
+
+
 class IterativeObjective(_ProblemObjective):
     """(states at t, stimulus) -> states at t + Δ; trajectories by rollout."""
 
-    def __init__(self, data: ProblemDataset, std: torch.Tensor, margin: float) -> None:
+    def __init__(self, data: ProblemDataset, std: torch.Tensor, margin: float,
+                 loss: str = "mse") -> None:  # fmt: skip
         super().__init__(data, std)
         self.margin = margin
+        self.loss_kind = loss
         self.stimulus = stimulus_columns(data)
         self._diverged: torch.Tensor | None = None
         self._moved()
@@ -287,16 +343,11 @@ class IterativeObjective(_ProblemObjective):
         self.lower = low - self.margin * (high - low)
         self.upper = high + self.margin * (high - low)
 
-    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
-        order = torch.randperm(len(self.x), generator=generator).to(self.device)
-        for begin in range(0, len(order), batch_size):
-            yield order[begin : begin + batch_size]
-
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         x = self.x[batch]
         n_states = len(self.state_names)
         target = x[:, :n_states] + self.increments[batch]
-        return ((model(x) - target) / self.std).pow(2).mean()
+        return penalty((model(x) - target) / self.std, self.loss_kind)
 
     def _point_errors(self, model: nn.Module, split: ProblemSplit) -> torch.Tensor:
         x, increments = _transitions(self.data, split)
