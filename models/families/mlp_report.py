@@ -128,6 +128,7 @@ def predicted_trajectories(checkpoint: dict[str, Any], data: Any, split: str) ->
     from ionops.models.families.mlp_learners import (
         point_inputs,
         predict_points,
+        predict_trajectories,
         rollout,
         stimulus_columns,
     )
@@ -137,7 +138,10 @@ def predicted_trajectories(checkpoint: dict[str, Any], data: Any, split: str) ->
     model.load_state_dict(checkpoint["model"])
     model.eval()
     part = data.splits[split]
+    learner = (checkpoint.get("surrogate") or {}).get("learner")
     with torch.no_grad():
+        if learner == "trajectory":
+            return predict_trajectories(model, part, point_inputs(data), len(data.state_names))
         if not checkpoint["arguments"]["residual"]:
             return predict_points(model, part, point_inputs(data))
         infinite = torch.full((len(data.state_names),), math.inf)
