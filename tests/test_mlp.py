@@ -107,30 +107,29 @@ def test_the_default_candidate_protocol_has_800_candidates_of_every_shape():
     assert shapes == {"square", "rectangle", "funnel", "bottleneck", "diamond", "bowtie"}
 
 
-@pytest.fixture(scope="module")
-def point_data(tmp_path_factory):
-    experiment = load_experiment("fhn-mlp-b", SMALL)
-    path = tmp_path_factory.mktemp("points") / "b.h5"
+def _generated(factory, name: str, overrides: list[str]):
+    """An experiment and its tiny dataset, generated into a fresh folder."""
+    experiment = load_experiment(name, overrides)
+    path = factory.mktemp(experiment.data.kind) / "data.h5"
     generate(spec_from_config(experiment.data), path, progress=False)
     return experiment, FAMILY.load_data(experiment, path)
+
+
+@pytest.fixture(scope="module")
+def point_data(tmp_path_factory):
+    return _generated(tmp_path_factory, "fhn-mlp-b", SMALL)
 
 
 @pytest.fixture(scope="module")
 def transition_data(tmp_path_factory):
-    experiment = load_experiment("fhn-mlp-c", [*SMALL, 'model.learner="iterative"',
-                                               'data.kind="transition"'])  # fmt: skip
-    path = tmp_path_factory.mktemp("transitions") / "c.h5"
-    generate(spec_from_config(experiment.data), path, progress=False)
-    return experiment, FAMILY.load_data(experiment, path)
+    return _generated(tmp_path_factory, "fhn-mlp-c", [*SMALL, 'model.learner="iterative"',
+                                                      'data.kind="transition"'])  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def trajectory_data(tmp_path_factory):
-    experiment = load_experiment("fhn-mlp-c-trajectory", [*SMALL, "training.epochs=40",
-                                                          "training.eval_every=40"])  # fmt: skip
-    path = tmp_path_factory.mktemp("trajectories") / "c.h5"
-    generate(spec_from_config(experiment.data), path, progress=False)
-    return experiment, FAMILY.load_data(experiment, path)
+    return _generated(tmp_path_factory, "fhn-mlp-c-trajectory",
+                      [*SMALL, "training.epochs=40", "training.eval_every=40"])  # fmt: skip
 
 
 def test_sampled_points_of_both_spaces_build_networks_inside_the_space(point_data):
