@@ -181,7 +181,8 @@ def test_bad_problems_are_refused_before_anything_is_written(tmp_path, changes, 
 
 
 def test_loading_the_wrong_kind_is_a_clear_error(tmp_path, hh_dataset):
-    with pytest.raises(UserError, match="is an operator dataset, not a point or transition"):
+    wrong = "is an operator dataset, not a point, transition or trajectory dataset"
+    with pytest.raises(UserError, match=wrong):
         load_problem_dataset(hh_dataset)
     path = tmp_path / "points.h5"
     generate(spec(train=10), path, progress=False)
