@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ionops.datasets.protocols import SPLITS, stimulus_on_grid
-from ionops.datasets.store import open_file, read_attributes
+from ionops.datasets.store import PROBLEM_KINDS, open_file, read_attributes
 from ionops.errors import UserError
 
 Normalisation = Literal["per_time", "per_variable", "none"]
@@ -313,7 +313,7 @@ def load_problem_dataset(path: Path, splits: Sequence[str] = SPLITS) -> ProblemD
     if not Path(path).is_file():
         raise UserError(f"no dataset at {path}: generate one with `ionops generate`")
     attributes = read_attributes(path)
-    if attributes.get("kind") not in ("point", "transition", "trajectory"):
+    if attributes.get("kind") not in PROBLEM_KINDS:
         kind = attributes.get("kind", "operator")
         raise UserError(f"{path} is an {kind} dataset, not a point, transition or trajectory "
                         "dataset")  # fmt: skip

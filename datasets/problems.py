@@ -39,10 +39,9 @@ from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, encode_chunk
 from ionops.datasets.protocols import SPLITS
 from ionops.datasets.solver import SolveFailed, SolverSettings, solve
-from ionops.datasets.store import FORMAT, FORMAT_VERSION, write_problem_dataset
+from ionops.datasets.store import FORMAT, FORMAT_VERSION, PROBLEM_KINDS, write_problem_dataset
 from ionops.errors import UserError
 
-PROBLEM_KINDS = ("point", "transition", "trajectory")
 TRAIN_BLOCK = 4096  # samples per task (and HDF5 chunk) of a training split
 TRAJECTORY_BLOCK_VALUES = 2**18  # float32 values per task of a trajectory split (1 MiB)
 BDF_SETTINGS = SolverSettings(rtol=1e-9, atol=1e-11)

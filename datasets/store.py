@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 FORMAT = "ionops-dataset"
 FORMAT_VERSION = 1
+PROBLEM_KINDS = ("point", "transition", "trajectory")  # the initial-value problem datasets
 STAT_COLUMNS = (
     "steps", "rhs_evaluations", "jacobians", "lu_factorisations", "rejected", "newton_failures",
 )  # fmt: skip
