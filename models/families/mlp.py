@@ -188,7 +188,7 @@ class MLPFamily(SurrogateFamily):
     space = MLPSpace
     metric = "mae"
     summary_metrics = ("mae", "rmse", "rel_l2")
-    data_kinds = ("point", "transition", "trajectory")
+    data_kinds = tuple(dict.fromkeys(LEARNER_KINDS.values()))  # the kinds its learners take
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:
         return {"unconstrained": {}, "constrained": {}}
@@ -350,74 +350,26 @@ class MLPFamily(SurrogateFamily):
 
         return mlp_report.figures(item, folder)
 
-    # -- using a trained MLP: the varied inputs -> trajectories on the dataset's grid ------------
+    # -- using a trained MLP (:mod:`ionops.models.families.mlp_serving`) ------------------------
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return list(described["attributes"]["varied"])
 
     def predict(self, model: nn.Module, described: Mapping[str, Any],
                 inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        import warnings
+        from ionops.models.families import mlp_serving
 
-        from ionops.datasets.loading import ProblemSplit
-        from ionops.models.families.mlp_learners import (
-            predict_points,
-            predict_trajectories,
-            rollout,
-        )
-
-        attributes = described["attributes"]
-        names, varied = list(attributes["input_names"]), list(attributes["varied"])
-        rows = _every_input(attributes, inputs)
-        n_states = len(attributes["state_names"])
-        split = ProblemSplit("trajectories", rows, None, rows[:, :0], described["time"].numpy())
-        if described["learner"] == "trajectory":
-            return predict_trajectories(model, split, [names.index(n) for n in varied], n_states)
-        if described["learner"] != "iterative":
-            return predict_points(model, split, [names.index(n) for n in varied])
-        stimulus = attributes["stimulus_name"]
-        extra = [names.index(stimulus)] if stimulus in varied else []
-        lower, upper = (described[k].to(rows) for k in ("lower", "upper"))
-        trajectory, diverged = rollout(model, split, extra, n_states, lower, upper)
-        if diverged.any():
-            warnings.warn(f"{int(diverged.sum())} of {len(diverged)} rollouts left the trained "
-                          "states' range and are held at its edge from there on",
-                          stacklevel=2)  # fmt: skip
-        return trajectory
+        return mlp_serving.predict(model, described, inputs)
 
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        import torch
+        from ionops.models.families import mlp_serving
 
-        from ionops.datasets.problems import solve_trajectories
-
-        attributes = described["attributes"]
-        rows = _every_input(attributes, torch.as_tensor(inputs, dtype=torch.float64))
-        return solve_trajectories(attributes, rows.numpy(), described["time"].double().numpy())
+        return mlp_serving.solve(described, inputs)
 
     def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
                described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        from ionops.models.families.mlp_learners import trajectory_errors
+        from ionops.models.families import mlp_serving
 
-        errors = trajectory_errors(predicted.float(), truth.float())
-        if described["learner"] == "iterative":  # a diverged rollout is held at a bound
-            lower, upper = (described[k][None, :, None] for k in ("lower", "upper"))
-            held = (predicted == lower.to(predicted)) | (predicted == upper.to(predicted))
-            errors["diverged"] = held.flatten(1).any(dim=1).float()
-        return errors
-
-
-def _every_input(attributes: Mapping[str, Any], varied: torch.Tensor) -> torch.Tensor:
-    """Rows of every input of a problem (initial states, stimulus) from its varied columns,
-    the fixed ones filled in."""
-    import torch
-
-    names, chosen = list(attributes["input_names"]), list(attributes["varied"])
-    rows = torch.empty(len(varied), len(names), dtype=varied.dtype, device=varied.device)
-    for column, name in enumerate(names):
-        if name in chosen:
-            rows[:, column] = varied[:, chosen.index(name)]
-        else:
-            rows[:, column] = float(attributes["fixed"][name])
-    return rows
+        return mlp_serving.errors(predicted, truth, described)
 
 
 FAMILY = MLPFamily()
