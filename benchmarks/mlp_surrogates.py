@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import os
 import shlex
 import statistics
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlp_timing import BDF_SAMPLE, bdf_seconds, best_of, euler_kernel, time_network
 
 BIN = Path(sys.executable).parent
 AUTHORS_BEST = {"a": 3.3e-4, "b": 2.8e-3, "c": 3.4e-3}
@@ -204,38 +204,6 @@ def scarce(args: argparse.Namespace) -> None:
 
 
 # -- speed ------------------------------------------------------------------------------------
-def euler_kernel() -> Any:
-    """Explicit Euler of fhn_werneck over blocks of samples, FHN inlined, parallel over blocks."""
-    from numba import njit, prange
-
-    @njit(parallel=True, fastmath=True, cache=True)
-    def run(u0, w0, k, dt, steps, every, out):  # type: ignore[no-untyped-def]
-        n, block = u0.size, 1024
-        for b in prange((n + block - 1) // block):
-            lo, hi = b * block, min(n, (b + 1) * block)
-            u, w = u0[lo:hi].copy(), w0[lo:hi].copy()
-            drive = 0.04 * k[lo:hi] + 0.08
-            out[lo:hi, 0, 0], out[lo:hi, 1, 0] = u, w
-            for step in range(1, steps + 1):
-                for j in range(hi - lo):
-                    uj, wj = u[j], w[j]
-                    u[j] = uj + dt * 10.0 * (uj * (uj - 0.4) * (1.0 - uj) - wj + drive[j])
-                    w[j] = wj + dt * (0.04 * uj - 0.16 * wj)
-                if step % every == 0:
-                    out[lo:hi, 0, step // every], out[lo:hi, 1, step // every] = u, w
-
-    return run
-
-
-def best_of(function: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - began)
-    return min(times)
-
-
 def speed(args: argparse.Namespace, trials: list[dict[str, str]] | None) -> None:
     import numba
     import torch
@@ -270,59 +238,13 @@ def speed(args: argparse.Namespace, trials: list[dict[str, str]] | None) -> None
             widths = tuple(int(w) for w in trial["widths"].split("-"))
             acts = tuple(trial["activations"].split("-"))
             net = MLP(MLPArchitecture(4, widths, acts, 2)).eval()
-            eager, onnx = _time_network(net, rows, threads)
+            eager, onnx = time_network(net, rows, threads)
             fastest = min(eager, onnx)
             mae = float(trial["validation/mae"])
             wins = " BEATS Euler" if fastest < euler and mae <= 1e-2 else ""
             print(f"  MLP {trial['widths']:<12} {trial['activations']:<26} MAE {mae:.2e}: eager "
                   f"{eager:.3f} s, ONNX Runtime {onnx:.3f} s = {fastest / euler:.1f}x Euler, "
                   f"{bdf / fastest:.0f}x faster than the BDF{wins}")  # fmt: skip
-
-
-BDF_SAMPLE = 300  # trajectories the BDF's time is measured on
-
-
-def bdf_seconds(u0: np.ndarray, w0: np.ndarray, k: np.ndarray, threads: int) -> float:
-    """The project's BDF (rtol 1e-6) on all the trajectories of 50 ms, from BDF_SAMPLE of them
-    on one core, split over ``threads`` cores."""
-    from ionops.datasets.ionic import get_ionic_model
-    from ionops.datasets.solver import SolverSettings, solve
-
-    model = get_ionic_model("fhn_werneck")
-    grid, settings = np.linspace(0.0, 50.0, 51), SolverSettings(rtol=1e-6, atol=1e-8)
-    began = time.perf_counter()
-    for i in range(BDF_SAMPLE):
-        solve(model, grid, float(k[i]), np.inf, settings, y0=np.array([u0[i], w0[i]]))
-    return (time.perf_counter() - began) * len(u0) / BDF_SAMPLE / threads
-
-
-def _time_network(net: Any, rows: Any, threads: int) -> tuple[float, float]:
-    import onnxruntime
-    import torch
-
-    chunk = 16_384
-
-    def eager() -> None:
-        with torch.inference_mode():
-            for begin in range(0, len(rows), chunk):
-                net(rows[begin : begin + chunk])
-
-    buffer = io.BytesIO()
-    torch.onnx.export(net, (rows[:chunk],), buffer, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}}, dynamo=False)  # fmt: skip
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(buffer.getvalue(), options,
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
-    data = rows.numpy()
-
-    def onnx() -> None:
-        for begin in range(0, len(data), chunk):
-            session.run(None, {"x": data[begin : begin + chunk]})
-
-    eager()
-    onnx()
-    return best_of(eager, 3), best_of(onnx, 3)
 
 
 # -- the trajectory learner -------------------------------------------------------------------
@@ -351,7 +273,7 @@ def trajectory(args: argparse.Namespace) -> None:
         torch.set_num_threads(threads)
         euler = best_of(lambda: kernel(u0, w0, k, dt, 500, 10, out), 5)
         bdf = bdf_seconds(u0, w0, k, threads)
-        eager, onnx = _time_network(model, inputs, threads)
+        eager, onnx = time_network(model, inputs, threads)
         fastest = min(eager, onnx)
         verdict = "MET" if fastest < euler and mae <= 1e-2 else "NOT MET"
         print(f"  {threads} thread(s), 100,000 trajectories x 51 points over 50 ms: explicit "
