@@ -100,7 +100,7 @@ def objective_for(data: ProblemDataset, trial: TrialConfig, seed: int) -> Object
         return IterativeObjective(data, std, float(learning["divergence_margin"]), loss)
     if learning["learner"] == "trajectory":
         return TrajectoryObjective(data, std, loss)
-    return PointObjective(data, std, {**learning, "loss": loss}, seed)
+    return PointObjective(data, std, learning, seed, loss)
 
 
 def penalty(scaled: torch.Tensor, loss: str) -> torch.Tensor:
@@ -111,10 +111,11 @@ def penalty(scaled: torch.Tensor, loss: str) -> torch.Tensor:
 class _ProblemObjective(Objective):
     """What the learners share: tensors on the device and trajectory errors of each split."""
 
-    def __init__(self, data: ProblemDataset, std: torch.Tensor) -> None:
+    def __init__(self, data: ProblemDataset, std: torch.Tensor, loss: str = "mse") -> None:
         self.data = data
         self.state_names = data.state_names
         self.std = std
+        self.loss_kind = loss  # how the data term counts the scaled errors (see penalty)
         self.device = torch.device("cpu")
         self._splits = dict(data.splits)
 
@@ -195,8 +196,8 @@ class PointObjective(_ProblemObjective):
     """(t, varied inputs) -> states: the data-driven and the physics-informed learners."""
 
     def __init__(self, data: ProblemDataset, std: torch.Tensor, learning: Mapping[str, Any],
-                 seed: int) -> None:  # fmt: skip
-        super().__init__(data, std)
+                 seed: int, loss: str = "mse") -> None:  # fmt: skip
+        super().__init__(data, std, loss)
         self.columns = point_inputs(data)
         self.learning = dict(learning)
         self.physics = learning["learner"] == "physics"
@@ -228,7 +229,7 @@ class PointObjective(_ProblemObjective):
         total = torch.zeros((), device=self.device)
         if weight > 0:
             error = (model(self.x[batch]) - self.y[batch]) / self.std
-            total = total + weight * penalty(error, self.learning["loss"])
+            total = total + weight * penalty(error, self.loss_kind)
         if self.physics:
             total = total + self._physics(model)
         return total
@@ -294,9 +295,8 @@ class TrajectoryObjective(_ProblemObjective):
     """Varied inputs -> every state at every grid time, one network evaluation a trajectory."""
 
     def __init__(self, data: ProblemDataset, std: torch.Tensor, loss: str) -> None:
-        super().__init__(data, std)
+        super().__init__(data, std, loss)
         self.columns = point_inputs(data)
-        self.loss_kind = loss
         self._moved()
 
     def _moved(self) -> None:
@@ -317,8 +317,9 @@ class TrajectoryObjective(_ProblemObjective):
 def predict_trajectories(model: nn.Module, split: ProblemSplit, columns: list[int],
                          n_states: int) -> torch.Tensor:  # fmt: skip
     """A trajectory network's trajectories of a split: (n, S, n_t), physical units."""
+    assert split.time is not None
     varied = split.inputs[:, columns]
-    rows = max(1, EVAL_ROWS // 64)  # each row is a whole trajectory's outputs
+    rows = max(1, EVAL_ROWS // split.time.size)  # a row is every time: as many values a batch
     out = torch.cat([model(varied[b : b + rows]) for b in range(0, len(varied), rows)])
     return out.reshape(len(varied), n_states, -1)
 
@@ -328,9 +329,8 @@ class IterativeObjective(_ProblemObjective):
 
     def __init__(self, data: ProblemDataset, std: torch.Tensor, margin: float,
                  loss: str = "mse") -> None:  # fmt: skip
-        super().__init__(data, std)
+        super().__init__(data, std, loss)
         self.margin = margin
-        self.loss_kind = loss
         self.stimulus = stimulus_columns(data)
         self._diverged: torch.Tensor | None = None
         self._moved()
