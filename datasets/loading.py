@@ -55,8 +55,11 @@ class Normalizer:
         return x.sub_(self.mean.to(x)).div_(self.std.to(x) + self.eps)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Physical values of normalised ``x`` (..., channels, n_t) (a new tensor)."""
-        return x * (self.std.to(x) + self.eps) + self.mean.to(x)
+        """Physical values of normalised ``x`` (..., channels, n_t): a new tensor in one pass,
+        float32 at least (a network's bfloat16 output is decoded in float32)."""
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        mean, std = self.mean.to(x.device, dtype), self.std.to(x.device, dtype)
+        return torch.addcmul(mean, x, std + self.eps)
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std, "eps": self.eps}

@@ -60,7 +60,17 @@ class FNO(nn.Module):
         self.project = PointwiseMLP(arch.d_v, PROJECT_HIDDEN, arch.n_states, arch.activation)
 
     def forward(self, stimulus: torch.Tensor) -> torch.Tensor:
-        """``stimulus`` (batch, n_t) -> states (batch, n_states, n_t)."""
+        """``stimulus`` (batch, n_t) -> states (batch, n_states, n_t).
+
+        A network held in bfloat16 (predictions in bfloat16 on the CPU) computes in it
+        throughout, autocast or not: the stimulus is cast to it.
+        """
+        if self.lift[0].weight.dtype == torch.bfloat16:
+            with torch.autocast(stimulus.device.type, enabled=False):
+                return self._forward(stimulus.to(torch.bfloat16))
+        return self._forward(stimulus)
+
+    def _forward(self, stimulus: torch.Tensor) -> torch.Tensor:
         n_t = stimulus.shape[-1]
         if self.arch.k_max > (n_t + self.arch.n_pad) // 2 + 1:
             validate(self.arch, n_t)
@@ -72,9 +82,10 @@ class FNO(nn.Module):
             v = nn.functional.pad(v, (0, width - n_t))
         for layer in self.layers:
             v = layer(v, n)
-        if width > n_t:
-            v = v[..., :n_t]
-        return self.project(v)
+        # projected on every point carried, then cropped: a product over a cropped view
+        # (rows of n_t out of width) ran twice as long as over the whole rows
+        out: torch.Tensor = self.project(v)
+        return out[..., :n_t] if width > n_t else out
 
     def _lift(self, stimulus: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         """P at every point: stimulus (b, n_t) and grid (n_t,) -> (b, d_v, n_t).

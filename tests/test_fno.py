@@ -23,6 +23,7 @@ from ionops.models.layers import (
     SpectralConv1d,
     activate_in_place,
     activation,
+    by_dft,
 )
 
 # DESIGN.md: the paper's tuned configurations and their parameter counts.
@@ -203,6 +204,35 @@ def test_mixed_precision_keeps_the_spectral_part_in_float32():
         mixed = model(stimulus)
     assert seen == [torch.float32]
     torch.testing.assert_close(mixed.float(), reference, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("layer", ["classic", "mlp"])
+@pytest.mark.parametrize("n_t", [60, 64])  # 64 points and 4 of padding: by FFT; 68 = 4 x 17: by DFT
+def test_a_network_held_in_bfloat16_computes_in_it_near_float32(layer, n_t):
+    torch.manual_seed(6)
+    model = FNO(FNOArchitecture(8, 2, 6, "gelu", 4, layer, 2))
+    stimulus = torch.randn(5, n_t)
+    with torch.no_grad():
+        reference = model(stimulus)
+    seen = []
+    model.layers[0].spectral.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    with torch.no_grad():  # a float32 stimulus, cast by the network
+        low = model.to(torch.bfloat16)(stimulus)
+    assert by_dft(n_t + 4, torch.device("cpu")) == (n_t == 64)
+    assert seen == [torch.bfloat16] and low.dtype == torch.bfloat16
+    spread = float(reference.abs().max())
+    torch.testing.assert_close(low.float(), reference, rtol=0.03, atol=0.03 * spread)
+
+
+def test_a_pointwise_mlp_in_bfloat16_maps_rows_as_channels_first():
+    torch.manual_seed(7)
+    mlp = PointwiseMLP(6, 16, 3, "gelu")
+    x = torch.randn(4, 6, 50)
+    with torch.no_grad():
+        reference = mlp(x)
+        low = mlp.to(torch.bfloat16)(x.bfloat16())
+    assert low.shape == reference.shape == (4, 3, 50)
+    torch.testing.assert_close(low.float(), reference, rtol=0.03, atol=0.03)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)

@@ -140,6 +140,9 @@ def test_mlp_surrogates_predict_their_test_split(mlp, tmp_path, capsys):
                                                              rel=1e-5)  # fmt: skip
     if "test/diverged" in result.final:
         assert prediction.error_means()["diverged"] == result.final["test/diverged"]
+    low = surrogate.predict(test.inputs.numpy()[:4], precision="bfloat16").states  # held in bf16
+    assert low.dtype == np.float32
+    assert np.abs(low - prediction.states[:4]).max() < 0.05 * np.abs(prediction.states).max()
     written = load_problem_dataset(out, splits=("test",))
     assert np.allclose(written.splits["test"].states.numpy(), prediction.states, atol=1e-6)
     solved = surrogate.solve(test.inputs.numpy()[:2]).astype(np.float32)

@@ -203,10 +203,14 @@ class Surrogate:
         if batch_size is None:
             batch_size = self.family.batch_hint(self.arguments, self.described, target)
         dtype = torch.float64 if precision == "float64" else torch.float32
-        model = self.model.to(target, dtype)
+        # bfloat16 autocasts the matrix products; on the CPU the network is held in bfloat16
+        # too, so no product casts its weights again at every call (the FNO then computes in
+        # bfloat16 throughout, on oneDNN's AMX kernels where the CPU has them)
+        autocast = precision == "bfloat16"
+        held = torch.bfloat16 if autocast and target.type == "cpu" else dtype
+        model = self.model.to(target, held)
         described = {k: v.to(target) if isinstance(v, torch.Tensor) else v
                      for k, v in self.described.items()}  # fmt: skip
-        autocast = precision == "bfloat16"
 
         def call(chunk: np.ndarray) -> torch.Tensor:
             with torch.inference_mode(), torch.autocast(target.type, torch.bfloat16,
