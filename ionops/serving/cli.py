@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--precision", default="float32",
-                        help="float32 (default), float64 or bfloat16")  # fmt: skip
+                        help="float32 (default), float64 or bfloat16 (fastest on a GPU and on "
+                             "a CPU with AMX; about 0.4%% from float32)")  # fmt: skip
     parser.add_argument("--ionic-model", help="refuse a surrogate of another ionic model")
     parser.add_argument("--n-t", type=int, help="refuse a surrogate on another number of points")
     parser.add_argument("--n-states", type=int, help="refuse a surrogate of another state count")

@@ -15,6 +15,7 @@ Where surrogates and their inputs come from: :mod:`ionops.serving.sources`.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Mapping
@@ -207,8 +208,10 @@ class Surrogate:
         # too, so no product casts its weights again at every call (the FNO then computes in
         # bfloat16 throughout, on oneDNN's AMX kernels where the CPU has them)
         autocast = precision == "bfloat16"
-        held = torch.bfloat16 if autocast and target.type == "cpu" else dtype
-        model = self.model.to(target, held)
+        if autocast and target.type == "cpu":  # a copy: rounding to bfloat16 in place is lossy
+            model = copy.deepcopy(self.model).to(torch.bfloat16)
+        else:
+            model = self.model.to(target, dtype)
         described = {k: v.to(target) if isinstance(v, torch.Tensor) else v
                      for k, v in self.described.items()}  # fmt: skip
 
