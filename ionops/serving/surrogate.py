@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ionops.errors import UserError
 from ionops.models.family import SurrogateFamily
@@ -93,6 +94,7 @@ class Surrogate:
             raise UserError(f"{source}: the weights do not fit the {self.family.name} network "
                             f"it describes ({first})") from None  # fmt: skip
         self.model.eval()
+        self._in_bfloat16: nn.Module | None = None  # the CPU's bfloat16 copy, made at first use
         self.epoch = int(state.get("epoch", 0))
         self.input_names = self.family.input_names(self.described)
 
@@ -209,7 +211,9 @@ class Surrogate:
         # bfloat16 throughout, on oneDNN's AMX kernels where the CPU has them)
         autocast = precision == "bfloat16"
         if autocast and target.type == "cpu":  # a copy: rounding to bfloat16 in place is lossy
-            model = copy.deepcopy(self.model).to(torch.bfloat16)
+            if self._in_bfloat16 is None:
+                self._in_bfloat16 = copy.deepcopy(self.model).to(torch.bfloat16)
+            model = self._in_bfloat16
         else:
             model = self.model.to(target, dtype)
         described = {k: v.to(target) if isinstance(v, torch.Tensor) else v
