@@ -114,6 +114,22 @@ def test_the_python_api_and_its_options(fno):
     assert compared.solver_states.shape == compared.states.shape and "rel_l2" in compared.errors
 
 
+def test_copies_of_the_network_in_other_dtypes_follow_its_weights(fno):
+    checkpoint, _, _ = fno
+    surrogate = load_surrogate(checkpoint)
+    rows = [[10.0, 2.0], [20.0, 4.0]]
+    first = {p: surrogate.predict(rows, precision=p).states for p in ("float64", "bfloat16")}
+    with torch.no_grad():
+        for weight in surrogate.model.parameters():
+            weight.mul_(0.5)
+    changed = surrogate.predict(rows).states
+    assert not np.allclose(changed, first["float64"], rtol=1e-3, atol=1e-3)
+    again = {p: surrogate.predict(rows, precision=p).states for p in ("float64", "bfloat16")}
+    assert np.allclose(again["float64"], changed, rtol=1e-4, atol=1e-4)
+    moved = np.abs(first["bfloat16"] - changed).max()
+    assert np.abs(again["bfloat16"] - changed).max() < 0.2 * moved
+
+
 def test_calls_side_by_side_on_several_threads_predict_what_one_thread_does(fno):
     checkpoint, _, _ = fno
     rows = [[10.0 + i, 1.0 + i % 3] for i in range(9)]  # five calls of two
