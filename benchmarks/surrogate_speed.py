@@ -206,7 +206,10 @@ def measure_grid(model: str, grid_name: str, grid: np.ndarray, args: Any,
 
 
 def summarise(rows_out: list[dict[str, Any]], batch: int, cuda: bool) -> None:
-    """The break-even of every model, grid and configuration, and the issue's target."""
+    """The break-even of every model, grid and configuration, and the issue's target; on a
+    GPU also the bandwidth to the host that the target's throughput takes."""
+    from ionops.datasets.ionic import get_ionic_model
+
     print("\nbreak-even (best surrogate row against the solver on the same cores):")
     for key in dict.fromkeys((r["model"], r["grid"], r["config"]) for r in rows_out):
         best = max((r for r in rows_out if (r["model"], r["grid"], r["config"]) == key),
@@ -227,6 +230,13 @@ def summarise(rows_out: list[dict[str, Any]], batch: int, cuda: bool) -> None:
             shown = ", ".join(f"{ratio:.2f}x on {c} core(s)" for c, ratio in ratios.items())
             off = next(r["deviation"] for r in target if r["precision"] == precision)
             print(f"  {precision}: {shown} (deviation from float64 {off:.1e}): {verdict}")
+        if cuda:  # the float32 states must reach the host: a floor under the time per trajectory
+            size = 4 * target[0]["n_t"] * get_ionic_model("ord").n_states  # bytes per trajectory
+            for cores in sorted({r["threads"] for r in target}):
+                solver = max(r["solver"] for r in target if r["threads"] == cores)
+                print(f"  {need}x the solver on {cores} core(s) returns {need * solver:,.0f} "
+                      f"traj/s of {size / 1e3:.0f} kB: {need * solver * size / 1e9:.1f} GB/s "
+                      "from the GPU to the host")  # fmt: skip
 
 
 def main() -> None:
