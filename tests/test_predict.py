@@ -19,7 +19,7 @@ from ionops.datasets.loading import load_dataset, load_problem_dataset
 from ionops.errors import UserError
 from ionops.models.registry import get_family
 from ionops.serving.sources import load_surrogate
-from ionops.serving.surrogate import ExtrapolationWarning
+from ionops.serving.surrogate import ExtrapolationWarning, available_memory
 from ionops.training import TrainSettings, train
 
 FNO_TINY = ["model.d_v=8", "model.n_layers=2", "model.k_max=6", "training.epochs=3",
@@ -128,6 +128,18 @@ def test_copies_of_the_network_in_other_dtypes_follow_its_weights(fno):
     assert np.allclose(again["float64"], changed, rtol=1e-4, atol=1e-4)
     moved = np.abs(first["bfloat16"] - changed).max()
     assert np.abs(again["bfloat16"] - changed).max() < 0.2 * moved
+
+
+def test_an_output_larger_than_the_memory_available_is_refused_before_any_work(fno):
+    checkpoint, _, _ = fno
+    surrogate = load_surrogate(checkpoint)
+    n_t = 10**6  # a fine output grid: 16 MB per trajectory of 4 states
+    surrogate.described["time"] = torch.linspace(0.0, float(surrogate.time[-1]), n_t)
+    count = available_memory() // (4 * 4 * n_t) + 10
+    rows = np.tile([[10.0, 2.0]], (count, 1))
+    with pytest.raises(UserError, match=f"{count:,} trajectories of 4 states on 1,000,000 "
+                       "points take .* GB in float32; .* GB of memory is available"):  # fmt: skip
+        surrogate.predict(rows)
 
 
 def test_calls_side_by_side_on_several_threads_predict_what_one_thread_does(fno):
