@@ -220,10 +220,7 @@ class Surrogate:
         # the trajectories go straight into the array returned: numpy asks for huge pages for
         # it, a concatenation of the calls' results would fault in 4 KiB pages (measured:
         # 6 ms against 17 for 256 ORd trajectories on a 1 ms grid)
-        shape = (len(rows), len(self.state_names), self.time.size)
-        check_room(4 * int(np.prod(shape)), f"{shape[0]:,} trajectories of {shape[1]} states "
-                   f"on {shape[2]:,} points")  # fmt: skip
-        states = np.empty(shape, np.float32)
+        states = _states_array(len(rows), len(self.state_names), self.time.size)
         out = torch.from_numpy(states)
 
         def call(begin: int) -> None:
@@ -327,13 +324,15 @@ def available_memory() -> int | None:
         return None
 
 
-def check_room(size: int, what: str) -> None:
-    """Refuse, before any work, an output of ``size`` bytes that the memory available cannot
-    hold (it would fail at the end, or have the process killed part way)."""
-    available = available_memory()
+def _states_array(n: int, n_states: int, n_t: int) -> np.ndarray:
+    """An empty float32 array for ``n`` trajectories; refused, before any work, where the
+    memory available cannot hold it (it would fail at the end, or be killed part way)."""
+    size, available = 4 * n * n_states * n_t, available_memory()
     if available is not None and size > available:
-        raise UserError(f"{what} take {size / 1e9:,.1f} GB in float32; {available / 1e9:,.1f} GB "
-                        "of memory is available: predict the inputs in parts")  # fmt: skip
+        raise UserError(f"{n:,} trajectories of {n_states} states on {n_t:,} points take "
+                        f"{size / 1e9:,.1f} GB in float32; {available / 1e9:,.1f} GB of memory "
+                        "is available: predict the inputs in parts")  # fmt: skip
+    return np.empty((n, n_states, n_t), np.float32)
 
 
 def keep_freed_memory() -> None:
