@@ -18,11 +18,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ionops.datasets import parallel
+from ionops.datasets.identity import Difference, differences
 from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, encode_chunk, read_journals
 from ionops.datasets.on_disk import check_room, partial_folder, prepare
@@ -86,13 +87,21 @@ class GenerationPlan:
 
     ``tasks`` are (split index, item) keys, one journal record each;
     :meth:`solve` appends one record per task; :meth:`assemble` writes the
-    final file from the records; :meth:`matches` tells whether a finished
-    file's attributes are this plan's.
+    final file from the records. ``IDENTITY`` maps every root attribute that
+    records a setting of the content to its ``[data]`` key
+    (:mod:`ionops.datasets.identity`): :meth:`differences` compares a file's
+    recorded attributes with this plan's on them, for ``ionops generate`` and
+    for every command that reads the dataset of an experiment.
     """
 
     spec: Any
     model: IonicModel
     unit = "traj"
+    IDENTITY: ClassVar[Mapping[str, str]] = {}
+
+    @property
+    def kind(self) -> str:
+        return str(self.attributes().get("kind", "operator"))
 
     def tasks(self) -> list[tuple[int, int]]:
         raise NotImplementedError
@@ -112,8 +121,9 @@ class GenerationPlan:
     def assemble(self, output: Path, records: Mapping[tuple[int, int], Record]) -> None:
         raise NotImplementedError
 
-    def matches(self, found: Mapping[str, Any]) -> bool:
-        raise NotImplementedError
+    def differences(self, found: Mapping[str, Any]) -> list[Difference]:
+        """Where a file's recorded ``found`` attributes differ from this plan's settings."""
+        return differences(found, {"kind": self.kind, **self.attributes()}, self.IDENTITY)
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,13 @@ class Plan(GenerationPlan):
     settings: SolverSettings
     subsets: list[tuple[Subset, dict[str, int]]]
     samples: dict[str, SampleTable]
+    IDENTITY: ClassVar[Mapping[str, str]] = {
+        "kind": "data.kind", "model": "data.ionic_model", "parameters": "data.parameters.{}",
+        "initial_state_kind": "data.initial_state", "initial_state": "data.initial_state",
+        "rtol": "data.rtol", "atol": "data.atol", "seed": "data.seed",
+        "fraction": "data.fraction", "t_end_ms": "data.t_end_ms", "n_t": "data.n_t",
+        "subsets": "data.subsets",
+    }  # fmt: skip
 
     def tasks(self) -> list[tuple[int, int]]:
         return [(s, k) for s, split in enumerate(SPLITS) for k in range(len(self.samples[split]))]
@@ -156,12 +173,6 @@ class Plan(GenerationPlan):
     def assemble(self, output: Path, records: Mapping[tuple[int, int], Record]) -> None:
         write_dataset(output, self.attributes(), self.t_grid, self.model.n_states,
                       self.samples, records)  # fmt: skip
-
-    def matches(self, found: Mapping[str, Any]) -> bool:
-        expected = self.attributes()
-        keys = ("model", "seed", "fraction", "t_end_ms", "n_t", "parameters",
-                "initial_state_kind")  # fmt: skip
-        return all(found.get(k) == expected[k] for k in keys)
 
     def attributes(self) -> dict[str, Any]:
         from ionops import __version__

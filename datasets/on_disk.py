@@ -45,11 +45,14 @@ def prepare(plan: GenerationPlan, output: Path, *, overwrite: bool, resume: bool
                 f"{output} already exists and is not a readable ionops dataset (another file, "
                 "or one cut short): pass --overwrite to replace it"
             )
-        if plan.matches(found):
+        changed = plan.differences(found)
+        if not changed:
             return {"complete": True, "n_samples": n_samples}
+        listed = "; ".join(d.describe("this command")
+                           for d in changed[:3])  # fmt: skip
         raise UserError(
-            f"{output} already exists and holds another dataset ({_found_difference(found, plan)}"
-            "): pass --overwrite to replace it, or another --output"
+            f"{output} already exists and holds another dataset ({listed}): pass --overwrite "
+            "to replace it, or another --output"
         )
     if partial.exists():
         found = _read_manifest(partial)
@@ -108,16 +111,6 @@ def _finished_attributes(output: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, UserError):
         return None
     return found if found.get("format") == FORMAT else None
-
-
-def _found_difference(found: Mapping[str, Any], plan: GenerationPlan) -> str:
-    expected = plan.attributes()
-    keys = ("kind", "model", "seed", "fraction", "t_end_ms", "n_t", "counts", "parameters")
-    changed = [f"{k}: {found.get(k, 'operator' if k == 'kind' else None)!r} there, "
-               f"{expected[k]!r} now" for k in keys
-               if k in expected and found.get(k, "operator" if k == "kind" else None)
-               != expected[k]]  # fmt: skip
-    return "; ".join(changed[:3]) or "other settings"
 
 
 def _difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,6 +116,14 @@ class ProblemPlan(GenerationPlan):
     steps_per_eval: int
     steps_per_transition: int
     unit = "block"
+    IDENTITY: ClassVar[Mapping[str, str]] = {
+        "kind": "data.kind", "model": "data.ionic_model", "parameters": "data.parameters.{}",
+        "input_names": "data.ionic_model", "ranges": "data.vary.{}", "fixed": "data.fixed.{}",
+        "t_end_ms": "data.t_end_ms", "eval_dt_ms": "data.eval_dt_ms",
+        "transition_ms": "data.transition_ms", "solver": "data.solver",
+        "solver_dt_ms": "data.solver_dt_ms", "save_dt_ms": "data.save_dt_ms", "rtol": "data.solver",
+        "seed": "data.seed", "counts": "data.{}",
+    }  # fmt: skip
 
     # -- the driver's interface -----------------------------------------------------------------
     def tasks(self) -> list[tuple[int, int]]:
@@ -175,13 +183,6 @@ class ProblemPlan(GenerationPlan):
 
     def assemble(self, output: Path, records: Mapping[tuple[int, int], Record]) -> None:
         write_problem_dataset(output, self, records)
-
-    def matches(self, found: Mapping[str, Any]) -> bool:
-        expected = self.attributes()
-        keys = ("kind", "model", "parameters", "input_names", "ranges", "fixed", "t_end_ms",
-                "eval_dt_ms", "transition_ms", "solver", "save_dt_ms", "seed",
-                "counts")  # fmt: skip
-        return all(found.get(k) == expected[k] for k in keys)
 
     # -- blocks ---------------------------------------------------------------------------------
     def state_shape(self, split: str) -> tuple[int, ...]:

@@ -92,7 +92,7 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     from ionops.hpo.retrain import retrain_folder
     from ionops.hpo.trainable import PER_SAMPLE_FILE
     from ionops.training.checkpoint import load_checkpoint
-    from ionops.workdir import dataset_path
+    from ionops.workdir import ensure_dataset
 
     folder = retrain_folder(workdir, name)
     if not (folder / "summary.json").exists():
@@ -106,7 +106,7 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     per_sample = []
     for seed in seeds:
         per_sample.append(_per_sample(folder / f"seed-{seed}" / PER_SAMPLE_FILE))
-    dataset = dataset_path(experiment.data, workdir)
+    dataset = ensure_dataset(experiment, workdir)
     state_names = list(read_attributes(dataset)["state_names"])
     search = load_outcome(Path(state["search"]))
     return Retrained(name, experiment, folder, state, summary, checkpoint, per_sample, dataset,

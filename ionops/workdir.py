@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ionops.errors import UserError
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
@@ -33,28 +34,53 @@ def default_workdir() -> Path:
 def dataset_path(data: Any, workdir: Path | None = None) -> Path:
     """Where the dataset of an experiment's ``[data]`` section lives by default.
 
-    The name holds what changes the content, so different settings never
-    collide and the same settings find their file again: an operator
-    dataset's fraction, grid, horizon and seed; for a point, transition or trajectory
-    dataset its counts, horizon and seed, and a digest of every other setting.
+    The name holds every setting that changes the content, so different
+    settings never share a file and the same settings find theirs again: an
+    operator dataset's fraction, grid, horizon and seed, and a digest of its
+    parameters, initial state, tolerances and subsets where any is set (the
+    paper's defaults keep the short name); for a point, transition or
+    trajectory dataset its counts, horizon and seed, and a digest of every
+    setting.
     """
+    from ionops.datasets.identity import settings_digest
+
     if data.kind == "operator":
         name = (f"{data.ionic_model}_f{data.fraction:g}_nt{data.n_t}_T{data.t_end_ms:g}"
-                f"_s{data.seed}.h5")  # fmt: skip
+                f"_s{data.seed}")  # fmt: skip
+        chosen = {key: value for key, value in data.model_dump(mode="json").items()
+                  if key in _OPERATOR_CHOICES and value not in (None, {})}  # fmt: skip
+        name += f"_{settings_digest(chosen)}.h5" if chosen else ".h5"
     else:
-        digest = hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True)
-                                .encode()).hexdigest()[:8]  # fmt: skip
+        digest = settings_digest(data.model_dump(mode="json"))
         counts = f"n{data.train}-{data.validation}-{data.test}_T{data.t_end_ms:g}"
         name = f"{data.ionic_model}_{data.kind}_{counts}_s{data.seed}_{digest}.h5"
     return (workdir or default_workdir()) / "data" / name
 
 
-def ensure_dataset(experiment: Any, workdir: Path) -> Path:
-    """The experiment's dataset file, generated first (serially) when it is missing."""
-    from ionops.datasets.generate import generate, spec_from_config
+# an operator dataset's settings beyond those its name spells out
+_OPERATOR_CHOICES = ("parameters", "initial_state", "rtol", "atol", "subsets")
 
-    path = dataset_path(experiment.data, workdir)
-    if not path.exists():
-        print(f"no dataset at {path}: generating it first (ionops generate {experiment.name})")
-        generate(spec_from_config(experiment.data), path)
-    return path
+
+def ensure_dataset(experiment: Any, workdir: Path, path: Path | None = None) -> Path:
+    """The experiment's dataset file, checked against its ``[data]``.
+
+    Without ``path``, the default file (:func:`dataset_path`), generated first
+    (serially) when it is missing. A file whose recorded settings differ from
+    ``[data]`` is refused, naming each setting with both values.
+    """
+    from ionops.datasets.generate import generate, spec_from_config
+    from ionops.datasets.identity import check_dataset
+
+    given = path is not None
+    file = Path(path) if path is not None else dataset_path(experiment.data, workdir)
+    if not given and not file.exists():
+        print(f"no dataset at {file}: generating it first (ionops generate {experiment.name})")
+        generate(spec_from_config(experiment.data), file)
+    if given and not file.is_file():
+        raise UserError(f"--data {file}: no such dataset file")
+    fix = "give the dataset of these settings, or set these [data] keys to the file's"
+    if not given:
+        fix = (f"generate it again with `ionops generate {experiment.name} --overwrite` and the "
+               "same --set options, or set these [data] keys to the file's")  # fmt: skip
+    check_dataset(experiment.data, file, fix)
+    return file

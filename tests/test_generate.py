@@ -63,9 +63,13 @@ def test_a_finished_file_is_reported_complete_and_another_one_is_named(tmp_path)
     for resume in (False, True):  # rerunning after the file appeared continues: nothing to do
         report = generate(small_spec("fhn"), path, resume=resume, progress=False)
         assert not report.written and path.read_bytes() == before
-    with pytest.raises(UserError, match=r"holds another dataset \(seed: 3 there, 4 now\)"):
+    with pytest.raises(
+        UserError, match=r"holds another dataset \(data.seed: 3 in the file, 4 in this command\)"
+    ):
         generate(small_spec("fhn", seed=4), path, progress=False)
-    with pytest.raises(UserError, match=r"holds another dataset \(model: 'fhn' there, 'hh'"):
+    with pytest.raises(
+        UserError, match=r"holds another dataset \(data.ionic_model: 'fhn' in the file, 'hh'"
+    ):
         generate(small_spec("hh"), path, resume=True, progress=False)
     generate(small_spec("fhn", seed=4), path, overwrite=True, progress=False)
     assert path.read_bytes() != before

@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     settings.torch_device()  # a device that does not exist is refused before any work
     tracking.client(workdir)  # and an MLflow server that does not answer
-    path = args.data or ensure_dataset(config, workdir)
+    path = ensure_dataset(config, workdir, args.data)
     data = family.load_data(config, path)
     trial = family.own_trial(config, data)
     arguments = trial.arguments
