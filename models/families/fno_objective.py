@@ -115,7 +115,10 @@ def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physic
     (``phys_...``, undefined where the truth is small against the typical trajectory)."""
     from ionops.training import metrics
 
+    # the typical trajectory on the truth's grid: statistics per variable (or none) are one
+    # column, which the H1 norm's time derivative cannot take
     typical = (normalizer.mean.pow(2) + normalizer.std.pow(2)).sqrt()
+    typical = typical.expand(-1, physical_truth.shape[-1])
     errors = metrics.per_sample_errors(normalised, normalised_truth, dt)
     physical_errors = metrics.per_sample_errors(physical, physical_truth, dt, typical)
     return errors | {f"phys_{k}": v for k, v in physical_errors.items()}
