@@ -243,6 +243,11 @@ class SurrogateFamily(ABC):
         """The columns a prediction takes, in order."""
         raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
 
+    def fixed_inputs(self, described: Mapping[str, Any]) -> dict[str, float]:
+        """Inputs the surrogate was trained with at one value (name -> value): accepted
+        beside :meth:`input_names` only at that value."""
+        return {}
+
     def predict(self, model: nn.Module, described: Mapping[str, Any],
                 inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
         """Trajectories (n, n_states, n_t) in physical units of ``inputs`` (n, n_inputs),

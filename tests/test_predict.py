@@ -301,3 +301,77 @@ def test_a_prediction_file_is_not_a_training_dataset(fno, tmp_path):
     surrogate.write(path, surrogate.predict([[1.0, 2.0]]))
     with pytest.raises(UserError, match=r"is a prediction .*normalisation='none'"):
         load_dataset(path)
+
+
+@pytest.fixture(scope="module")
+def problem(tmp_path_factory):
+    """Tiny problem-A (nothing varied) and problem-B (k fixed at 0) surrogates: name ->
+    (checkpoint, dataset, result)."""
+    out = {}
+    for name in ("fhn-mlp-a", "fhn-mlp-b"):
+        sizes = ["data.validation=1", "data.test=1"] if name == "fhn-mlp-a" else []
+        experiment = load_experiment(name, MLP_TINY + sizes)
+        folder = tmp_path_factory.mktemp(name)
+        dataset = folder / "data.h5"
+        generate(spec_from_config(experiment.data), dataset, progress=False)
+        checkpoint = folder / "checkpoint.pt"
+        out[name] = checkpoint, dataset, _trained(experiment, dataset, checkpoint)
+    return out
+
+
+def test_a_surrogate_of_no_inputs_predicts_its_one_trajectory(problem, tmp_path, capsys):
+    checkpoint, dataset, result = problem["fhn-mlp-a"]
+    surrogate = load_surrogate(checkpoint)
+    assert surrogate.input_names == [] and surrogate.fixed_inputs == {"u0": 0.5, "w0": 0.0,
+                                                                       "k": 0.0}  # fmt: skip
+    out = tmp_path / "a.h5"
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(dataset), "--compare",
+                 "-o", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "1 trajectories of u, w on 101 points" in printed
+    prediction = surrogate.predict({})
+    surrogate.compare(prediction)
+    assert prediction.error_means()["mae"] == pytest.approx(result.final["test/mae"], rel=1e-5)
+    written = load_problem_dataset(out, splits=("test",))
+    assert np.allclose(written.splits["test"].states.numpy(), prediction.states, atol=1e-6)
+    for way in (["--input", ""], [], ["--input", "u0=0.5,w0=0,k=0"]):
+        assert main(["predict", "--from", str(checkpoint), *way, "--compare",
+                     "-o", str(out)]) == 0, way  # fmt: skip
+        assert "1 trajectories of u, w" in capsys.readouterr().out
+    csv = tmp_path / "a.csv"
+    csv.write_text("u0\n0.5\n0.5\n")
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(csv), "-o", str(out)]) == 0
+    assert "2 trajectories of u, w" in capsys.readouterr().out
+
+
+def test_an_input_held_fixed_is_accepted_at_its_value_only(problem, tmp_path, capsys):
+    checkpoint, _, _ = problem["fhn-mlp-b"]
+    surrogate = load_surrogate(checkpoint)
+    assert surrogate.input_names == ["u0", "w0"] and surrogate.fixed_inputs == {"k": 0.0}
+    out = tmp_path / "b.h5"
+    csv = tmp_path / "b.csv"
+    csv.write_text("u0,w0,k\n0.2,0.05,0.0\n0.3,0.01,0.9\n")
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(csv), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "k = 0.9 (sample 1), but this surrogate was trained with k fixed at 0" in err
+    assert not out.exists()
+    csv.write_text("u0,w0,k\n0.2,0.05,0.0\n0.3,0.01,0\n")
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(csv), "-o", str(out)]) == 0
+    assert "2 trajectories" in capsys.readouterr().out
+    assert main(["predict", "--from", str(checkpoint), "--input", "u0=0.2,w0=0.05,k=0.9",
+                 "-o", str(tmp_path / "c.h5")]) == 2  # fmt: skip
+    assert "k = 0.9 (sample 0), but this surrogate was trained with k fixed" in (
+        capsys.readouterr().err
+    )
+    assert main(["predict", "--from", str(checkpoint), "--input", "u0=0.2,w0=0.05,k=0",
+                 "-o", str(out)]) == 0  # fmt: skip
+    with pytest.raises(UserError, match=r"k = 0.5 .* fixed at 0"):
+        surrogate.predict({"u0": [0.1, 0.2], "w0": [0.0, 0.0], "k": [0.0, 0.5]})
+    same = surrogate.predict({"u0": [0.1], "w0": [0.0], "k": [0.0]}).states
+    assert np.array_equal(same, surrogate.predict({"u0": [0.1], "w0": [0.0]}).states)
+    c_data = tmp_path / "c.h5"  # problem C's test split varies k: refused by name
+    experiment = load_experiment("fhn-mlp-c", MLP_TINY)
+    generate(spec_from_config(experiment.data), c_data, progress=False)
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(c_data),
+                 "-o", str(out)]) == 2  # fmt: skip
+    assert "(test split): k = " in capsys.readouterr().err

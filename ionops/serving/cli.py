@@ -75,8 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_writable(args.plot, "--plot")
     surrogate = load_surrogate(source, seed=args.seed, tracking_uri=_tracking_uri(source))
     surrogate.check(args.ionic_model, args.n_t, args.n_states)
-    names = surrogate.input_names
-    rows, stored = _rows(args, names)
+    rows, stored = _rows(args, surrogate)
     output = args.output or _default_output(source, surrogate)
     _check_writable(output, "--output")
     print(surrogate.describe())
@@ -139,32 +138,46 @@ def _tracking_uri(source: str) -> str | None:
     return tracking.tracking_uri(default_workdir())
 
 
-def _rows(args: argparse.Namespace, names: list[str]) -> tuple[Any, Any]:
-    """The inputs asked for as rows in ``names`` order, and stored solver trajectories."""
+def _rows(args: argparse.Namespace, surrogate: Any) -> tuple[Any, Any]:
+    """The inputs asked for as rows in the surrogate's input order, and stored solver
+    trajectories. A surrogate of no inputs predicts its one trajectory when none are given."""
     import numpy as np
 
+    names = surrogate.input_names
     given = [bool(args.stimulus), bool(args.rows), args.inputs is not None]
+    if not names and not any(given):
+        return np.zeros((1, 0)), None
     if sum(given) != 1:
         raise UserError("give the inputs one way: --stimulus, --input or --inputs")
     if args.inputs is not None:
         from ionops.serving.sources import read_inputs
 
-        return read_inputs(args.inputs, names, args.split)
+        return read_inputs(args.inputs, names, args.split, surrogate.fixed_inputs)
     if args.stimulus and names != ["amplitude", "t_stim"]:
         raise UserError(f"--stimulus is for operator surrogates; this one takes "
                         f"{', '.join(names)}: use --input")  # fmt: skip
     texts = args.stimulus or args.rows
     flag = "--stimulus" if args.stimulus else "--input"
-    return np.array([_row(text, names, flag) for text in texts]), None
+    rows = [_row(text, names, flag, surrogate.fixed_inputs) for text in texts]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(names)), None
 
 
-def _row(text: str, names: list[str], flag: str) -> list[float]:
+def _row(text: str, names: list[str], flag: str, fixed: dict[str, float]) -> list[float]:
+    from ionops.serving.surrogate import check_fixed
+
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if parts and all("=" in p for p in parts):
         pairs = dict(p.split("=", 1) for p in parts)
-        pairs = {k.strip(): v for k, v in pairs.items()}
-        if sorted(pairs) != sorted(names):
-            raise UserError(f"{flag} {text!r}: give {', '.join(f'{n}=...' for n in names)}")
+        pairs = {k.strip(): v.strip() for k, v in pairs.items()}
+        held = {k: v for k, v in pairs.items() if k in fixed and k not in names}
+        if sorted(set(pairs) - set(held)) != sorted(names):
+            wanted = ", ".join(f"{n}=..." for n in names) or "no inputs"
+            also = f" (it holds {', '.join(f'{k}={v:g}' for k, v in fixed.items())} fixed)"
+            raise UserError(f"{flag} {text!r}: give {wanted}" + (also if fixed else ""))
+        try:
+            check_fixed(fixed, {k: float(v) for k, v in held.items()}, f"{flag} {text!r}")
+        except ValueError:
+            raise UserError(f"{flag} {text!r}: {','.join(held)} must be numbers") from None
         parts = [pairs[n] for n in names]
     if len(parts) != len(names):
         raise UserError(f"{flag} {text!r}: give {len(names)} values ({','.join(names)})")

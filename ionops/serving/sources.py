@@ -20,7 +20,7 @@ import numpy as np
 
 from ionops.errors import UserError
 from ionops.models.registry import get_family
-from ionops.serving.surrogate import Prediction, Surrogate
+from ionops.serving.surrogate import Prediction, Surrogate, check_fixed
 from ionops.training.checkpoint import load_checkpoint
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
@@ -114,13 +114,18 @@ def predict(source: str | Path, inputs: Any, *, seed: int | None = None,
 Inputs = tuple[np.ndarray, np.ndarray | None]  # rows, and the solver's trajectories if stored
 
 
-def read_inputs(path: Path, names: Sequence[str], split: str = "test") -> Inputs:
+def read_inputs(path: Path, names: Sequence[str], split: str = "test",
+                fixed: Mapping[str, float] | None = None) -> Inputs:  # fmt: skip
     """Inputs from a CSV file (a header naming the inputs) or a dataset file (its ``split``):
-    (n, n_inputs) rows and, for a dataset file, the solver's trajectories it holds."""
+    (n, n_inputs) rows and, for a dataset file, the solver's trajectories it holds.
+
+    A column of an input the surrogate holds ``fixed`` is accepted at that value only; a
+    surrogate of no inputs predicts one trajectory per row (CSV) or sample (dataset).
+    """
     if not path.is_file():
         raise UserError(f"--inputs {path}: no such file")
     if path.suffix.lower() in (".h5", ".hdf5"):
-        return _dataset_inputs(path, names, split)
+        return _dataset_inputs(path, names, split, fixed or {})
     import csv
 
     with path.open(newline="") as handle:
@@ -130,18 +135,23 @@ def read_inputs(path: Path, names: Sequence[str], split: str = "test") -> Inputs
         if missing:
             raise UserError(f"{path}: the header {header} lacks {missing}; this surrogate takes "
                             f"columns {', '.join(names)}")  # fmt: skip
-        rows = []
+        held = [n for n in header if n in (fixed or {})]
+        rows, held_values = [], []
         for line, row in enumerate(reader, start=2):
             cleaned = {k.strip(): v for k, v in row.items() if k is not None}
             try:
                 rows.append([float(cleaned[n]) for n in names])
+                held_values.append([float(cleaned[n]) for n in held])
             except (TypeError, ValueError):
-                raise UserError(f"{path} line {line}: {[cleaned.get(n) for n in names]} are "
-                                "not all numbers") from None  # fmt: skip
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(names)), None
+                raise UserError(f"{path} line {line}: {[cleaned.get(n) for n in [*names, *held]]} "
+                                "are not all numbers") from None  # fmt: skip
+    table = np.asarray(held_values, dtype=np.float64).reshape(len(held_values), len(held))
+    check_fixed(fixed or {}, {n: table[:, k] for k, n in enumerate(held)}, str(path))
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names)), None
 
 
-def _dataset_inputs(path: Path, names: Sequence[str], split: str) -> Inputs:
+def _dataset_inputs(path: Path, names: Sequence[str], split: str,
+                    fixed: Mapping[str, float]) -> Inputs:  # fmt: skip
     from ionops.datasets.store import open_file, read_attributes
 
     attributes = read_attributes(path)
@@ -161,6 +171,10 @@ def _dataset_inputs(path: Path, names: Sequence[str], split: str) -> Inputs:
         if missing:
             raise UserError(f"{path} holds inputs {sorted(found)}; this surrogate takes "
                             f"{', '.join(names)}")  # fmt: skip
+        check_fixed(fixed, found, f"{path} ({split} split)")
         states = group["states"]
         trajectories = states[...] if states.ndim == 3 else None
-    return np.stack([np.asarray(found[n], dtype=np.float64) for n in names], axis=1), trajectories
+        rows = np.zeros((len(states), len(names)))
+    for column, name in enumerate(names):
+        rows[:, column] = found[name]
+    return rows, trajectories

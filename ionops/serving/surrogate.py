@@ -100,6 +100,7 @@ class Surrogate:
         self._held: dict[tuple[str, torch.dtype], tuple[tuple[int, ...], nn.Module]] = {}
         self.epoch = int(state.get("epoch", 0))
         self.input_names = self.family.input_names(self.described)
+        self.fixed_inputs = self.family.fixed_inputs(self.described)
 
     # -- what it is -----------------------------------------------------------------------------
     @property
@@ -149,23 +150,25 @@ class Surrogate:
         an (n, n_inputs) float64 array; wrong names, shapes or values are clear errors."""
         names = self.input_names
         if isinstance(inputs, Mapping):
-            unknown = sorted(set(inputs) - set(names))
+            unknown = sorted(set(inputs) - set(names) - set(self.fixed_inputs))
             missing = [n for n in names if n not in inputs]
             if unknown or missing:
                 raise UserError(f"inputs {sorted(inputs)}: this surrogate takes "
-                                f"{', '.join(names)}")  # fmt: skip
-            columns = [np.atleast_1d(np.asarray(inputs[n], dtype=np.float64)) for n in names]
-            if len({c.shape for c in columns}) != 1 or columns[0].ndim != 1:
-                shapes = {n: c.shape for n, c in zip(names, columns, strict=True)}
+                                f"{self.takes()}")  # fmt: skip
+            given = {n: np.atleast_1d(np.asarray(v, dtype=np.float64)) for n, v in inputs.items()}
+            shapes = {n: c.shape for n, c in given.items()}
+            if len(set(shapes.values())) > 1 or any(len(shape) != 1 for shape in shapes.values()):
                 raise UserError(f"inputs of shapes {shapes}: give one value per sample for each")
-            rows = np.stack(columns, axis=1)
+            check_fixed(self.fixed_inputs, given)
+            n = next(iter(given.values())).shape[0] if given else 1
+            rows = np.stack([given[name] for name in names], axis=1) if names else np.zeros((n, 0))
         else:
             rows = np.asarray(inputs, dtype=np.float64)
             if rows.ndim == 1:
                 rows = rows[None, :]
             if rows.ndim != 2 or rows.shape[1] != len(names):
                 raise UserError(f"inputs of shape {rows.shape}: give rows of {len(names)} values "
-                                f"({', '.join(names)})")  # fmt: skip
+                                f"({self.takes()})")  # fmt: skip
         if len(rows) == 0:
             raise UserError("no inputs: give at least one sample")
         if not np.isfinite(rows).all():
@@ -173,6 +176,12 @@ class Surrogate:
             raise UserError(f"input {names[column]} of sample {row} is {rows[row, column]}: "
                             "inputs must be finite")  # fmt: skip
         return rows
+
+    def takes(self) -> str:
+        """The inputs in words, the fixed ones with their value."""
+        varied = ", ".join(self.input_names) or "no inputs (one trajectory)"
+        fixed = ", ".join(f"{k} = {v:g}" for k, v in self.fixed_inputs.items())
+        return varied + (f" (and holds {fixed} fixed)" if fixed else "")
 
     def outside(self, rows: np.ndarray) -> list[str]:
         """One line per input with values outside the trained range."""
@@ -287,6 +296,24 @@ class Surrogate:
                 **dict(options or {})}  # fmt: skip
         write_prediction(Path(path), self.attributes, prediction.time, inputs, prediction.states,
                          prediction.solver_states, meta)  # fmt: skip
+
+
+def check_fixed(fixed: Mapping[str, float], given: Mapping[str, Any], where: str = "inputs"
+                ) -> None:  # fmt: skip
+    """Refuse a value of an input the surrogate holds ``fixed``, other than its value; the
+    other inputs in ``given`` are not this check's."""
+    for name, values in given.items():
+        if name not in fixed:
+            continue
+        column = np.atleast_1d(np.asarray(values, dtype=np.float64))
+        bad = np.flatnonzero(column != fixed[name])
+        if bad.size:
+            value = fixed[name]
+            raise UserError(
+                f"{where}: {name} = {column[bad[0]]:g} (sample {bad[0]}), but this surrogate was "
+                f"trained with {name} fixed at {value:g}: give {name} = {value:g} or leave it "
+                f"out, or use a surrogate trained with {name} varied"
+            )
 
 
 def _on_threads(call: Any, chunks: Sequence[Any], workers: int) -> list[Any]:

@@ -354,6 +354,9 @@ class MLPFamily(SurrogateFamily):
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return list(described["attributes"]["varied"])
 
+    def fixed_inputs(self, described: Mapping[str, Any]) -> dict[str, float]:
+        return {k: float(v) for k, v in described["attributes"].get("fixed", {}).items()}
+
     def predict(self, model: nn.Module, described: Mapping[str, Any],
                 inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
         from ionops.models.families import mlp_serving
