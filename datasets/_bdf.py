@@ -44,7 +44,7 @@ RHS_SIGNATURE = types.void(
 JACOBIAN_SIGNATURE = types.void(
     types.float64, types.float64[::1], types.float64[::1], types.float64, types.float64[:, ::1]
 )
-_RHS = types.FunctionType(RHS_SIGNATURE)
+RHS_TYPE = types.FunctionType(RHS_SIGNATURE)  # a model's right-hand side, by its address
 _JACOBIAN = types.FunctionType(JACOBIAN_SIGNATURE)
 
 MAX_ORDER = 5
@@ -349,7 +349,7 @@ def integrate_segment(
 
 @njit(
     types.Tuple((types.int64, types.float64[:, ::1], types.int64[::1]))(
-        _RHS, _JACOBIAN, types.boolean, types.float64[::1], types.float64[::1],
+        RHS_TYPE, _JACOBIAN, types.boolean, types.float64[::1], types.float64[::1],
         types.float64[::1], types.float64[::1], types.float64[::1], types.float64[::1],
         types.float64, types.float64[::1], types.int64, types.float64,
     ),

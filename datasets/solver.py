@@ -101,7 +101,7 @@ class _CompiledFunction(WrapperAddressProtocol):
 
 
 @functools.cache
-def _compiled_rhs(dispatcher: Any) -> _CompiledFunction:
+def compiled_rhs(dispatcher: Any) -> _CompiledFunction:
     return _CompiledFunction(dispatcher, _bdf.RHS_SIGNATURE)
 
 
@@ -149,7 +149,7 @@ def integrate_protocol(
     segments = np.asarray(segments, dtype=np.float64)
     jacobian = model.jacobian if has_jacobian else _no_jacobian
     status, y_out, stats = _integrate_entry_point()(
-        _compiled_rhs(model.rhs), _compiled_jacobian(jacobian), has_jacobian,
+        compiled_rhs(model.rhs), _compiled_jacobian(jacobian), has_jacobian,
         np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(y0, dtype=np.float64),
         np.ascontiguousarray(segments[:, 0]), np.ascontiguousarray(segments[:, 1]),
         np.ascontiguousarray(segments[:, 2]), np.ascontiguousarray(t_grid, dtype=np.float64),
