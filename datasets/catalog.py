@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ IONIC_MODELS = {
     "hh": ModelFacts(("V", "m", "h", "n")),
     "ord": ModelFacts(ORD_STATES),
 }
+
+# the registered ionic models, as the schema's literal (a test keeps the two equal)
+if TYPE_CHECKING:
+    IonicModelName = str
+else:
+    IonicModelName = Literal[tuple(IONIC_MODELS)]
 
 
 def problem_inputs(model: str) -> list[str]:

@@ -5,9 +5,10 @@ journal per rank and run) while it runs, and ``OUTPUT`` only at the end. Run
 again with the same settings and it continues from the journals; the finished
 file is byte-identical to an uninterrupted run's, whatever the number of ranks.
 
-The driver (:func:`generate`) serves every dataset kind through a
-:class:`GenerationPlan`: the operator datasets of stimulus protocols planned
-here (one task per trajectory), and the point and transition datasets of
+The driver (:func:`generate`) serves every dataset kind
+(:mod:`ionops.datasets.kinds`) through the kind's :class:`GenerationPlan`: the
+operator datasets of stimulus protocols planned here (one task per
+trajectory), the point, transition and trajectory datasets of
 :mod:`ionops.datasets.problems` (one task per block of samples).
 """
 
@@ -61,6 +62,7 @@ class GenerationSpec:
     parameters: Mapping[str, float] = field(default_factory=dict)
     initial_state: str | None = None
     subsets: Mapping[str, Mapping[str, Any]] | None = None
+    kind: ClassVar[str] = "operator"
 
     @classmethod
     def from_config(cls, data: Any) -> GenerationSpec:
@@ -101,7 +103,7 @@ class GenerationPlan:
 
     @property
     def kind(self) -> str:
-        return str(self.attributes().get("kind", "operator"))
+        return str(self.spec.kind)
 
     def tasks(self) -> list[tuple[int, int]]:
         raise NotImplementedError
@@ -206,13 +208,16 @@ class Plan(GenerationPlan):
 
 
 def make_plan(spec: Any) -> GenerationPlan:
-    """Validate ``spec`` and draw its samples; every problem is a :class:`UserError`."""
-    if not isinstance(spec, GenerationSpec):
-        from ionops.datasets.problems import ProblemSpec, make_problem_plan
+    """The plan of any kind's ``spec`` (:meth:`DatasetKind.plan`); every problem is a
+    :class:`UserError`."""
+    from ionops.datasets.kinds import get_kind
 
-        if isinstance(spec, ProblemSpec):
-            return make_problem_plan(spec)
-        raise TypeError(f"no dataset kind for a {type(spec).__name__}")
+    return get_kind(spec.kind).plan(spec)
+
+
+def make_operator_plan(spec: GenerationSpec) -> Plan:
+    """Validate an operator ``spec`` and draw its samples; every problem is a
+    :class:`UserError`."""
     model = get_ionic_model(spec.model)
     if spec.n_t < MIN_GRID_POINTS:
         raise UserError(f"n_t = {spec.n_t}: too few grid points; need at least {MIN_GRID_POINTS}")
@@ -280,11 +285,9 @@ class GenerationReport:
 
 def spec_from_config(data: Any) -> Any:
     """The generation spec of an experiment's ``[data]`` section, whatever its kind."""
-    if data.kind == "operator":
-        return GenerationSpec.from_config(data)
-    from ionops.datasets.problems import ProblemSpec
+    from ionops.datasets.kinds import get_kind
 
-    return ProblemSpec.from_config(data)
+    return get_kind(data.kind).spec(data)
 
 
 def estimated_cost(amplitude: float, t_stim: float, t_end_ms: float) -> float:

@@ -3,7 +3,7 @@
 An experiment file (TOML) has one table per concern::
 
     name = "fhn"
-    [data]      # what dataset to generate or read (kind: operator, point, transition, trajectory)
+    [data]      # what dataset to generate or read (kind: operator, point, transition, ...)
     [model]     # the surrogate: family = "fno" | "mlp", and that family's keys
     [training]  # optimiser, schedule, epochs
     [search]    # the hyperparameter search and its spaces
@@ -12,8 +12,9 @@ An experiment file (TOML) has one table per concern::
 (:mod:`ionops.models.registry`): ``family`` picks the section's schema, and an
 unknown family or key is an error that lists the valid ones. The search
 spaces ``[search.unconstrained]`` and ``[search.constrained]`` follow the
-model's family (their defaults come from it); ``[data]`` is one of the
-dataset kinds (``operator`` when not given).
+model's family (their defaults come from it); ``[data]`` is a discriminated
+union over the dataset kinds (:mod:`ionops.datasets.kinds`; ``operator``
+when not given). Families and kinds are plug-ins found by entry point.
 
 Shipped files live in ``configs/`` (importable as ``ionops.configs``) and are
 selected by name (``fhn``, ``hh``, ``ord``, ``fhn-mlp-b``...); any other
@@ -29,130 +30,26 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, ValidationError, model_validator
 
-from ionops.config_io import describe_error, dump_toml, read_source, set_override
-from ionops.datasets.catalog import IONIC_MODELS, problem_error
+from ionops.config_io import Section, describe_error, dump_toml, read_source, set_override
+from ionops.datasets.catalog import IonicModelName
+from ionops.datasets.kinds import all_kinds
+from ionops.datasets.operator import OperatorDataConfig, SubsetConfig
+from ionops.datasets.problem_kinds import ProblemDataConfig
 from ionops.errors import ConfigError, IonopsError
-from ionops.models.family import ModelSection, Section, SpaceSection
+from ionops.models.family import ModelSection, SpaceSection
 from ionops.models.registry import all_families, get_family, surrogate_families
 
 __all__ = [
     "ExperimentConfig",
+    "IonicModelName",
+    "OperatorDataConfig",
     "ProblemDataConfig",
+    "SubsetConfig",
     "dump_toml",
     "load_experiment",
     "shipped_experiments",
     "validate_experiment",
 ]
-
-# the registered ionic models, as listed without compiling them (a test keeps the two equal)
-if TYPE_CHECKING:
-    IonicModelName = str
-else:
-    IonicModelName = Literal[tuple(IONIC_MODELS)]
-
-
-class SubsetConfig(Section):
-    """A stimulus family: i and T_stim ranges [low, high] and the sample count of each split."""
-
-    i: tuple[float, float]
-    t_stim: tuple[float, float]
-    train: int = Field(ge=0)
-    validation: int = Field(default=0, ge=0)
-    test: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _ranges_are_ordered(self) -> SubsetConfig:
-        for name in ("i", "t_stim"):
-            low, high = getattr(self, name)
-            if not low <= high:
-                raise ValueError(f"{name} = {[low, high]} is reversed: give [low, high]")
-        return self
-
-
-class OperatorDataConfig(Section):
-    """Stimulus protocols -> whole trajectories on a grid (the FNO paper's datasets).
-
-    ``t_end_ms`` is the horizon T in ms; the grid is ``n_t`` uniform points on
-    [0, T]. ``fraction`` scales every subset count of the paper's tables (1.0:
-    3000 train / 375 validation / 375 test). ``parameters`` override the ionic
-    model's parameters by name, ``initial_state`` picks one of its initial
-    states, and ``rtol``/``atol`` its solver tolerances (default: the model's).
-    ``subsets`` replaces the paper's stimulus protocol with your own table
-    (``[data.subsets.NAME]`` with ``i``, ``t_stim``, ``train``, ``validation``,
-    ``test``); ``fraction`` scales it too.
-    """
-
-    kind: Literal["operator"] = "operator"
-    ionic_model: IonicModelName
-    n_t: int = Field(ge=8, le=1_000_000)
-    t_end_ms: float = Field(gt=0)
-    fraction: float = Field(default=1.0, gt=0, le=1)
-    seed: int = Field(default=0, ge=0)
-    parameters: dict[str, float] = Field(default_factory=dict)
-    initial_state: str | None = None
-    rtol: float | None = Field(default=None, gt=0, lt=1)
-    atol: float | None = Field(default=None, gt=0)
-    subsets: dict[str, SubsetConfig] | None = None
-
-    @model_validator(mode="after")
-    def _subsets_are_usable(self) -> OperatorDataConfig:
-        if self.subsets is not None:
-            if not self.subsets:
-                raise ValueError("subsets is empty: give at least one subset, or omit it")
-            if sum(s.train for s in self.subsets.values()) == 0:
-                raise ValueError("subsets has no training samples: give some subset train > 0")
-        return self
-
-
-class ProblemDataConfig(Section):
-    """An initial-value problem over a box of inputs: point, transition and trajectory datasets.
-
-    Inputs are the initial values of the states (``u0`` for state ``u``) and
-    the stimulus amplitude (the ionic model's stimulus name, constant in
-    time), each either varied over ``[low, high]`` (``vary``, drawn by Latin
-    hypercube) or ``fixed``; every one must be in exactly one of the two.
-
-    - ``point``: training samples (t, varied inputs) -> states at t, with t
-      drawn with the varied inputs over [0, ``t_end_ms``] and put on the data
-      solver's output grid (every ``save_dt_ms``);
-    - ``transition``: training samples (states at t, varied stimulus) ->
-      states at t + ``transition_ms``, from trajectories of the same box;
-    - ``trajectory``: training samples are whole trajectories, like the
-      validation ones (varied inputs -> states every ``eval_dt_ms``).
-
-    Validation and test samples are whole trajectories from varied inputs,
-    every ``eval_dt_ms`` over [0, ``t_end_ms``]. The data solver is explicit
-    Euler with step ``solver_dt_ms`` saved every ``save_dt_ms`` (the paper's
-    0.01 and 0.1 ms), or the project's BDF (``solver = "bdf"``). ``train``,
-    ``validation``, ``test`` count samples.
-    """
-
-    kind: Literal["point", "transition", "trajectory"]
-    ionic_model: IonicModelName
-    t_end_ms: float = Field(gt=0)
-    vary: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    fixed: dict[str, float] = Field(default_factory=dict)
-    train: int = Field(ge=1)
-    validation: int = Field(ge=1)
-    test: int = Field(default=0, ge=0)
-    eval_dt_ms: float = Field(default=1.0, gt=0)
-    transition_ms: float = Field(default=1.0, gt=0)
-    solver: Literal["euler", "bdf"] = "euler"
-    solver_dt_ms: float = Field(default=0.01, gt=0)
-    save_dt_ms: float = Field(default=0.1, gt=0)
-    seed: int = Field(default=0, ge=0)
-    parameters: dict[str, float] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _inputs_are_the_models(self) -> ProblemDataConfig:
-        problem = problem_error(self.ionic_model, self.vary, self.fixed)
-        if problem is not None:
-            raise ValueError(problem)
-        for name in ("eval_dt_ms", "transition_ms", "solver_dt_ms", "save_dt_ms"):
-            if getattr(self, name) > self.t_end_ms:
-                raise ValueError(f"{name} = {getattr(self, name)} exceeds t_end_ms = "
-                                 f"{self.t_end_ms}")  # fmt: skip
-        return self
 
 
 def _data_kind(value: Any) -> str:
@@ -198,10 +95,7 @@ else:
     from pydantic import Discriminator, Tag
 
     DataUnion = Annotated[
-        Annotated[OperatorDataConfig, Tag("operator")]
-        | Annotated[ProblemDataConfig, Tag("point")]
-        | Annotated[ProblemDataConfig, Tag("transition")]
-        | Annotated[ProblemDataConfig, Tag("trajectory")],
+        Union[tuple(Annotated[k.section, Tag(k.name)] for k in all_kinds())],  # noqa: UP007
         Discriminator(_data_kind),
     ]
     ModelUnion = Annotated[

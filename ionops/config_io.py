@@ -17,9 +17,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ionops.errors import ConfigError
+
+
+class Section(BaseModel):
+    """A typed, immutable experiment table: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
 
 # the tables of the old schema, and where their keys live now
 _MOVED = {"fno": '[model] with family = "fno"'}
@@ -108,7 +115,10 @@ def _describe_tag(loc: str, err: Any, raw: Any) -> str:
     tags = context.get("expected_tags", "")
     if err["type"] == "union_tag_not_found":
         return f"'{loc}.{key}' is required; one of {tags}"
-    return f"{loc}.{key} = {context.get('tag')!r}: unknown; known: {tags}"
+    group = {"family": "ionops.families", "kind": "ionops.dataset_kinds"}.get(key)
+    how = (f" (a new one is a plug-in: an entry point in the group {group!r} of its package; "
+           "README: Adding a family)" if group else "")  # fmt: skip
+    return f"{loc}.{key} = {context.get('tag')!r}: unknown; known: {tags}{how}"
 
 
 def _walk(loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[list[str], type[BaseModel]]:

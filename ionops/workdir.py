@@ -32,33 +32,12 @@ def default_workdir() -> Path:
 
 
 def dataset_path(data: Any, workdir: Path | None = None) -> Path:
-    """Where the dataset of an experiment's ``[data]`` section lives by default.
+    """Where the dataset of an experiment's ``[data]`` section lives by default: its kind's
+    file name (every setting of the content in it, so different settings never share a
+    file and the same settings find theirs again) under ``WORKDIR/data``."""
+    from ionops.datasets.kinds import get_kind
 
-    The name holds every setting that changes the content, so different
-    settings never share a file and the same settings find theirs again: an
-    operator dataset's fraction, grid, horizon and seed, and a digest of its
-    parameters, initial state, tolerances and subsets where any is set (the
-    paper's defaults keep the short name); for a point, transition or
-    trajectory dataset its counts, horizon and seed, and a digest of every
-    setting.
-    """
-    from ionops.datasets.identity import settings_digest
-
-    if data.kind == "operator":
-        name = (f"{data.ionic_model}_f{data.fraction:g}_nt{data.n_t}_T{data.t_end_ms:g}"
-                f"_s{data.seed}")  # fmt: skip
-        chosen = {key: value for key, value in data.model_dump(mode="json").items()
-                  if key in _OPERATOR_CHOICES and value not in (None, {})}  # fmt: skip
-        name += f"_{settings_digest(chosen)}.h5" if chosen else ".h5"
-    else:
-        digest = settings_digest(data.model_dump(mode="json"))
-        counts = f"n{data.train}-{data.validation}-{data.test}_T{data.t_end_ms:g}"
-        name = f"{data.ionic_model}_{data.kind}_{counts}_s{data.seed}_{digest}.h5"
-    return (workdir or default_workdir()) / "data" / name
-
-
-# an operator dataset's settings beyond those its name spells out
-_OPERATOR_CHOICES = ("parameters", "initial_state", "rtol", "atol", "subsets")
+    return (workdir or default_workdir()) / "data" / get_kind(data.kind).file_name(data)
 
 
 def ensure_dataset(experiment: Any, workdir: Path, path: Path | None = None) -> Path:

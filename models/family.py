@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
+from ionops.config_io import Section
 from ionops.errors import UserError
 
 if TYPE_CHECKING:
@@ -43,12 +42,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ionops.config import ExperimentConfig
-
-
-class Section(BaseModel):
-    """A typed, immutable experiment table: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class ModelSection(Section):
