@@ -1,8 +1,10 @@
 """Solve one stimulus protocol of an ionic model onto a time grid, robustly.
 
-The protocol is I_app(t) = amplitude for t <= t_stim and 0 afterwards. The
-solve is split at t_stim (the right-hand side is discontinuous there) and each
-piece runs in the compiled BDF integrator of :mod:`ionops.datasets._bdf`.
+The protocol is any of :mod:`ionops.datasets.stimuli` (:func:`solve_stimulus`);
+:func:`solve` takes the operator datasets' pulse, I_app(t) = amplitude for
+t <= t_stim and 0 afterwards. The solve is split at every discontinuity of
+I_app (the right-hand side is discontinuous there) and each piece runs in the
+compiled BDF integrator of :mod:`ionops.datasets._bdf`.
 A failed attempt is retried with tighter settings; if every attempt fails,
 :class:`SolveFailed` says which sample, with what stimulus, and what was tried.
 """
@@ -23,6 +25,7 @@ from numpy.typing import NDArray
 
 from ionops.datasets import _bdf
 from ionops.datasets.ionic.base import IonicModel
+from ionops.datasets.stimuli import Pulse, Stimulus
 from ionops.errors import IonopsError
 
 STAT_NAMES = _bdf.STAT_NAMES
@@ -126,11 +129,7 @@ def stimulus_segments(
     amplitude: float, t_stim: float, t_end: float
 ) -> list[tuple[float, float, float]]:
     """(start, end, current) pieces of I_app(t) = amplitude for t <= t_stim, else 0."""
-    if t_stim <= 0.0 or amplitude == 0.0:
-        return [(0.0, t_end, 0.0)]
-    if t_stim >= t_end:
-        return [(0.0, t_end, amplitude)]
-    return [(0.0, t_stim, amplitude), (t_stim, t_end, 0.0)]
+    return Pulse(amplitude, t_stim).pieces(t_end)
 
 
 def integrate_protocol(
@@ -178,7 +177,23 @@ def solve(
     retries: Sequence[SolverSettings] | None = None,
     label: str = "trajectory",
 ) -> Solution:
-    """Solve one protocol on ``t_grid`` (ms, uniform from 0), retrying with tighter settings.
+    """Solve the pulse ``amplitude`` for t <= ``t_stim`` on ``t_grid``; see
+    :func:`solve_stimulus`."""
+    return solve_stimulus(model, t_grid, Pulse(amplitude, t_stim), settings, p, y0, retries,
+                          label)  # fmt: skip
+
+
+def solve_stimulus(
+    model: IonicModel,
+    t_grid: NDArray[np.float64],
+    stimulus: Stimulus,
+    settings: SolverSettings,
+    p: NDArray[np.float64] | None = None,
+    y0: NDArray[np.float64] | None = None,
+    retries: Sequence[SolverSettings] | None = None,
+    label: str = "trajectory",
+) -> Solution:
+    """Solve ``stimulus`` on ``t_grid`` (ms, ascending from 0), retrying with tighter settings.
 
     Returns states as (n_states, n_t). Raises :class:`SolveFailed` naming
     ``label``, the stimulus and every attempt if none gives a finite trajectory.
@@ -186,9 +201,9 @@ def solve(
     p = model.parameter_vector() if p is None else p
     y0 = model.initial_state(p) if y0 is None else y0
     t_grid = np.ascontiguousarray(t_grid, dtype=np.float64)
+    segments = np.array(stimulus.pieces(float(t_grid[-1])))
     tried = []
     for number, attempt in enumerate(_attempts(settings, retries), start=1):
-        segments = np.array(stimulus_segments(amplitude, t_stim, float(t_grid[-1])))
         status, y_out, stats = integrate_protocol(model, p, y0, segments, t_grid, attempt)
         if status == _bdf.SUCCESS and np.isfinite(y_out).all():
             counters = dict(zip(STAT_NAMES, (int(s) for s in stats), strict=True))
@@ -197,8 +212,12 @@ def solve(
         if status == _bdf.SUCCESS:
             reason = "non-finite values in the trajectory"
         tried.append(f"  attempt {number} ({attempt.describe()}): {reason}")
+    if isinstance(stimulus, Pulse):
+        what = (f"stimulus i = {stimulus.amplitude:g} {model.current_unit} for t <= "
+                f"{stimulus.duration:g} ms")  # fmt: skip
+    else:
+        what = f"stimulus {stimulus.describe()}, {model.current_unit} and ms"
     raise SolveFailed(
-        f"{label} of {model.name} failed (stimulus i = {amplitude:g} {model.current_unit} "
-        f"for t <= {t_stim:g} ms):\n" + "\n".join(tried) + "\n"
+        f"{label} of {model.name} failed ({what}):\n" + "\n".join(tried) + "\n"
         "Try a smaller stimulus range for this model, or tighter solver tolerances."
     )
