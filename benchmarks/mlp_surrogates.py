@@ -144,7 +144,7 @@ def train_own(name: str, overrides: list[str], workdir: Path, seed: int) -> tupl
     model = family.build(trial.arguments)
     objective = family.objective(data, trial, experiment)
     settings = TrainSettings.from_config(trial.training, seed=seed, eval_splits=("validation",))
-    return model, train(model, objective, settings)
+    return model, train(model, objective, settings, family=family.name)
 
 
 def _train_once(job: dict[str, Any]) -> float:

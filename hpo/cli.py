@@ -106,7 +106,9 @@ def _tune(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision, progress=not args.no_progress,
     )  # fmt: skip
     outcome = run_search(experiment, workdir, options)
-    print(_search_summary(outcome))
+    from ionops.models.registry import get_family
+
+    print(_search_summary(outcome, get_family(experiment.family)))
     print(f"MLflow: {tracking.ui_command(workdir)}")
     if not outcome.complete:
         again = " ".join(["ionops", "tune", args.experiment,
@@ -117,7 +119,7 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_summary(outcome: Any, top: int = 5) -> str:
+def _search_summary(outcome: Any, family: Any, top: int = 5) -> str:
     counts: dict[str, int] = {}
     for trial in outcome.trials:
         counts[trial.outcome] = counts.get(trial.outcome, 0) + 1
@@ -126,13 +128,13 @@ def _search_summary(outcome: Any, top: int = 5) -> str:
              + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))]  # fmt: skip
     ranked = sorted((t for t in outcome.trials if t.metric == t.metric), key=lambda t: t.metric)
     if ranked:
-        relative = outcome.metric.split("/")[-1].startswith("rel_")
+        metric = family.metric_of(outcome.metric)
         header = f"{'#':>4} {'trial':<10}{'outcome':>10}{'epochs':>8}{outcome.metric:>20}"
         lines.append(f"{header}  configuration")
         for trial in ranked[:top]:
             config = ", ".join(f"{k}={v}" for k, v in trial.point.items() if k not in _NOT_SHOWN)
             cells = f"{trial.index:>4} {trial.trial_id:<10}{trial.outcome:>10}{trial.epochs:>8}"
-            value = f"{trial.metric:>20.4%}" if relative else f"{trial.metric:>20.4e}"
+            value = metric.format(trial.metric, 4, 20)
             lines.append(f"{cells}{value}  {config}")
     if outcome.best is not None:
         best = outcome.best

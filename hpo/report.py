@@ -144,8 +144,6 @@ def _per_sample(path: Path) -> dict[str, dict[str, Any]]:
 def _training_figure(item: Retrained, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from ionops.hpo.retrain import metric_label
-
     history = item.checkpoint["history"]
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     epochs = [row["epoch"] for row in history]
@@ -154,7 +152,7 @@ def _training_figure(item: Retrained, path: Path) -> Path:
         rows = [(row["epoch"], row[f"test/{metric}"]) for row in history if f"test/{metric}" in row]
         if rows:
             x, y = zip(*rows, strict=True)
-            axis.plot(x, y, label=f"test {metric_label(metric)}")
+            axis.plot(x, y, label=f"test {item.family.metric_of(metric).label}")
     axis.set(xlabel="epoch", ylabel="error", yscale="log",
              title=f"{item.name}: training (seed {item.state['seeds'][0]})")  # fmt: skip
     axis.legend()
@@ -170,14 +168,13 @@ def test_errors(item: Retrained) -> np.ndarray:
 def _variables_figure(item: Retrained, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from ionops.hpo.retrain import metric_label
-
     errors = test_errors(item)
     names = item.state_names
     figure, axis = plt.subplots(figsize=(max(6.4, 0.35 * len(names) + 2), 4.2))
     columns = [errors[:, k][np.isfinite(errors[:, k])] for k in range(len(names))]
     axis.boxplot(columns, tick_labels=names)
-    axis.set(yscale="log", ylabel=f"test {metric_label(item.family.metric)} per sample",
+    axis.set(yscale="log", ylabel=f"test {item.family.metric_of(item.family.metric).label} "
+             "per sample",
              title=f"{item.name}: per state variable")  # fmt: skip
     axis.tick_params(axis="x", labelrotation=90 if len(names) > 8 else 0)
     return save_figure(figure, path)
@@ -190,7 +187,8 @@ def _model_rows(loaded: list[Retrained]) -> list[dict[str, Any]]:
         rows.append({
             "name": item.name, "n_states": len(item.state_names),
             "parameters": item.summary["parameter_count"],
-            "test_rel_l2": mean_std[f"test/{item.family.metric}"], "peak_memory_bytes":
+            "metric": item.family.metric_of(item.family.metric),
+            "test_error": mean_std[f"test/{item.family.metric}"], "peak_memory_bytes":
             mean_std["peak_memory_bytes"], "train_seconds": mean_std["train_seconds"],
         })  # fmt: skip
     return rows
@@ -202,8 +200,10 @@ def _models_figure(loaded: list[Retrained], path: Path) -> Path:
     rows = _model_rows(loaded)
     x = [r["n_states"] for r in rows]
     figure, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    panels = (("test_rel_l2", "test relative L2", 1.0), ("peak_memory_bytes", "peak memory (MiB)",
-              2**-20), ("train_seconds", "training time (s)", 1.0))  # fmt: skip
+    labels = {r["metric"].label for r in rows}  # each family's own metric
+    error = f"test {labels.pop()}" if len(labels) == 1 else "test error (each family's metric)"
+    panels = (("test_error", error, 1.0), ("peak_memory_bytes", "peak memory (MiB)", 2**-20),
+              ("train_seconds", "training time (s)", 1.0))  # fmt: skip
     for axis, (key, label, scale) in zip(axes[[0, 2, 3]], panels, strict=True):
         mean = [r[key][0] * scale for r in rows]
         spread = [r[key][1] * scale for r in rows]
@@ -212,29 +212,30 @@ def _models_figure(loaded: list[Retrained], path: Path) -> Path:
     axes[1].plot(x, [r["parameters"] for r in rows], marker="o")
     axes[1].set(xlabel="state variables", ylabel="parameters")
     for row in rows:
-        axes[0].annotate(row["name"], (row["n_states"], row["test_rel_l2"][0]), fontsize=8)
+        axes[0].annotate(row["name"], (row["n_states"], row["test_error"][0]), fontsize=8)
     return save_figure(figure, path)
 
 
 def _models_table(loaded: list[Retrained], out: Path) -> None:
     rows = _model_rows(loaded)
-    header = "name,n_states,parameters,test_rel_l2_mean,test_rel_l2_std,peak_memory_mib_mean,"
-    header += "train_seconds_mean"
+    header = ("name,n_states,parameters,test_metric,test_error_mean,test_error_std,"
+              "peak_memory_mib_mean,train_seconds_mean")  # fmt: skip
     lines, markdown = (
         [header],
         [
-            "| model | state variables | parameters | test rel. L2 | peak memory | training time |",
+            "| model | state variables | parameters | test error (the family's metric) | peak "
+            "memory | training time |",
             "|---|---|---|---|---|---|",
         ],
     )
     for r in rows:
         memory = r["peak_memory_bytes"][0] / 2**20
-        error, seconds = r["test_rel_l2"], r["train_seconds"][0]
-        lines.append(f"{r['name']},{r['n_states']},{r['parameters']},{error[0]!r},{error[1]!r},"
-                     f"{memory:.1f},{seconds:.1f}")  # fmt: skip
+        metric, (mean, spread), seconds = r["metric"], r["test_error"], r["train_seconds"][0]
+        lines.append(f"{r['name']},{r['n_states']},{r['parameters']},{metric.name},{mean!r},"
+                     f"{spread!r},{memory:.1f},{seconds:.1f}")  # fmt: skip
         markdown.append(
-            f"| {r['name']} | {r['n_states']} | {r['parameters']:,} | {r['test_rel_l2'][0]:.3%}"
-            f" ± {r['test_rel_l2'][1]:.3%} | {memory:,.0f} MiB | {r['train_seconds'][0]:,.0f} s |"
+            f"| {r['name']} | {r['n_states']} | {r['parameters']:,} | {metric.format(mean)} ± "
+            f"{metric.format(spread)} ({metric.label}) | {memory:,.0f} MiB | {seconds:,.0f} s |"
         )
     write_atomic(out / "models.csv", "\n".join(lines) + "\n")
     write_atomic(out / "models.md", "\n".join(markdown) + "\n")

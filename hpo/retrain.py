@@ -137,7 +137,7 @@ def _run_retrain(experiment: ExperimentConfig, search: Path, workdir: Path,
     state["per_seed"] = {str(s): finished[s] for s in sorted(finished)}
     complete = sorted(finished) == seeds
     if complete:
-        _write_summary(folder, state, workdir, family.summary_metrics, family.metric)
+        _write_summary(folder, state, workdir, family)
     write_json(folder / STATE_FILE, state)
     return _outcome(folder, state, complete)
 
@@ -227,8 +227,7 @@ def summary_rows(per_seed: dict[str, dict[str, float]]) -> dict[str, tuple[float
     return out
 
 
-def _write_summary(folder: Path, state: dict[str, Any], workdir: Path,
-                   metrics: tuple[str, ...], main: str) -> None:  # fmt: skip
+def _write_summary(folder: Path, state: dict[str, Any], workdir: Path, family: Any) -> None:
     summary = summary_rows(state["per_seed"])
     parameters = int(state["point"]["parameter_count"])
     lines = ["| quantity | mean ± std |", "|---|---|", f"| parameters | {parameters:,} |"]
@@ -238,29 +237,28 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path,
     ):
         mean, spread = summary[key]
         lines.append(f"| {label} | {mean * scale:,.1f} ± {spread * scale:,.1f}{unit} |")
+    pooled = [m.name for m in family.metrics if not m.per_state]
     for split in ("train", "test"):
-        for metric in metrics:
-            if f"{split}/{metric}" not in summary:
+        for name in dict.fromkeys([*family.summary_metrics, *pooled]):
+            if f"{split}/{name}" not in summary:
                 continue  # not an error of this split (MAE alone for training points)
-            mean, spread = summary[f"{split}/{metric}"]
-            lines.append(f"| {split} {metric_label(metric)} | {_value(metric, mean)} ± "
-                         f"{_value(metric, spread)} |")  # fmt: skip
-    if "test/diverged" in summary:
-        mean, spread = summary["test/diverged"]
-        lines.append(f"| test rollouts diverged | {mean:.1%} ± {spread:.1%} |")
-    variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith(f"test/{main}/"))
+            metric, (mean, spread) = family.metric_of(name), summary[f"{split}/{name}"]
+            lines.append(f"| {split} {metric.label} | {metric.format(mean)} ± "
+                         f"{metric.format(spread)} |")  # fmt: skip
+    main = family.metric_of(family.metric)
+    variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith(f"test/{main.name}/"))
     if variables:
-        lines += ["", f"| state variable | test {metric_label(main)} (mean ± std) |", "|---|---|"]
+        lines += ["", f"| state variable | test {main.label} (mean ± std) |", "|---|---|"]
         for name in variables:
-            mean, spread = summary[f"test/{main}/{name}"]
-            lines.append(f"| {name} | {_value(main, mean)} ± {_value(main, spread)} |")
+            mean, spread = summary[f"test/{main.name}/{name}"]
+            lines.append(f"| {name} | {main.format(mean)} ± {main.format(spread)} |")
     write_atomic(folder / "summary.md", "\n".join(lines) + "\n")
     rows = [f"{key},{mean!r},{spread!r}\n" for key, (mean, spread) in summary.items()]
     write_atomic(folder / "summary.csv",
                  f"metric,mean,std\nparameter_count,{parameters},0\n" + "".join(rows))  # fmt: skip
     write_json(folder / "summary.json", {"parameter_count": parameters, "seeds": state["seeds"],
                                           "mean_std": summary})  # fmt: skip
-    state["model"] = _log_model(folder, state, workdir, main)
+    state["model"] = _log_model(folder, state, workdir, main.name)
     client = tracking.client(workdir)
     parent = tracking.RunWriter(client, state["parent_run_id"])
     parent.metrics({f"{k}/mean": v[0] for k, v in summary.items()}
@@ -288,17 +286,6 @@ def _log_model(folder: Path, state: dict[str, Any], workdir: Path, main: str) ->
         version = log_surrogate(tracking.tracking_uri(workdir), run_id,
                                 folder / f"seed-{seed}" / "checkpoint.pt", name)  # fmt: skip
     return {"seed": seed, "name": name, "version": version, "uri": f"models:/{name}/{version}"}
-
-
-def metric_label(metric: str) -> str:
-    """``rel_l2`` -> ``relative L2``, ``mae`` -> ``MAE``: how tables name a metric."""
-    if metric.startswith("rel_"):
-        return f"relative {metric[4:].upper()}"
-    return metric.upper()
-
-
-def _value(metric: str, value: float) -> str:
-    return f"{value:.3%}" if metric.startswith("rel_") else f"{value:.3e}"
 
 
 def _outcome(folder: Path, state: dict[str, Any], complete: bool) -> RetrainOutcome:

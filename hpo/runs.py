@@ -80,7 +80,7 @@ class TrialRuns(Callback):
         flush_seconds: float = 2.0,
         total: int | None = None,
         show_progress: bool = True,
-        metric: str = "validation/rel_l2",
+        metric: str | None = None,
         stopped_file: Path | None = None,
     ) -> None:
         self.workdir, self.experiment_id = Path(workdir), experiment_id
@@ -120,7 +120,7 @@ class TrialRuns(Callback):
         if result.get("checkpointed") or time.monotonic() - run.flushed_at > self.flush_seconds:
             self._flush(run)
         if self._progress is not None:
-            metric = result.get(self.metric)
+            metric = result.get(self.metric) if self.metric else None
             self._progress.result(trial.trial_id, epoch, None if metric is None else float(metric))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -230,9 +230,10 @@ class TrialRuns(Callback):
 
 
 def child_runs(
-    client: Any, experiment_id: str, parent_run_id: str, metric: str = "validation/rel_l2"
+    client: Any, experiment_id: str, parent_run_id: str, metric: str | None = None
 ) -> dict[str, KnownRun]:
-    """The trial runs under ``parent_run_id``, by trial id."""
+    """The trial runs under ``parent_run_id``, by trial id, with the last value of ``metric``
+    (the search's: ``validation/mae``...) when one is named."""
     found: dict[str, KnownRun] = {}
     page_token = None
     while True:
@@ -248,7 +249,8 @@ def child_runs(
                 metrics = run.data.metrics
                 found[trial_id] = KnownRun(
                     run.info.run_id, int(metrics.get("epoch", 0)),
-                    run.data.tags.get(OUTCOME_TAG, "running"), metrics.get(metric),
+                    run.data.tags.get(OUTCOME_TAG, "running"),
+                    metrics.get(metric) if metric else None,
                 )  # fmt: skip
         page_token = page.token
         if not page_token:

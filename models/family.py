@@ -79,6 +79,45 @@ def on_grid(value: float, grid: tuple[float, float, float]) -> float:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """What one of a family's per-sample errors means, and how every command shows it.
+
+    ``name`` is the key of :meth:`Objective.evaluate` (``rel_l2``); ``label`` how
+    tables name it; ``unit`` its physical unit (``"state"``: each state's own,
+    ``""``: none); ``percent`` shows it as a percentage (a relative error, a
+    share of samples); ``relative`` says it is relative to the truth's size;
+    ``per_state`` that each sample has one value per state (else one pooled
+    value); ``lower_is_better`` its direction.
+    """
+
+    name: str
+    label: str
+    unit: str = ""
+    percent: bool = False
+    relative: bool = False
+    per_state: bool = True
+    lower_is_better: bool = True
+
+    def format(self, value: float | None, digits: int = 3, width: int = 0) -> str:
+        """``value`` as every command prints it (``-`` when there is none)."""
+        if value is None:
+            return f"{'-':>{width}}"
+        text = f"{value:.{digits}%}" if self.percent else f"{value:.{digits}e}"
+        return f"{text:>{width}}"
+
+
+def metric_of(metrics: Sequence[Metric], key: str) -> Metric:
+    """The metric of a key as runs record it (``test/rel_l2/V``, ``validation/mae``,
+    ``rel_l2``); a key no family declares is shown as a plain number named by itself."""
+    parts = key.split("/")
+    declared = {m.name: m for m in metrics}
+    for part in parts:
+        if part in declared:
+            return declared[part]
+    return Metric(key, key)
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """One point of a family's space made concrete.
 
@@ -152,12 +191,18 @@ class SurrogateFamily(ABC):
     name: ClassVar[str]
     section: ClassVar[type[ModelSection]]
     space: ClassVar[type[SpaceSection]]
+    #: every per-sample error the objective reports, with its meaning (:class:`Metric`)
+    metrics: ClassVar[tuple[Metric, ...]]
     #: the per-sample error the search minimises (its mean over the validation split)
     metric: ClassVar[str]
-    #: the errors a retraining summarises, mean ± std over seeds
+    #: the errors a run and a retraining summarise, mean ± std over seeds
     summary_metrics: ClassVar[tuple[str, ...]]
     #: the dataset kinds (``[data] kind``) the family can train on
     data_kinds: ClassVar[tuple[str, ...]]
+
+    def metric_of(self, key: str) -> Metric:
+        """The declared metric of a recorded key (``test/rel_l2/V``); see :func:`metric_of`."""
+        return metric_of(self.metrics, key)
 
     # -- the experiment -------------------------------------------------------------------------
     @abstractmethod

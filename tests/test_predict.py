@@ -21,6 +21,7 @@ from ionops.models.registry import get_family
 from ionops.serving.sources import load_surrogate
 from ionops.serving.surrogate import ExtrapolationWarning, available_memory
 from ionops.training import TrainSettings, train
+from ionops.training.loop import EVAL_SECONDS
 
 FNO_TINY = ["model.d_v=8", "model.n_layers=2", "model.k_max=6", "training.epochs=3",
             "training.batch_size=8"]  # fmt: skip
@@ -375,3 +376,20 @@ def test_an_input_held_fixed_is_accepted_at_its_value_only(problem, tmp_path, ca
     assert main(["predict", "--from", str(checkpoint), "--inputs", str(c_data),
                  "-o", str(out)]) == 2  # fmt: skip
     assert "(test split): k = " in capsys.readouterr().err
+
+
+def test_every_error_a_family_reports_is_declared_with_its_meaning(fno, mlp):
+    """Commands show a metric as its family declares it: each key a run records is one."""
+    for (_, _, result), name in ((fno, "fno"), (mlp, "mlp")):
+        family = get_family(name)
+        declared = {m.name for m in family.metrics}
+        assert {family.metric, *family.summary_metrics} <= declared
+        for key in result.final:
+            split, _, rest = key.partition("/")
+            if split in ("train", "validation", "test") and rest != EVAL_SECONDS:
+                assert rest.split("/")[0] in declared, key
+        metric = family.metric_of(f"test/{family.metric}/V")
+        assert metric.name == family.metric
+    assert get_family("fno").metric_of("rel_l2").format(0.01234) == "1.234%"
+    assert get_family("mlp").metric_of("validation/mae/u").format(0.01234) == "1.234e-02"
+    assert get_family("mlp").metric_of("diverged").per_state is False

@@ -82,7 +82,7 @@ SETTINGS = TrainSettings(learning_rate=3e-3, weight_decay=1e-4, gamma=0.9, step_
 
 
 def test_training_lowers_the_loss_and_reports_every_metric(data, objective):
-    result = train(_model(), objective, SETTINGS)
+    result = train(_model(), objective, SETTINGS, family="fno")
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0]
     final = result.final
@@ -123,14 +123,16 @@ def test_other_normalisations_evaluate_in_physical_units(hh_dataset, normalisati
 
 def test_the_cosine_schedule_falls_from_the_learning_rate_to_zero(data, objective):
     settings = replace(SETTINGS, scheduler="cosine", epochs=4, eval_splits=())
-    rates = [row["learning_rate"] for row in train(_model(), objective, settings).history]
+    rates = [
+        row["learning_rate"] for row in train(_model(), objective, settings, family="fno").history
+    ]
     cosine = [3e-3 * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in range(1, 5)]
     assert rates == pytest.approx(cosine, abs=1e-12) and rates[-1] == pytest.approx(0.0)
 
 
 def test_final_splits_are_evaluated_after_the_last_epoch_only(data, objective):
     settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2, "final_splits": ("train",)})
-    result = train(_model(), objective, settings)
+    result = train(_model(), objective, settings, family="fno")
     first, last = result.history
     assert "validation/rel_l2" in first and not any(k.startswith("train/") for k in first)
     assert math.isfinite(last["train/rel_l2"]) and "validation/rel_l2" in last
@@ -139,22 +141,22 @@ def test_final_splits_are_evaluated_after_the_last_epoch_only(data, objective):
 
 def test_same_seed_same_weights(data, objective):
     first, second = _model(), _model()
-    train(first, objective, SETTINGS)
-    train(second, objective, SETTINGS)
+    train(first, objective, SETTINGS, family="fno")
+    train(second, objective, SETTINGS, family="fno")
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
 def test_resume_reproduces_the_uninterrupted_run_exactly(data, objective, tmp_path):
     straight = _model()
-    train(straight, objective, SETTINGS)
+    train(straight, objective, SETTINGS, family="fno")
 
     interrupted = _model()
     checkpoint = tmp_path / "checkpoint.pt"
     half = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
-    train(interrupted, objective, half, checkpoint=checkpoint)
+    train(interrupted, objective, half, family="fno", checkpoint=checkpoint)
     resumed = _model(seed=99)  # different initial weights: all must come from the checkpoint
-    result = train(resumed, objective, SETTINGS, checkpoint=checkpoint)
+    result = train(resumed, objective, SETTINGS, family="fno", checkpoint=checkpoint)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
@@ -163,7 +165,9 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(data, objective, tmp_pa
 def test_checkpoint_describes_itself(data, objective, tmp_path):
     checkpoint = tmp_path / "run" / "checkpoint.pt"
     arch = FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4)
-    train(_model(), objective, SETTINGS, checkpoint=checkpoint, arguments=arch.as_dict())
+    train(
+        _model(), objective, SETTINGS, family="fno", checkpoint=checkpoint, arguments=arch.as_dict()
+    )
     state = load_checkpoint(checkpoint)
     assert state["format"] == "ionops-checkpoint" and state["epoch"] == 4
     assert state["family"] == "fno" and state["arguments"] == arch.as_dict()
@@ -189,12 +193,28 @@ def test_a_checkpoint_resumes_only_the_configuration_that_wrote_it(data, objecti
     checkpoint = tmp_path / "checkpoint.pt"
     arch = FNOArchitecture(8, 2, 6, "gelu", 4, "mlp", 4)
     half = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
-    train(_model(), objective, half, checkpoint=checkpoint, arguments=arch.as_dict())
+    train(_model(), objective, half, family="fno", checkpoint=checkpoint, arguments=arch.as_dict())
     other = FNOArchitecture(8, 2, 6, "tanh", 4, "mlp", 4)
     with pytest.raises(IonopsError, match=r"model.activation: 'gelu' there, 'tanh' now"):
-        train(_model(), objective, SETTINGS, checkpoint=checkpoint, arguments=other.as_dict())
+        train(
+            _model(),
+            objective,
+            SETTINGS,
+            family="fno",
+            checkpoint=checkpoint,
+            arguments=other.as_dict(),
+        )
     faster = TrainSettings(**{**SETTINGS.__dict__, "learning_rate": 1e-2})
     with pytest.raises(IonopsError, match=r"training.learning_rate: 0.003 there, 0.01 now"):
-        train(_model(), objective, faster, checkpoint=checkpoint, arguments=arch.as_dict())
-    longer = train(_model(), objective, SETTINGS, checkpoint=checkpoint, arguments=arch.as_dict())
+        train(
+            _model(),
+            objective,
+            faster,
+            family="fno",
+            checkpoint=checkpoint,
+            arguments=arch.as_dict(),
+        )
+    longer = train(
+        _model(), objective, SETTINGS, family="fno", checkpoint=checkpoint, arguments=arch.as_dict()
+    )
     assert [row["epoch"] for row in longer.history] == [1, 2, 3, 4]  # more epochs: resumed

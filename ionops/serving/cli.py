@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         same = stored is not None and stored.shape == prediction.states.shape
         surrogate.compare(prediction, stored if same else None)
         print(_error_table(prediction, "the dataset's solver trajectories" if same
-                           else "the solver, run now"))  # fmt: skip
+                           else "the solver, run now", surrogate.family))  # fmt: skip
     options = {"batch_size": args.batch_size, "device": args.device, "precision": args.precision}
     surrogate.write(output, prediction, options)
     print(f"{len(prediction)} trajectories of {', '.join(prediction.state_names)} on "
@@ -207,22 +207,18 @@ def _check_writable(path: Path, flag: str) -> None:
         raise UserError(f"{flag} {path}: not a writable file path")
 
 
-def _error_table(prediction: Any, against: str) -> str:
-    """Each error's mean over samples: over every state, then per state (rows)."""
+def _error_table(prediction: Any, against: str, family: Any) -> str:
+    """Each error's mean over samples: over every state, then per state (rows); each shown as
+    its family declares it."""
     means = prediction.error_means()
     keys = [k for k in means if "/" not in k]
-    lines = [f"errors against {against} (mean over {len(prediction)} samples):",
+    metrics = {k: family.metric_of(k) for k in keys}
+    lines = [f"errors against {against} (mean over {len(prediction)} samples; "
+             + "; ".join(f"{k}: {m.label}" for k, m in metrics.items()) + "):",
              "| state | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
-             "| all | " + " | ".join(_value(k, means[k]) for k in keys) + " |"]  # fmt: skip
+             "| all | " + " | ".join(metrics[k].format(means[k]) for k in keys) + " |"]  # fmt: skip
     for name in prediction.state_names:
-        lines.append(f"| {name} | " + " | ".join(_value(k, means.get(f"{k}/{name}"))
-                                               for k in keys) + " |")  # fmt: skip
+        cells = [metrics[k].format(means.get(f"{k}/{name}")) if metrics[k].per_state else ""
+                 for k in keys]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _value(key: str, value: float | None) -> str:
-    if value is None:
-        return ""
-    if key == "diverged":
-        return f"{value:.1%}"
-    return f"{value:.3%}" if "rel_" in key else f"{value:.3e}"

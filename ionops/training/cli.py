@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
                     "train_seconds": result.train_seconds}, step=settings.epochs)  # fmt: skip
     writer.artifact(run_dir / "experiment.toml")
     writer.end(tracking.FINISHED)
-    print(summary(result, parameter_count, objective.state_names, family.summary_metrics))
+    print(summary(result, parameter_count, objective.state_names, family))
     print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
     print(f"MLflow run {writer.run_id}; browse with: {tracking.ui_command(workdir)}")
     return 0
@@ -121,40 +121,38 @@ def _start_run(config: Any, workdir: Path, run_dir: Path, extra: dict[str, Any])
 
 
 def summary(result: Any, parameter_count: int, state_names: Sequence[str],
-            metrics: Sequence[str]) -> str:  # fmt: skip
-    """The end-of-run table: each split's errors, the worst state, size, memory and time."""
-    shown = [*metrics, *(f"phys_{m}" for m in metrics if f"test/phys_{m}" in result.final)]
-    header = f"{'split':<12}" + "".join(f"{m:>14}" for m in shown)
-    relative = all(m.removeprefix("phys_").startswith("rel_") for m in shown)
-    kind = "relative errors" if relative else "errors (physical units unless relative)"
-    lines = ["", f"{kind} (mean over samples and state variables)", header]
+            family: Any) -> str:  # fmt: skip
+    """The end-of-run table of the family's summary metrics per split, its pooled metrics,
+    the worst state, size, memory and time."""
+    shown = [m for m in family.summary_metrics if any(f"{s}/{m}" in result.final
+                                                     for s in ("validation", "test"))]  # fmt: skip
+    metrics = [family.metric_of(m) for m in shown]
+    units = {"state": "in each state's unit", "": ""}
+    notes = [f"{m.name}: {m.label}" + (f" ({units.get(m.unit, m.unit)})" if m.unit else "")
+             for m in metrics]  # fmt: skip
+    lines = ["", "errors, mean over samples and state variables; " + "; ".join(notes),
+             f"{'split':<12}" + "".join(f"{m:>14}" for m in shown)]  # fmt: skip
     for split in ("train", "validation", "test"):
         values = [result.final.get(f"{split}/{m}") for m in shown]
         if all(v is None for v in values):
             continue
-        cells = "".join(_cell(m, v) for m, v in zip(shown, values, strict=True))
+        cells = "".join(m.format(v, 4, 14) for m, v in zip(metrics, values, strict=True))
         lines.append(f"{split:<12}{cells}")
-    key = f"test/{metrics[0]}" if f"test/{metrics[0]}" in result.final else None
-    if key is not None:
+    main = family.metric_of(family.metric)
+    key = f"test/{main.name}"
+    if key in result.final and main.per_state:
         worst = max(state_names, key=lambda s: result.final.get(f"{key}/{s}", 0.0))
         value = result.final.get(f"{key}/{worst}", float("nan"))
-        lines.append(f"worst state on test ({metrics[0]}): {worst} {_cell(metrics[0], value)}")
-    for split in ("validation", "test"):
-        diverged = result.final.get(f"{split}/diverged")
-        if diverged is not None:
-            lines.append(
-                f"rollouts that diverged on {split}: {diverged:.1%} (held at the bound of the "
-                "states' range from there; their errors are in the means)"
-            )
+        lines.append(f"worst state on test ({main.name}): {worst} {main.format(value, 4)}")
+    for metric in family.metrics:
+        if metric.name in shown or metric.per_state:
+            continue
+        for split in ("validation", "test"):
+            value = result.final.get(f"{split}/{metric.name}")
+            if value is not None:
+                lines.append(f"{metric.label} on {split}: {metric.format(value)}")
     lines.append(
         f"parameters {parameter_count:,}; peak memory {result.peak_memory_bytes / 2**20:,.0f} MiB;"
         f" training time {result.train_seconds:,.1f} s for {result.epochs} epochs"
     )
     return "\n".join(lines)
-
-
-def _cell(metric: str, value: float | None) -> str:
-    if value is None:
-        return f"{'-':>14}"
-    relative = metric.removeprefix("phys_").startswith("rel_")
-    return f"{value:>14.4%}" if relative else f"{value:>14.4e}"

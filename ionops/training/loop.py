@@ -27,6 +27,9 @@ from ionops.errors import IonopsError, UserError
 from ionops.models.family import Objective
 from ionops.training.checkpoint import load_checkpoint, save_checkpoint
 
+#: the loop's own figure beside a family's errors: seconds to evaluate a split
+EVAL_SECONDS = "eval_seconds"
+
 
 class NonFiniteLoss(IonopsError):
     """The training loss became NaN or infinite; the message names the epoch."""
@@ -109,7 +112,7 @@ def train(
     objective: Objective,
     settings: TrainSettings,
     *,
-    family: str = "fno",
+    family: str,
     arguments: dict[str, Any] | None = None,
     checkpoint: Path | None = None,
     resume: bool = True,
@@ -176,7 +179,7 @@ def train(
                     started = time.perf_counter()
                     errors = objective.evaluate(model, name)
                     report.metrics.update(summarise(errors, name, objective.state_names))
-                    report.metrics[f"{name}/eval_seconds"] = time.perf_counter() - started
+                    report.metrics[f"{name}/{EVAL_SECONDS}"] = time.perf_counter() - started
         history.append(report.as_dict())
         written = None
         if checkpoint is not None and (

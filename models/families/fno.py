@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 
 from ionops.errors import UserError
 from ionops.models.family import (
+    Metric,
     ModelSection,
     Objective,
     SpaceSection,
@@ -205,8 +206,20 @@ class FNOFamily(SurrogateFamily):
     name = "fno"
     section = FNOSection
     space = FNOSpace
+    metrics = (
+        Metric("rel_l1", "relative L1", percent=True, relative=True),
+        Metric("rel_l2", "relative L2", percent=True, relative=True),
+        Metric("rel_h1", "relative H1", percent=True, relative=True),
+        Metric("rel_h1_paper", "relative H1 (the paper's code: variables pooled)",
+               percent=True, relative=True, per_state=False),
+        Metric("phys_rel_l1", "relative L1 in physical units", percent=True, relative=True),
+        Metric("phys_rel_l2", "relative L2 in physical units", percent=True, relative=True),
+        Metric("phys_rel_h1", "relative H1 in physical units", percent=True, relative=True),
+        Metric("phys_rel_h1_paper", "relative H1 (the paper's code) in physical units",
+               percent=True, relative=True, per_state=False),
+    )  # fmt: skip
     metric = "rel_l2"
-    summary_metrics = ("rel_l1", "rel_l2", "rel_h1")
+    summary_metrics = ("rel_l1", "rel_l2", "rel_h1", "phys_rel_l2")
     data_kinds = ("operator",)
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ from pydantic import Field, model_validator
 from ionops.datasets.catalog import IONIC_MODELS
 from ionops.errors import UserError
 from ionops.models.family import (
+    Metric,
     ModelSection,
     Objective,
     SpaceSection,
@@ -186,6 +187,14 @@ class MLPFamily(SurrogateFamily):
     name = "mlp"
     section = MLPSection
     space = MLPSpace
+    metrics = (
+        Metric("mae", "MAE", unit="state"),
+        Metric("rmse", "RMSE", unit="state"),
+        Metric("max_abs", "largest absolute error", unit="state"),
+        Metric("rel_l2", "relative L2", percent=True, relative=True),
+        Metric("diverged", "rollouts that left the trained range", percent=True,
+               per_state=False),
+    )  # fmt: skip
     metric = "mae"
     summary_metrics = ("mae", "rmse", "rel_l2")
     data_kinds = tuple(dict.fromkeys(LEARNER_KINDS.values()))  # the kinds its learners take
