@@ -255,10 +255,11 @@ class SurrogateFamily(ABC):
     def parameter_count(self, arguments: Mapping[str, Any]) -> int:
         """Trainable parameters, analytically (tested against the built network)."""
 
+    @abstractmethod
     def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
         """The experiment's own ``[model]`` and ``[training]`` (``ionops train``), whatever
-        its search spaces hold."""
-        return self.configure(self.default_point(experiment), experiment, data)
+        its search spaces hold: built from the sections, not from a point of a space (a
+        point outside the space would be refused)."""
 
     # -- data and learning ----------------------------------------------------------------------
     @abstractmethod

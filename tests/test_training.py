@@ -10,7 +10,7 @@ import torch
 from ionops.datasets.loading import load_dataset
 from ionops.errors import UserError
 from ionops.models import FNO, FNOArchitecture
-from ionops.models.families.fno_objective import OperatorObjective
+from ionops.models.operator.objective import OperatorObjective
 from ionops.training import TrainSettings, load_checkpoint, train
 from ionops.training import metrics as m
 

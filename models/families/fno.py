@@ -11,7 +11,7 @@ It trains on operator datasets. Its two search spaces are the paper's Table 2:
 
 The objective is the paper's: relative L2 averaged over state variables,
 inputs and targets z-scored per time point; the search minimises the mean
-validation relative L2 (:mod:`ionops.models.families.fno_objective`).
+validation relative L2 (:mod:`ionops.models.operator.objective`).
 """
 
 from __future__ import annotations
@@ -282,24 +282,24 @@ class FNOFamily(SurrogateFamily):
         return data
 
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
-        from ionops.models.families.fno_objective import OperatorObjective
+        from ionops.models.operator.objective import OperatorObjective
 
         return OperatorObjective(data)
 
     def report(self, item: Any, folder: Path) -> list[Path]:
-        from ionops.models.families import fno_report
+        from ionops.models.operator import report
 
-        return fno_report.figures(item, folder)
+        return report.figures(item, folder)
 
-    # -- using a trained FNO (:mod:`ionops.models.families.fno_serving`) ------------------------
+    # -- using a trained FNO (:mod:`ionops.models.operator.serving`) ----------------------------
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return ["amplitude", "t_stim"]
 
     def predict(self, model: nn.Module, described: Mapping[str, Any],
                 inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        from ionops.models.families import fno_serving
+        from ionops.models.operator import serving
 
-        return fno_serving.predict(model, described, inputs)
+        return serving.predict(model, described, inputs)
 
     def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
                    device: torch.device) -> int:  # fmt: skip
@@ -308,15 +308,15 @@ class FNOFamily(SurrogateFamily):
         return fno_serving.batch_hint(arguments, described, device)
 
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        from ionops.models.families import fno_serving
+        from ionops.models.operator import serving
 
-        return fno_serving.solve(described, inputs)
+        return serving.solve(described, inputs)
 
     def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
                described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        from ionops.models.families import fno_serving
+        from ionops.models.operator import serving
 
-        return fno_serving.errors(predicted, truth, described)
+        return serving.errors(predicted, truth, described)
 
 
 FAMILY = FNOFamily()

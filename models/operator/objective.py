@@ -1,6 +1,7 @@
-"""The FNO family's objective: relative L2 of whole trajectories, and every paper metric.
+"""The operator objective: relative L2 of whole trajectories, and every paper metric.
 
-The search minimises the mean validation relative L2 (inputs and targets
+Shared by every family that learns the operator of stimulus protocols (the FNO's,
+paper 000). The search minimises the mean validation relative L2 (inputs and targets
 z-scored per time point); the report and ``ionops predict --compare`` read
 the same per-sample errors, in normalised space and in physical units.
 """
