@@ -38,7 +38,8 @@ from ionops.datasets.generate import GenerationPlan
 from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, encode_chunk
 from ionops.datasets.protocols import SPLITS
-from ionops.datasets.solver import SolveFailed, SolverSettings, solve
+from ionops.datasets.solver import SolveFailed, SolverSettings, solve_stimulus
+from ionops.datasets.stimuli import Constant
 from ionops.datasets.store import FORMAT, FORMAT_VERSION, PROBLEM_KINDS, write_problem_dataset
 from ionops.errors import UserError
 
@@ -258,7 +259,8 @@ def bdf_states(
             out[i] = y0[i]
             continue
         grid = np.concatenate([[0.0], times[i]]) if times[i, 0] > 0 else times[i]
-        solution = solve(model, grid, float(stimulus[i]), math.inf, BDF_SETTINGS, p=p, y0=y0[i])
+        solution = solve_stimulus(model, grid, Constant(float(stimulus[i])), BDF_SETTINGS, p=p,
+                                  y0=y0[i])  # fmt: skip
         out[i] = solution.states[:, -times.shape[1] :].T
     return out
 

@@ -85,14 +85,16 @@ def _merged(pieces: list[Piece]) -> list[Piece]:
 
 @dataclass(frozen=True)
 class Pulse(Stimulus):
-    """``amplitude`` for t <= ``duration`` (ms), then 0."""
+    """``amplitude`` for t <= ``duration`` (ms), then 0 (``duration`` may be infinite)."""
 
     amplitude: float
     duration: float
     protocol = "pulse"
 
     def __post_init__(self) -> None:
-        _finite(self.protocol, amplitude=self.amplitude, duration=self.duration)
+        _finite(self.protocol, amplitude=self.amplitude)
+        if math.isnan(self.duration):
+            raise UserError("stimulus pulse: duration = nan; give a number of ms (or inf)")
 
     def pieces(self, t_end: float) -> list[Piece]:
         # the operator datasets' pieces exactly (their files stay byte for byte the same)

