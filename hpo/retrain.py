@@ -237,9 +237,8 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path, family: A
     ):
         mean, spread = summary[key]
         lines.append(f"| {label} | {mean * scale:,.1f} ± {spread * scale:,.1f}{unit} |")
-    pooled = [m.name for m in family.metrics if not m.per_state]
     for split in ("train", "test"):
-        for name in dict.fromkeys([*family.summary_metrics, *pooled]):
+        for name in family.summary_metrics:
             if f"{split}/{name}" not in summary:
                 continue  # not an error of this split (MAE alone for training points)
             metric, (mean, spread) = family.metric_of(name), summary[f"{split}/{name}"]

@@ -122,8 +122,8 @@ def _start_run(config: Any, workdir: Path, run_dir: Path, extra: dict[str, Any])
 
 def summary(result: Any, parameter_count: int, state_names: Sequence[str],
             family: Any) -> str:  # fmt: skip
-    """The end-of-run table of the family's summary metrics per split, its pooled metrics,
-    the worst state, size, memory and time."""
+    """The end-of-run table of the family's summary metrics per split, the worst state, size,
+    memory and time."""
     shown = [m for m in family.summary_metrics if any(f"{s}/{m}" in result.final
                                                      for s in ("validation", "test"))]  # fmt: skip
     metrics = [family.metric_of(m) for m in shown]
@@ -144,13 +144,6 @@ def summary(result: Any, parameter_count: int, state_names: Sequence[str],
         worst = max(state_names, key=lambda s: result.final.get(f"{key}/{s}", 0.0))
         value = result.final.get(f"{key}/{worst}", float("nan"))
         lines.append(f"worst state on test ({main.name}): {worst} {main.format(value, 4)}")
-    for metric in family.metrics:
-        if metric.name in shown or metric.per_state:
-            continue
-        for split in ("validation", "test"):
-            value = result.final.get(f"{split}/{metric.name}")
-            if value is not None:
-                lines.append(f"{metric.label} on {split}: {metric.format(value)}")
     lines.append(
         f"parameters {parameter_count:,}; peak memory {result.peak_memory_bytes / 2**20:,.0f} MiB;"
         f" training time {result.train_seconds:,.1f} s for {result.epochs} epochs"

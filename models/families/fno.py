@@ -219,7 +219,7 @@ class FNOFamily(SurrogateFamily):
                percent=True, relative=True, per_state=False),
     )  # fmt: skip
     metric = "rel_l2"
-    summary_metrics = ("rel_l1", "rel_l2", "rel_h1", "phys_rel_l2")
+    summary_metrics = ("rel_l1", "rel_l2", "rel_h1")
     data_kinds = ("operator",)
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:

@@ -196,7 +196,7 @@ class MLPFamily(SurrogateFamily):
                per_state=False),
     )  # fmt: skip
     metric = "mae"
-    summary_metrics = ("mae", "rmse", "rel_l2")
+    summary_metrics = ("mae", "rmse", "rel_l2", "diverged")  # diverged: rollouts only
     data_kinds = tuple(dict.fromkeys(LEARNER_KINDS.values()))  # the kinds its learners take
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:
