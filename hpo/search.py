@@ -9,8 +9,8 @@ in the same place continues it; a finished search is not run twice.
 The FNO paper's settings are the defaults: 200 trials, TPE with 20 random
 starts and the experiment's own configuration first, ASHA on epochs with
 grace period 250 and reduction factor 4 out of 1000 epochs (both scaled when
-``training.epochs`` is changed), the mean validation error of the family
-(``validation/rel_l2`` for the FNO) minimised. ``search.strategy =
+``training.epochs`` is changed), the mean validation value of the family's
+search metric (``SurrogateFamily.metric``) minimised. ``search.strategy =
 "candidates"`` trains the family's fixed candidate set instead, one trial per
 candidate (with ``search.scheduler = "fifo"``, every one to the end).
 """
