@@ -268,13 +268,25 @@ def _read_state(folder: Path, experiment: ExperimentConfig, name: str) -> dict[s
         return None
     state: dict[str, Any] = json.loads(path.read_text())
     wanted = experiment.model_dump(mode="json")
-    if state["experiment"] != wanted:
-        changed = _differences(state["experiment"], wanted)
+    recorded = _as_now(state["experiment"])
+    if recorded != wanted:
+        changed = _differences(recorded, wanted)
         raise UserError(
             f"search '{name}' in {folder} ran a different experiment ({changed}); "
             "continue it unchanged, pick another --name, or start over with --overwrite"
         )
     return state
+
+
+def _as_now(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded experiment with the keys added since it was written at their defaults
+    (a search started by an earlier version resumes unless a setting really differs)."""
+    from pydantic import ValidationError
+
+    try:
+        return ExperimentConfig.model_validate(recorded).model_dump(mode="json")
+    except (ValidationError, UserError, ValueError):
+        return recorded
 
 
 def _create_state(

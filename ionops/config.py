@@ -70,7 +70,8 @@ class TrainingConfig(Section):
     inputs and targets with training-split statistics: ``per_time`` (the FNO
     paper's z-score at every time point), ``per_variable`` or ``none``; unset,
     the family's own choice. ``eval_every``: epochs between evaluations (a
-    search evaluates at every epoch it reports besides).
+    search evaluates at every epoch it reports besides). ``gradient_clip``: the
+    largest global norm of the gradients at a step (unset: not clipped).
     """
 
     optimizer: Literal["adamw", "adam"] = "adamw"
@@ -78,6 +79,7 @@ class TrainingConfig(Section):
     learning_rate: float = Field(gt=0, le=1)
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     gamma: float = Field(gt=0, le=1)
+    gradient_clip: float | None = Field(default=None, gt=0)
     step_size: int = Field(default=10, ge=1)
     patience: int = Field(default=10, ge=1)
     batch_size: int = Field(default=32, ge=1)

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ionops.config import ExperimentConfig
+    from ionops.training.loop import TrainSettings
+    from ionops.training.optimisation import Optimisation, Phase
 
 
 class ModelSection(Section):
@@ -176,6 +178,25 @@ class Objective(ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (no state: no-op)
         """Restore what :meth:`state_dict` returned (randomness the objective owns)."""
+
+    # -- how it trains (the loop's defaults unless a family says otherwise) ---------------------
+    def phases(self, settings: TrainSettings) -> Sequence[Phase]:
+        """The passes of a run, in order (:class:`~ionops.training.optimisation.Phase`): by
+        default one, ``train``, over all of ``settings.epochs``."""
+        from ionops.training.optimisation import Phase
+
+        return (Phase("train"),)
+
+    def enter(self, phase: Phase) -> None:  # noqa: B027 (one phase: nothing to switch)
+        """A phase begins (or a run resumes inside it): switch data, loss or evaluation."""
+
+    def optimisation(self, model: nn.Module, phase: Phase,
+                     settings: TrainSettings) -> Optimisation:  # fmt: skip
+        """The optimisers, schedules and step of ``phase`` over the parameters it trains
+        (``requires_grad``); by default those ``[training]`` names."""
+        from ionops.training.optimisation import standard
+
+        return standard((p for p in model.parameters() if p.requires_grad), settings)
 
     def describe(self) -> dict[str, Any]:
         """What using the trained network needs without its dataset (a checkpoint's

@@ -26,6 +26,7 @@ from torch import nn
 from ionops.errors import IonopsError, UserError
 from ionops.models.family import Objective
 from ionops.training.checkpoint import load_checkpoint, save_checkpoint
+from ionops.training.optimisation import Optimisation, Phase, check_phases, freeze, phase_at
 
 #: the loop's own figure beside a family's errors: seconds to evaluate a split
 EVAL_SECONDS = "eval_seconds"
@@ -42,6 +43,7 @@ class TrainSettings:
     learning_rate: float
     weight_decay: float = 0.0
     gamma: float = 0.9
+    gradient_clip: float | None = None
     optimizer: str = "adamw"
     scheduler: str = "step"
     step_size: int = 10
@@ -130,17 +132,23 @@ def train(
     device = settings.torch_device()
     model.to(device)
     objective.to(device)
-    optimizer = _optimizer(model, settings)
-    scheduler = _scheduler(optimizer, settings)
+    parameter_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    phases = tuple(objective.phases(settings))
+    plan = check_phases(phases, settings.epochs)
     shuffle = torch.Generator().manual_seed(settings.seed)
     history: list[dict[str, float]] = []
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, elapsed, saved = 0, 0.0, None
     if checkpoint is not None and resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        check_resumable(checkpoint, state, family, arguments or {}, settings)
-        _restore(checkpoint, state, model, optimizer, scheduler, shuffle, objective)
-        start_epoch, elapsed = state["epoch"], state["train_seconds"]
-        history = list(state["history"])
+        saved = load_checkpoint(checkpoint)
+        check_resumable(checkpoint, saved, family, arguments or {}, settings)
+        start_epoch, elapsed = saved["epoch"], saved["train_seconds"]
+        history = list(saved["history"])
+        _check_plan(checkpoint, saved, plan, start_epoch)
+    current = phase_at(phases, start_epoch + 1, settings.epochs)
+    optimisation = _begin(model, objective, phases[current], settings)
+    if saved is not None:
+        _restore(checkpoint, saved, model, optimisation, shuffle, objective,
+                 same_phase=saved.get("phase", "train") == plan[current][0])  # fmt: skip
 
     every_time = settings.eval_splits
     evaluated = [name for name in dict.fromkeys(settings.final_splits + every_time)
@@ -153,7 +161,8 @@ def train(
     def snapshot(epoch: int) -> dict[str, Any]:
         return {
             "family": family, "arguments": arguments or {}, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "phase": plan[current][0], "phases": plan,
+            "optimisation": optimisation.state_dict(),
             "rng": {"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
             "epoch": epoch, "train_seconds": elapsed, "history": history,
             "settings": asdict(settings), "objective": objective.state_dict(),
@@ -162,24 +171,23 @@ def train(
 
     for epoch in range(start_epoch + 1, settings.epochs + 1):
         began = time.perf_counter()
-        train_loss = _train_epoch(model, optimizer, objective, settings, shuffle, device)
+        if epoch > plan[current][1]:
+            current += 1
+            optimisation = _begin(model, objective, phases[current], settings)
+        train_loss = _train_epoch(model, optimisation, objective, settings, shuffle, device)
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(
                 f"the training loss became {train_loss} at epoch {epoch}: lower the learning "
                 "rate, or check the dataset for NaN or Inf values"
             )
-        _step(scheduler, train_loss)
+        optimisation.end_epoch(train_loss)
         elapsed += time.perf_counter() - began
-        report = EpochReport(epoch, train_loss, optimizer.param_groups[0]["lr"], elapsed)
+        report = EpochReport(epoch, train_loss, optimisation.learning_rate, elapsed)
         last = epoch == settings.epochs
         wanted = evaluate_now is not None and evaluate_now(epoch)
         if epoch % settings.eval_every == 0 or last or wanted:
-            for name in evaluated:
-                if name in every_time or last:
-                    started = time.perf_counter()
-                    errors = objective.evaluate(model, name)
-                    report.metrics.update(summarise(errors, name, objective.state_names))
-                    report.metrics[f"{name}/{EVAL_SECONDS}"] = time.perf_counter() - started
+            splits = [name for name in evaluated if name in every_time or last]
+            report.metrics.update(_evaluate(model, objective, splits))
         history.append(report.as_dict())
         written = None
         if checkpoint is not None and (
@@ -198,7 +206,7 @@ def train(
     return TrainingResult(
         epochs=settings.epochs,
         final=final,
-        parameter_count=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        parameter_count=parameter_count,
         peak_memory_bytes=_peak_memory(device),
         train_seconds=elapsed,
         history=history,
@@ -238,57 +246,64 @@ def check_resumable(
         )
 
 
-def _restore(checkpoint: Path, state: dict[str, Any], model: nn.Module, optimizer: Any,
-             scheduler: Any, shuffle: torch.Generator, objective: Objective) -> None:  # fmt: skip
-    """A checkpoint's network, optimiser, schedule and random state back in place."""
+def _begin(model: nn.Module, objective: Objective, phase: Phase,
+           settings: TrainSettings) -> Optimisation:  # fmt: skip
+    """Freeze what ``phase`` holds fixed, tell the objective, and build the phase's optimisation."""
+    freeze(model, phase)
+    objective.enter(phase)
+    return objective.optimisation(model, phase, settings)
+
+
+def _check_plan(path: Path, state: dict[str, Any], plan: list[tuple[str, int]],
+                done: int) -> None:  # fmt: skip
+    """The phases a checkpoint has trained through, and the one it is in, are this run's.
+
+    A run's last phase ends with the run, which may be resumed for more epochs.
+    """
+
+    def steps(phases: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], str]:
+        bounded = phases[:-1]
+        passed = [(name, end) for name, end in bounded if end <= done]
+        following = [name for name, end in bounded if end > done]
+        return passed, (following or [phases[-1][0]])[0]
+
+    # a checkpoint from before phases trained one phase of the default name
+    saved = [(str(name), int(end)) for name, end in state.get("phases", [])] or [("train", 0)]
+    if steps(saved) != steps(plan):
+        raise IonopsError(
+            f"{path} was trained in the phases {saved}, this run has {plan} (name, last "
+            "epoch): resume it unchanged, or start over (another --run-name, or remove the "
+            "checkpoint)"
+        )
+
+
+def _restore(checkpoint: Path | None, state: dict[str, Any], model: nn.Module,
+             optimisation: Optimisation, shuffle: torch.Generator, objective: Objective, *,
+             same_phase: bool) -> None:  # fmt: skip
+    """A checkpoint's network, optimiser, schedule and random state back in place.
+
+    ``same_phase``: the run continues the phase the checkpoint was written in
+    (else the checkpoint ended a phase and the next one starts afresh).
+    """
+    # checkpoints before phases hold one optimiser and one schedule by name
+    saved = state.get("optimisation") or {"optimizers": [state.get("optimizer")],
+                                          "schedulers": [state.get("scheduler")]}  # fmt: skip
     try:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        if same_phase:
+            optimisation.load_state_dict(saved)
         shuffle.set_state(state["rng"]["shuffle"])
         torch.set_rng_state(state["rng"]["torch"])
         objective.load_state_dict(state.get("objective", {}))
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"{checkpoint} does not fit this network ({first}); start over with "
                         "another run name, or remove the checkpoint") from None  # fmt: skip
 
 
-def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    lr, decay = settings.learning_rate, settings.weight_decay
-    if settings.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay)
-    if settings.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=decay)
-    raise ValueError(f"optimizer = {settings.optimizer!r}; known: adamw, adam")
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> Any:
-    if settings.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=settings.step_size, gamma=settings.gamma
-        )
-    if settings.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=settings.gamma, patience=settings.patience
-        )
-    if settings.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
-    if settings.scheduler == "none":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise ValueError(f"scheduler = {settings.scheduler!r}; known: step, plateau, cosine, none")
-
-
-def _step(scheduler: Any, train_loss: float) -> None:
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(train_loss)
-    else:
-        scheduler.step()
-
-
 def _train_epoch(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimisation: Optimisation,
     objective: Objective,
     settings: TrainSettings,
     shuffle: torch.Generator,
@@ -298,14 +313,25 @@ def _train_epoch(
     total, batches = torch.zeros((), device=device), 0
     autocast = settings.mixed_precision and device.type == "cuda"
     for batch in objective.batches(shuffle, settings.batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            batch_loss = objective.loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        batch_loss.backward()
-        optimizer.step()
-        total += batch_loss.detach()
+
+        def loss_of(batch: Any = batch) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                return objective.loss(model, batch)
+
+        total += optimisation.step(loss_of)
         batches += 1
     return float(total) / max(batches, 1)
+
+
+def _evaluate(model: nn.Module, objective: Objective, splits: Sequence[str]) -> dict[str, float]:
+    """Each split's mean errors and the seconds its evaluation took."""
+    metrics: dict[str, float] = {}
+    for name in splits:
+        started = time.perf_counter()
+        errors = objective.evaluate(model, name)
+        metrics.update(summarise(errors, name, objective.state_names))
+        metrics[f"{name}/{EVAL_SECONDS}"] = time.perf_counter() - started
+    return metrics
 
 
 def summarise(
