@@ -25,8 +25,9 @@ def load_data(experiment: ExperimentConfig, workdir: Path) -> Any:
 def connect_for(data: Any, address: str | None) -> Any:
     """Ray for this driver, with an object store that holds the dataset twice over."""
     from ionops.cluster.runtime import connect
+    from ionops.models.family import data_bytes
 
-    return connect(address, object_store_bytes=2 * data.nbytes + 64 * 2**20)
+    return connect(address, object_store_bytes=2 * data_bytes(data) + 64 * 2**20)
 
 
 def gpus_per_trial(experiment: ExperimentConfig, cluster_gpus: float) -> float:

@@ -119,6 +119,31 @@ def metric_of(metrics: Sequence[Metric], key: str) -> Metric:
     return Metric(key, key)
 
 
+def data_bytes(data: Any) -> int:
+    """The memory a family's loaded dataset holds: its ``nbytes`` where it says, else the
+    arrays and tensors found in its fields, mappings and sequences (what the search's object
+    store must hold)."""
+    seen: set[int] = set()
+
+    def size(value: Any) -> int:  # noqa: PLR0911 (one case per container)
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
+        if hasattr(value, "nbytes") and not isinstance(value, type):
+            return int(value.nbytes)
+        if hasattr(value, "element_size") and hasattr(value, "nelement"):  # a torch tensor
+            return int(value.element_size() * value.nelement())
+        if isinstance(value, Mapping):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return sum(size(v) for v in value)
+        if hasattr(value, "__dict__"):
+            return sum(size(v) for v in vars(value).values())
+        return 0
+
+    return size(data)
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """One point of a family's space made concrete.
@@ -220,6 +245,10 @@ class SurrogateFamily(ABC):
     summary_metrics: ClassVar[tuple[str, ...]]
     #: the dataset kinds (``[data] kind``) the family can train on
     data_kinds: ClassVar[tuple[str, ...]]
+    #: an experiment of the family (a shipped name or a TOML path) and the ``--set`` values that
+    #: make it seconds long: the conformance test (``tests/test_conformance.py``) runs every
+    #: command on it for every registered family
+    smoke_test: ClassVar[tuple[str, tuple[str, ...]]]
 
     def metric_of(self, key: str) -> Metric:
         """The declared metric of a recorded key (``test/rel_l2/V``); see :func:`metric_of`."""
@@ -286,7 +315,8 @@ class SurrogateFamily(ABC):
     @abstractmethod
     def load_data(self, experiment: ExperimentConfig, path: Path,
                   splits: Sequence[str] | None = None) -> Any:  # fmt: skip
-        """The experiment's dataset file in memory, as :meth:`objective` takes it."""
+        """The experiment's dataset file in memory, as :meth:`objective` takes it (its size
+        is its ``nbytes`` where it has one, else :func:`data_bytes` finds its arrays)."""
 
     @abstractmethod
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:

@@ -221,6 +221,11 @@ class FNOFamily(SurrogateFamily):
     metric = "rel_l2"
     summary_metrics = ("rel_l1", "rel_l2", "rel_h1")
     data_kinds = ("operator",)
+    smoke_test = ("fhn", (
+        "data.fraction=0.02", "data.n_t=128", "training.epochs=4", "search.num_samples=2",
+        "search.n_initial_points=2", "search.max_concurrent=1", "search.checkpoint_every=1",
+        "search.scheduler=fifo",
+    ))  # fmt: skip
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:
         return {

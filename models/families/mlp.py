@@ -198,6 +198,12 @@ class MLPFamily(SurrogateFamily):
     metric = "mae"
     summary_metrics = ("mae", "rmse", "rel_l2", "diverged")  # diverged: rollouts only
     data_kinds = tuple(dict.fromkeys(LEARNER_KINDS.values()))  # the kinds its learners take
+    smoke_test = ("fhn-mlp-c-trajectory", (
+        "data.train=48", "data.validation=12", "data.test=8", "data.t_end_ms=20",
+        "training.epochs=4", "training.eval_every=1", "search.num_samples=2",
+        "search.n_initial_points=2", "search.max_concurrent=1", "search.checkpoint_every=1",
+        "search.scheduler=fifo",
+    ))  # fmt: skip
 
     def default_spaces(self) -> dict[str, dict[str, Any]]:
         return {"unconstrained": {}, "constrained": {}}
