@@ -110,3 +110,50 @@ def test_parameter_overrides_are_checked_by_name():
 def test_a_parameter_that_is_not_finite_is_named(value):
     with pytest.raises(UserError, match=r"fhn parameter e = (nan|inf): must be a finite number"):
         get_ionic_model("fhn").parameter_vector({"e": value})
+
+
+def _random_states(model, rng, count):
+    """States about the model's initial one: V within ±60 of it, the gates anywhere in [0, 1]."""
+    base = model.initial_state()
+    states = base[None, :] * (1 + 0.2 * rng.uniform(-1, 1, (count, model.n_states)))
+    states[:, 0] = base[0] + rng.uniform(-60, 60, count)
+    for name in model.gates:
+        states[:, model.state_names.index(name)] = rng.uniform(0, 1, count)
+    return states
+
+
+@pytest.mark.parametrize("name", available())
+def test_declared_gates_are_hodgkin_huxley_gates(name):
+    """dx/dt of a gate is alpha (1 - x) - beta x: linear in x, >= 0 at x = 0, <= 0 at x = 1
+    (so a gate never leaves [0, 1]), whatever the other states."""
+    model = get_ionic_model(name)
+    rng = np.random.default_rng(0)
+    for y in _random_states(model, rng, 20):
+        for gate in model.gates:
+            k = model.state_names.index(gate)
+            at = [model.derivative(0.0, np.r_[y[:k], x, y[k + 1 :]])[k] for x in (0.0, 0.5, 1.0)]
+            assert at[0] >= 0 >= at[2], (gate, at)
+            assert at[1] == pytest.approx((at[0] + at[2]) / 2, rel=1e-9, abs=1e-12), gate
+    assert set(model.observables) <= set(model.state_names)
+
+
+def test_hh_currents_are_the_membrane_equation():
+    """C_m dV/dt = I_app - (I_Na + I_K + I_L) at any state, the currents read from the model's
+    declaration (a batch of states at once)."""
+    model = get_ionic_model("hh")
+    states = _random_states(model, np.random.default_rng(1), 50)
+    currents = model.current_values(states.T)
+    assert sorted(currents) == ["I_K", "I_L", "I_Na"]
+    total = sum(currents.values())
+    dvdt = np.array([model.derivative(0.0, y, i_app=5.0)[0] for y in states])
+    np.testing.assert_allclose(dvdt, 5.0 - total, rtol=1e-12, atol=1e-9)
+    # at rest the sodium current is inward (negative), the potassium current outward
+    rest = model.current_values(model.initial_state()[:, None])
+    assert rest["I_Na"][0] < 0 < rest["I_K"][0]
+
+
+def test_gates_and_observables_must_be_states():
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=r"hh: gates \['x'\] are not states"):
+        replace(get_ionic_model("hh"), gates=("m", "x"))

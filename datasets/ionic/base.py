@@ -40,6 +40,14 @@ class IonicModel:
     default). ``tolerances`` is the (rtol, atol) the model's datasets use
     unless told otherwise. ``stimulus_name`` is what the model calls its
     applied current (``k``, a dimensionless stimulus parameter, for some).
+
+    What families read about a model, beside its equations: ``gates``, the
+    states that are classic Hodgkin-Huxley gates (dx/dt linear in x, and x
+    kept in [0, 1]); ``observables``, the states an experiment records (the
+    membrane potential, intracellular calcium); ``currents``, each ionic
+    current as a function ``(y, p) -> value`` in ``current_unit``, of numpy
+    arrays with the states on the first axis (any batch shape after it), so
+    that a trained network's states can be read as currents.
     """
 
     name: str
@@ -57,6 +65,21 @@ class IonicModel:
     notes: Mapping[str, str] = field(default_factory=dict)
     vector_field: Callable[..., Any] | None = None
     stimulus_name: str = "i_app"
+    gates: tuple[str, ...] = ()
+    observables: tuple[str, ...] = ()
+    currents: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for what in ("gates", "observables"):
+            unknown = [n for n in getattr(self, what) if n not in self.state_names]
+            if unknown:
+                raise ValueError(f"{self.name}: {what} {unknown} are not states "
+                                 f"({', '.join(self.state_names)})")  # fmt: skip
+
+    def current_values(self, y: Any, p: NDArray[np.float64] | None = None) -> dict[str, Any]:
+        """Every declared current at states ``y`` (states on the first axis), by name."""
+        vector = self.parameter_vector() if p is None else p
+        return {name: current(y, vector) for name, current in self.currents.items()}
 
     @property
     def n_states(self) -> int:

@@ -62,4 +62,5 @@ def model() -> IonicModel:
         notes={
             "e": "0.1 as in the authors' published solver (the paper's Table 5 prints 1)",
         },
+        observables=("V",),
     )

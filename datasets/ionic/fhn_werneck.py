@@ -77,4 +77,5 @@ def model() -> IonicModel:
         current_unit="1",
         stimulus_name="k",
         notes={"form": FORM},
+        observables=("u",),
     )

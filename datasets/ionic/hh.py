@@ -69,6 +69,18 @@ def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:
     dydt[3] = alpha_n * (1.0 - n) - beta_n * n
 
 
+def _sodium(y: NDArray, p: NDArray) -> NDArray:
+    return p[1] * y[1] ** 3 * y[2] * (y[0] - p[4])
+
+
+def _potassium(y: NDArray, p: NDArray) -> NDArray:
+    return p[2] * y[3] ** 4 * (y[0] - p[5])
+
+
+def _leak(y: NDArray, p: NDArray) -> NDArray:
+    return p[3] * (y[0] - p[6])
+
+
 def _paper_initial_state(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array(INITIAL_STATE)
 
@@ -83,4 +95,7 @@ def model() -> IonicModel:
         rhs=rhs,
         initial_states={"paper": _paper_initial_state},
         current_unit="uA/cm^2",
+        gates=("m", "h", "n"),
+        observables=("V",),
+        currents={"I_Na": _sodium, "I_K": _potassium, "I_L": _leak},
     )

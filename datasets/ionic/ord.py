@@ -358,6 +358,13 @@ _ATOL = tuple(
 )  # fmt: skip
 
 
+# the states of the form dx/dt = (x_inf(V) - x) / tau(V) (nca, driven by its own calcium
+# balance, is not one)
+GATES = ("m", "hf", "hs", "j", "hsp", "jp", "mL", "hL", "hLp", "a", "iF", "iS", "ap", "iFp",
+         "iSp", "d", "ff", "fs", "fcaf", "fcas", "jca", "ffp", "fcafp", "xrf", "xrs", "xs1",
+         "xs2", "xk1")  # fmt: skip
+
+
 def model() -> IonicModel:
     return IonicModel(
         name="ord",
@@ -371,6 +378,8 @@ def model() -> IonicModel:
         current_unit="uA/uF",
         tolerances=(_RTOL, _ATOL),
         parameter_check=check_parameters,
+        gates=GATES,
+        observables=("v", "cai"),
         notes={
             "celltype": "0 endocardial, 1 epicardial, 2 M cell",
             "paced": "1 Hz paced steady state: 1000 beats of 80 uA/uF for 0.5 ms from the "
