@@ -16,8 +16,11 @@ Public surface of the root package (subpackages list their own):
 from importlib.metadata import PackageNotFoundError, version
 
 from ionops._lazy import lazy_exports
+from ionops.caches import use_user_numba_cache
 from ionops.config import ExperimentConfig, load_experiment
 from ionops.errors import IonopsError, UserError
+
+use_user_numba_cache()  # before any compiled kernel is declared
 
 __getattr__, _lazy_dir = lazy_exports(__name__, {
     "load_surrogate": "ionops.serving.sources", "predict": "ionops.serving.sources",

@@ -1,6 +1,9 @@
-"""The explicit Euler kernel is compiled once for every model and cached once: a new process
-loads it from numba's cache instead of compiling it again and adding a cache file."""
+"""numba's cache of the solver kernels: it lives in a user cache folder, never beside the
+installed sources (pip's uninstall leaves such files, and their folders shadowed the next
+editable install); the explicit Euler kernel is compiled once for every model and cached
+once: a new process loads it instead of compiling it again and adding a cache file."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +27,46 @@ for name in ("fhn_werneck", "fhn", "hh"):
 def test_a_new_process_adds_nothing_to_the_cache():
     import ionops.datasets.euler as module
 
-    cache = Path(module.__file__).parent / "__pycache__"
+    cache = Path(module._advance._cache._cache_path)
     subprocess.run([sys.executable, "-c", RUN], check=True, timeout=600)  # compiled or loaded
     before = sorted(cache.glob("euler._advance-*"))
-    if not before:
-        pytest.skip(f"numba caches elsewhere than {cache} here (a read-only install)")
+    assert before, f"nothing cached in {cache}"
     subprocess.run([sys.executable, "-c", RUN], check=True, timeout=600)
     assert sorted(cache.glob("euler._advance-*")) == before
+
+
+WHERE = """
+import sys
+{first}
+import ionops.datasets._sparse_lu as kernels
+print(kernels.new_sparse_lu._cache._cache_path)
+"""
+
+
+@pytest.mark.parametrize("first", ["", "import numba"], ids=["ionops first", "numba first"])
+def test_kernels_are_cached_in_the_user_cache_not_beside_the_sources(tmp_path, first):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["IONOPS_CACHE_DIR"] = str(tmp_path / "ionops")
+    out = subprocess.run(
+        [sys.executable, "-c", WHERE.format(first=first)],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    cache = Path(out.stdout.strip())
+    assert cache.is_relative_to(tmp_path / "ionops" / "numba"), cache
+
+
+def test_a_users_numba_cache_dir_is_kept(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "mine")}
+    out = subprocess.run(
+        [sys.executable, "-c", WHERE.format(first="")],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    assert Path(out.stdout.strip()).is_relative_to(tmp_path / "mine")

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ionops.caches import cache_dir
 from ionops.errors import IonopsError
 
 if TYPE_CHECKING:
     from ionops.datasets.ionic.base import IonicModel
 
 CACHE_VERSION = "1"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("IONOPS_CACHE_DIR", Path.home() / ".cache" / "ionops"))
 
 
 def paced_steady_state(
