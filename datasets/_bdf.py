@@ -36,14 +36,8 @@ from ionops.datasets._numerics import (
     _rescale_differences,
     _rms,
 )
+from ionops.datasets.ionic.signatures import JACOBIAN_SIGNATURE, RHS_SIGNATURE
 
-# The compiled signatures every ionic model's functions have (see ionic.base).
-RHS_SIGNATURE = types.void(
-    types.float64, types.float64[::1], types.float64[::1], types.float64, types.float64[::1]
-)
-JACOBIAN_SIGNATURE = types.void(
-    types.float64, types.float64[::1], types.float64[::1], types.float64, types.float64[:, ::1]
-)
 RHS_TYPE = types.FunctionType(RHS_SIGNATURE)  # a model's right-hand side, by its address
 _JACOBIAN = types.FunctionType(JACOBIAN_SIGNATURE)
 

@@ -1,54 +1,30 @@
-"""What an experiment needs to know of each ionic model before compiling it.
+"""The ionic models an experiment may name, and the inputs of their initial-value problems.
 
-Reading an experiment must not compile the models (numba), so the facts the
-schema and the families check at load time live here: state names and the
-stimulus name, and from them the inputs of an initial-value problem. A test
-keeps them equal to the registry in :mod:`ionops.datasets.ionic`.
+Reading an experiment must not compile the models (numba): the names come from the entry
+points ``ionops.ionic_models``, and a model's facts from its module, whose kernels compile
+on first use only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ionops.plugins import IONIC_MODELS, declared
 
-@dataclass(frozen=True)
-class ModelFacts:
-    state_names: tuple[str, ...]
-    stimulus_name: str = "i_app"
-
-    @property
-    def n_states(self) -> int:
-        return len(self.state_names)
-
-
-# fmt: off
-ORD_STATES = (
-    "v", "nai", "nass", "ki", "kss", "cai", "cass", "cansr", "cajsr", "m", "hf", "hs", "j",
-    "hsp", "jp", "mL", "hL", "hLp", "a", "iF", "iS", "ap", "iFp", "iSp", "d", "ff", "fs",
-    "fcaf", "fcas", "jca", "nca", "ffp", "fcafp", "xrf", "xrs", "xs1", "xs2", "xk1",
-    "Jrelnp", "Jrelp", "CaMKt",
-)
-# fmt: on
-IONIC_MODELS = {
-    "fhn": ModelFacts(("V", "w")),
-    "fhn_werneck": ModelFacts(("u", "w"), stimulus_name="k"),
-    "hh": ModelFacts(("V", "m", "h", "n")),
-    "ord": ModelFacts(ORD_STATES),
-}
-
-# the registered ionic models, as the schema's literal (a test keeps the two equal)
+# the declared ionic models, as the schema's literal
 if TYPE_CHECKING:
     IonicModelName = str
 else:
-    IonicModelName = Literal[tuple(IONIC_MODELS)]
+    IonicModelName = Literal[tuple(declared(IONIC_MODELS))]
 
 
 def problem_inputs(model: str) -> list[str]:
     """An initial-value problem's inputs: every state's initial value (``u0``), the stimulus."""
-    facts = IONIC_MODELS[model]
+    from ionops.datasets.ionic import get_ionic_model
+
+    facts = get_ionic_model(model)
     return [f"{name}0" for name in facts.state_names] + [facts.stimulus_name]
 
 

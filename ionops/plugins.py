@@ -1,9 +1,10 @@
-"""Plug-ins found by their entry points: surrogate families and dataset kinds.
+"""Plug-ins found by their entry points: surrogate families, dataset kinds, ionic models.
 
 ionops declares its own in its ``pyproject.toml`` as any other distribution
 would declare one of its own: an entry point ``NAME = "package.module:OBJECT"``
-in the group ``ionops.families`` (a :class:`~ionops.models.family.SurrogateFamily`)
-or ``ionops.dataset_kinds`` (a :class:`~ionops.datasets.kinds.DatasetKind`).
+in the group ``ionops.families`` (a :class:`~ionops.models.family.SurrogateFamily`),
+``ionops.dataset_kinds`` (a :class:`~ionops.datasets.kinds.DatasetKind`) or
+``ionops.ionic_models`` (a function returning an :class:`~ionops.datasets.ionic.IonicModel`).
 Installing a package that declares one adds it; nothing in ionops is edited.
 """
 
@@ -17,7 +18,8 @@ from ionops.errors import IonopsError, UserError
 
 FAMILIES = "ionops.families"
 DATASET_KINDS = "ionops.dataset_kinds"
-_WHAT = {FAMILIES: "surrogate family", DATASET_KINDS: "dataset kind"}
+IONIC_MODELS = "ionops.ionic_models"
+_WHAT = {FAMILIES: "surrogate family", DATASET_KINDS: "dataset kind", IONIC_MODELS: "ionic model"}
 
 
 @cache

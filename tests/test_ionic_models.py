@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ionops.datasets.ionic import available, get_ionic_model
-from ionops.datasets.ionic.hh import rates
+from ionops.datasets.ionic.hh_kernels import rates
 from ionops.errors import UserError
 
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from ionops.datasets.ionic import get_ionic_model
-from ionops.datasets.ionic.ord import ORIGINAL_INITIAL_STATE, rhs
+from ionops.datasets.ionic.ord import ORIGINAL_INITIAL_STATE
 from ionops.datasets.ionic.ord_jacobian import jacobian
+from ionops.datasets.ionic.ord_kernels import rhs
 from ionops.datasets.solver import SolverSettings, solve
 
 ROOT = Path(__file__).resolve().parents[1]

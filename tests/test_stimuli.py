@@ -2,13 +2,15 @@
 follow the closed-form response of a passive membrane through every discontinuity."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from numba import njit
 from pydantic import TypeAdapter, ValidationError
 
-from ionops.datasets.ionic.base import RHS_SIGNATURE, IonicModel
+from ionops.datasets.ionic.base import IonicModel
+from ionops.datasets.ionic.signatures import RHS_SIGNATURE
 from ionops.datasets.solver import SolverSettings, solve_stimulus, stimulus_segments
 from ionops.datasets.stimuli import (
     Constant,
@@ -30,7 +32,7 @@ def _passive(t, y, p, i_app, dydt):  # type: ignore[no-untyped-def]
 
 PASSIVE = IonicModel(
     name="passive", title="passive membrane, tau dV/dt = I - V", state_names=("V",),
-    state_units=("mV",), parameters={"tau": TAU}, rhs=_passive,
+    state_units=("mV",), parameters={"tau": TAU}, kernels=SimpleNamespace(rhs=_passive),
     initial_states={"rest": lambda p: np.zeros(1)},
 )  # fmt: skip
 

@@ -20,7 +20,6 @@ near 0 and gets a compiled derivative of the same care.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 import types
@@ -29,6 +28,8 @@ from typing import Any
 
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
+
+from ionops.datasets.ionic import get_ionic_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,9 +110,8 @@ class _Printer(PythonCodePrinter):  # type: ignore[misc]
 
 def generate(model_name: str) -> str:
     """The source of ``datasets/ionic/<model>_jacobian.py``."""
-    module = importlib.import_module(f"ionops.datasets.ionic.{model_name}")
-    n_states, n_parameters = len(module.STATE_NAMES), len(module.PARAMETERS)
-    outputs, y, _ = trace(module.rhs, n_states, n_parameters)
+    model = get_ionic_model(model_name)
+    outputs, y, _ = trace(model.rhs, model.n_states, len(model.parameters))
     entries = []
     for i, f in enumerate(outputs):
         free = f.free_symbols
@@ -138,7 +138,7 @@ def generate(model_name: str) -> str:
 TEMPLATE = '''"""The analytic Jacobian of the {model} right-hand side; generated, do not edit.
 
 Written by ``python tools/ionic_jacobian.py {model}`` from the compiled
-right-hand side in :mod:`ionops.datasets.ionic.{model}` ({n_entries} nonzero
+right-hand side in :mod:`ionops.datasets.ionic.{model}_kernels` ({n_entries} nonzero
 entries, {n_shared} shared subexpressions); a test regenerates it and fails
 when the equations changed without it.
 """
@@ -150,11 +150,10 @@ import math
 
 from numba import njit
 
-from ionops.datasets._bdf import JACOBIAN_SIGNATURE
 from ionops.datasets.ionic.ord_currents import x_over_expm1, x_over_expm1_prime
 
 
-@njit(JACOBIAN_SIGNATURE, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def jacobian(t, y, p, i_app, jac):
     jac[:, :] = 0.0
 {body}

@@ -1,8 +1,11 @@
 """What every ionic model provides, and the registry that finds one by name.
 
-A model is data plus two compiled functions, compiled with the fixed
-signatures :data:`RHS_SIGNATURE` and :data:`JACOBIAN_SIGNATURE` so that one
-cached solver serves every model. The right-hand side is
+A model is a declaration (its module: states, units, parameters, what families
+read) plus compiled functions in a module of their own, ``kernels``, imported
+and compiled on first use with the fixed signatures of
+:mod:`ionops.datasets.ionic.signatures`, so that one cached solver serves every model.
+Reading an experiment that names a model therefore compiles nothing. The
+right-hand side is
 ``rhs(t, y, p, i_app, dydt)``: time t in ms, state y (n_states,),
 parameter vector p (n_parameters,), the applied current ``i_app`` (constant
 within a solver segment, positive depolarising, in the model's current unit)
@@ -16,18 +19,19 @@ batch shape), for losses that differentiate it.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ionops.datasets._bdf import JACOBIAN_SIGNATURE, RHS_SIGNATURE
 from ionops.errors import UserError
+from ionops.plugins import IONIC_MODELS, declared, load
 
-__all__ = ["JACOBIAN_SIGNATURE", "RHS_SIGNATURE", "IonicModel", "available", "get_ionic_model"]
+__all__ = ["IonicModel", "available", "get_ionic_model"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class IonicModel:
     current as a function ``(y, p) -> value`` in ``current_unit``, of numpy
     arrays with the states on the first axis (any batch shape after it), so
     that a trained network's states can be read as currents.
+
+    ``kernels`` is the import path of the module (or any object) holding the
+    compiled ``rhs`` and, where the model has one, ``jacobian``.
     """
 
     name: str
@@ -55,11 +62,10 @@ class IonicModel:
     state_names: tuple[str, ...]
     state_units: tuple[str, ...]
     parameters: Mapping[str, float]
-    rhs: Any
+    kernels: str | Any
     initial_states: Mapping[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]]
     time_unit: str = "ms"
     current_unit: str = "uA/cm^2"
-    jacobian: Any | None = None
     tolerances: tuple[float, float | tuple[float, ...]] = (1e-7, 1e-9)
     parameter_check: Callable[[dict[str, float]], None] | None = None
     notes: Mapping[str, str] = field(default_factory=dict)
@@ -75,6 +81,16 @@ class IonicModel:
             if unknown:
                 raise ValueError(f"{self.name}: {what} {unknown} are not states "
                                  f"({', '.join(self.state_names)})")  # fmt: skip
+
+    @property
+    def rhs(self) -> Any:
+        """The compiled right-hand side (its module imported on first use)."""
+        return _kernels(self.kernels).rhs
+
+    @property
+    def jacobian(self) -> Any | None:
+        """The compiled Jacobian, or None where the solver takes finite differences."""
+        return getattr(_kernels(self.kernels), "jacobian", None)
 
     def current_values(self, y: Any, p: NDArray[np.float64] | None = None) -> dict[str, Any]:
         """Every declared current at states ``y`` (states on the first axis), by name."""
@@ -125,25 +141,21 @@ class IonicModel:
         return out
 
 
-_REGISTRY: dict[str, Callable[[], IonicModel]] = {}
-
-
-def register(name: str, factory: Callable[[], IonicModel]) -> None:
-    """Add a model under ``name``; the factory runs on first use (compiles lazily)."""
-    _REGISTRY[name] = factory
+def _kernels(kernels: str | Any) -> Any:
+    return importlib.import_module(kernels) if isinstance(kernels, str) else kernels
 
 
 def available() -> list[str]:
-    """Names of every registered ionic model."""
-    return sorted(_REGISTRY)
+    """Names of every ionic model (the entry points ``ionops.ionic_models``)."""
+    return list(declared(IONIC_MODELS))
 
 
 def get_ionic_model(name: str) -> IonicModel:
-    """The model registered under ``name``; an unknown name lists the known ones."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise UserError(
-            f"unknown ionic model '{name}'; known models: {', '.join(available())}"
-        ) from None
-    return factory()
+    """The model declared under ``name``; an unknown name lists the known ones."""
+    if name not in declared(IONIC_MODELS):
+        raise UserError(f"unknown ionic model '{name}'; known models: {', '.join(available())}")
+    model = load(IONIC_MODELS, name)()
+    if model.name != name:
+        raise UserError(f"the ionic model declared as {name!r} calls itself {model.name!r}: "
+                        "make its entry point's name and IonicModel.name equal")  # fmt: skip
+    return cast(IonicModel, model)

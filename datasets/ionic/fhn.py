@@ -16,31 +16,11 @@ dataset's metadata.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
-from ionops.datasets.ionic.base import JACOBIAN_SIGNATURE, RHS_SIGNATURE, IonicModel
+from ionops.datasets.ionic.base import IonicModel
 
 PARAMETERS = {"b": 5.0, "beta": 0.1, "c": 1.0, "delta": 1.0, "gamma": 0.25, "e": 0.1}
-
-
-@njit(RHS_SIGNATURE, cache=True, error_model="numpy")
-def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:
-    v, w = y[0], y[1]
-    b, beta, c, delta, gamma, e = p[0], p[1], p[2], p[3], p[4], p[5]
-    dydt[0] = b * v * (v - beta) * (delta - v) - c * w + i_app
-    dydt[1] = e * (v - gamma * w)
-
-
-@njit(JACOBIAN_SIGNATURE, cache=True, error_model="numpy")
-def jacobian(t: float, y: NDArray, p: NDArray, i_app: float, jac: NDArray) -> None:
-    v = y[0]
-    b, beta, c, delta, gamma, e = p[0], p[1], p[2], p[3], p[4], p[5]
-    # d/dV of b (V^2 - beta V)(delta - V)
-    jac[0, 0] = b * ((2.0 * v - beta) * (delta - v) - (v * v - beta * v))
-    jac[0, 1] = -c
-    jac[1, 0] = e
-    jac[1, 1] = -e * gamma
 
 
 def _resting(p: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -54,8 +34,7 @@ def model() -> IonicModel:
         state_names=("V", "w"),
         state_units=("1", "1"),
         parameters=PARAMETERS,
-        rhs=rhs,
-        jacobian=jacobian,
+        kernels="ionops.datasets.ionic.fhn_kernels",
         initial_states={"rest": _resting},
         time_unit="ms",
         current_unit="1",

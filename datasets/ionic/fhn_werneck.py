@@ -23,32 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
-from ionops.datasets.ionic.base import JACOBIAN_SIGNATURE, RHS_SIGNATURE, IonicModel
+from ionops.datasets.ionic.base import IonicModel
 
 PARAMETERS = {"c": 10.0, "a": 0.4, "gain": 0.04, "bias": 0.08, "b": 0.04, "d": 0.16}
 FORM = "du/dt = c (u (u - a)(1 - u) - w + gain k + bias), dw/dt = b u - d w"
-
-
-@njit(RHS_SIGNATURE, cache=True, error_model="numpy")
-def rhs(t: float, y: NDArray, p: NDArray, i_app: float, dydt: NDArray) -> None:
-    u, w = y[0], y[1]
-    c, a, gain, bias, b, d = p[0], p[1], p[2], p[3], p[4], p[5]
-    dydt[0] = c * (u * (u - a) * (1.0 - u) - w + gain * i_app + bias)
-    dydt[1] = b * u - d * w
-
-
-@njit(JACOBIAN_SIGNATURE, cache=True, error_model="numpy")
-def jacobian(t: float, y: NDArray, p: NDArray, i_app: float, jac: NDArray) -> None:
-    u = y[0]
-    c, a, b, d = p[0], p[1], p[4], p[5]
-    # d/du of u (u - a)(1 - u) = -3 u^2 + 2 (1 + a) u - a
-    jac[0, 0] = c * (-3.0 * u * u + 2.0 * (1.0 + a) * u - a)
-    jac[0, 1] = -c
-    jac[1, 0] = b
-    jac[1, 1] = -d
 
 
 def vector_field(y: Sequence[Any], k: Any, p: Sequence[float]) -> tuple[Any, Any]:
@@ -69,8 +49,7 @@ def model() -> IonicModel:
         state_names=("u", "w"),
         state_units=("1", "1"),
         parameters=PARAMETERS,
-        rhs=rhs,
-        jacobian=jacobian,
+        kernels="ionops.datasets.ionic.fhn_werneck_kernels",
         vector_field=vector_field,
         initial_states={"problem_a": _problem_a},
         time_unit="ms",

@@ -1,7 +1,7 @@
 """The analytic Jacobian of the ord right-hand side; generated, do not edit.
 
 Written by ``python tools/ionic_jacobian.py ord`` from the compiled
-right-hand side in :mod:`ionops.datasets.ionic.ord` (221 nonzero
+right-hand side in :mod:`ionops.datasets.ionic.ord_kernels` (221 nonzero
 entries, 874 shared subexpressions); a test regenerates it and fails
 when the equations changed without it.
 """
@@ -13,11 +13,10 @@ import math
 
 from numba import njit
 
-from ionops.datasets._bdf import JACOBIAN_SIGNATURE
 from ionops.datasets.ionic.ord_currents import x_over_expm1, x_over_expm1_prime
 
 
-@njit(JACOBIAN_SIGNATURE, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def jacobian(t, y, p, i_app, jac):
     jac[:, :] = 0.0
     x0 = 0.0374358835078026*y[0]

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from pydantic import Field, model_validator
 
-from ionops.datasets.catalog import IONIC_MODELS
 from ionops.errors import UserError
 from ionops.models.family import (
     Metric,
@@ -144,8 +143,10 @@ def space_of(experiment: ExperimentConfig) -> MLPSpace:
 
 def io_sizes(experiment: ExperimentConfig) -> tuple[int, int]:
     """The network's inputs and outputs for this experiment's data and learner."""
+    from ionops.datasets.ionic import get_ionic_model
+
     data = experiment.data
-    facts = IONIC_MODELS[data.ionic_model]
+    facts = get_ionic_model(data.ionic_model)
     varied = list(getattr(data, "vary", {}))
     learner = cast(MLPSection, experiment.model).learner
     if learner == "iterative":
