@@ -16,6 +16,7 @@ and numba are imported inside :meth:`DatasetKind.plan`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ionops import plugins
@@ -45,6 +46,16 @@ class DatasetKind(ABC):
     def file_name(self, data: Any) -> str:
         """The default file name of ``data``'s dataset: every setting of the content in it,
         spelled out or as a digest, so two settings never share a file."""
+
+    def split_inputs(self, group: Any, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """Each sample's inputs in one split of a file of this kind, by name: what
+        ``ionops predict --inputs FILE`` reads. ``group`` is the split's open HDF5 group,
+        ``attributes`` the file's root attributes. By default a table ``inputs`` whose
+        columns the root attribute ``input_names`` names; none where the split has none."""
+        if "inputs" not in group:
+            return {}
+        table = group["inputs"][...]
+        return {str(name): table[:, k] for k, name in enumerate(attributes.get("input_names", []))}
 
 
 def dataset_kinds() -> list[str]:

@@ -8,6 +8,7 @@ name. Light at import: the solver is imported when a plan is made.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -88,6 +89,12 @@ class OperatorKind(DatasetKind):
         from ionops.datasets.generate import make_operator_plan
 
         return make_operator_plan(spec)
+
+    def split_inputs(self, group: Any, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """Each sample's pulse: its amplitude and duration (t_stim)."""
+        if "amplitude" not in group:
+            return {}
+        return {"amplitude": group["amplitude"][...], "t_stim": group["t_stim"][...]}
 
     def file_name(self, data: Any) -> str:
         """Fraction, grid, horizon and seed spelled out, and a digest of the parameters,

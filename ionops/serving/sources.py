@@ -152,20 +152,17 @@ def read_inputs(path: Path, names: Sequence[str], split: str = "test",
 
 def _dataset_inputs(path: Path, names: Sequence[str], split: str,
                     fixed: Mapping[str, float]) -> Inputs:  # fmt: skip
+    from ionops.datasets.kinds import get_kind
     from ionops.datasets.store import open_file, read_attributes
 
     attributes = read_attributes(path)
+    kind = get_kind(str(attributes.get("kind", "operator")))  # files before kinds: operator
     with open_file(path) as handle:
         if split not in handle:
             raise UserError(f"{path} has no {split} split; choose one of {sorted(handle)}")
         group = handle[split]
-        if "amplitude" in group:
-            found = {"amplitude": group["amplitude"][...], "t_stim": group["t_stim"][...]}
-        elif "inputs" in group:
-            columns = list(attributes.get("input_names", []))
-            table = group["inputs"][...]
-            found = {name: table[:, k] for k, name in enumerate(columns)}
-        else:
+        found = kind.split_inputs(group, attributes)
+        if not found:
             raise UserError(f"{path}: the {split} split holds no inputs")
         missing = [n for n in names if n not in found]
         if missing:
