@@ -36,10 +36,17 @@ from ionops.datasets._numerics import (
     _rescale_differences,
     _rms,
 )
-from ionops.datasets.ionic.signatures import JACOBIAN_SIGNATURE, RHS_SIGNATURE
+from ionops.datasets.ionic.signatures import (
+    EVENT_SIGNATURE,
+    JACOBIAN_SIGNATURE,
+    RESET_SIGNATURE,
+    RHS_SIGNATURE,
+)
 
 RHS_TYPE = types.FunctionType(RHS_SIGNATURE)  # a model's right-hand side, by its address
 _JACOBIAN = types.FunctionType(JACOBIAN_SIGNATURE)
+_EVENT = types.FunctionType(EVENT_SIGNATURE)
+_RESET = types.FunctionType(RESET_SIGNATURE)
 
 MAX_ORDER = 5
 NEWTON_MAXITER = 4
@@ -53,6 +60,7 @@ SUCCESS = 0
 TOO_MANY_STEPS = 1
 STEP_TOO_SMALL = 2
 NOT_FINITE = 3
+EVENT = 4  # a segment stopped at an event (internal: integrate applies the reset and goes on)
 STATUS_TEXT = {
     SUCCESS: "success",
     TOO_MANY_STEPS: "the step budget (max_steps) ran out",
@@ -164,6 +172,40 @@ def _interpolate(
 
 
 @njit(cache=True, error_model="numpy")
+def _interpolate_state(d, order, t, h, t_eval, y):
+    """The BDF interpolant at ``t_eval``, into the state vector ``y``."""
+    column = np.empty((y.size, 1))
+    _interpolate(d, order, t, h, t_eval, column, 0)
+    for c in range(y.size):
+        y[c] = column[c, 0]
+
+
+@njit(cache=True, error_model="numpy")
+def _locate_event(event, p, d, order, t, h, a, b, g_a, g_b, y):
+    """The first time in (a, b] where ``event`` on the step's interpolant is non-negative.
+
+    Illinois (modified regula falsi) from g(a) < 0 <= g(b), to the resolution of t: the
+    interpolant holds the solver's local accuracy, so the crossing is located to the
+    solver's tolerance, not to the output grid. ``y`` is work space.
+    """
+    for _ in range(200):
+        if b - a <= 4.0 * EPS * max(abs(a), abs(b), 1.0):
+            break
+        m = b - g_b * (b - a) / (g_b - g_a)
+        if not (a < m < b):
+            m = 0.5 * (a + b)
+        _interpolate_state(d, order, t, h, m, y)
+        g_m = event(m, y, p)
+        if g_m >= 0.0:
+            b, g_b = m, g_m
+            g_a *= 0.5  # Illinois: the end that stays halves its weight
+        else:
+            a, g_a = m, g_m
+            g_b *= 0.5
+    return b
+
+
+@njit(cache=True, error_model="numpy")
 def _new_jacobian(
     rhs, jacobian, has_jacobian, p, i_app, t, y, jac, factors, stats, work_y, work_f0, work_f
 ):  # fmt: skip
@@ -174,13 +216,17 @@ def _new_jacobian(
 
 @njit(cache=True, error_model="numpy")
 def integrate_segment(
-    rhs, jacobian, has_jacobian, p, i_app, t0, t_end, y0,
+    rhs, jacobian, has_jacobian, event, has_event, p, i_app, t0, t_end, y0,
     t_out, y_out, first_out, rtol, atol, max_steps, max_step, stats,
 ):  # fmt: skip
     """Integrate from (t0, y0) to t_end with a constant applied current.
 
     Fills ``y_out[k]`` (n_t, n_states) for every grid time ``t0 <= t_out[k] <= t_end``
-    from index ``first_out`` on. Returns (status, next grid index, final state).
+    from index ``first_out`` on. Returns (status, next grid index, final state, its time).
+    With ``has_event``, a step across which ``event(t, y, p)`` goes from negative to
+    non-negative ends the segment early: the crossing is located on the step's
+    interpolant (:func:`_locate_event`), the grid is filled up to it and the status is
+    :data:`EVENT`, with the state and time just at the crossing.
     """
     n = y0.size
     y = y0.copy()
@@ -189,13 +235,14 @@ def integrate_segment(
         y_out[:, out_index] = y
         out_index += 1
     if t_end <= t0:
-        return SUCCESS, out_index, y
+        return SUCCESS, out_index, y, t0
 
     f = np.empty(n)
     rhs(t0, y, p, i_app, f)
     stats[STAT_RHS] += 1
     if not _all_finite(f):
-        return NOT_FINITE, out_index, y
+        return NOT_FINITE, out_index, y, t0
+    g = event(t0, y, p) if has_event else 0.0
 
     jac = np.empty((n, n))
     factors = _sparse_lu.new_sparse_lu(n)
@@ -223,7 +270,7 @@ def integrate_segment(
 
     while t < t_end:
         if stats[STAT_STEPS] >= max_steps:
-            return TOO_MANY_STEPS, out_index, y
+            return TOO_MANY_STEPS, out_index, y, t
         min_step = 10.0 * EPS * max(abs(t), abs(t_end))
         if h > max_step:
             _rescale_differences(diffs, order, max_step / h, rescale_work)
@@ -235,7 +282,7 @@ def integrate_segment(
         t_new = t
         while not accepted:
             if h < min_step:
-                return STEP_TOO_SMALL, out_index, y
+                return STEP_TOO_SMALL, out_index, y, t
             t_new = t + h
             if t_new >= t_end - min_step:
                 t_new = t_end
@@ -301,6 +348,7 @@ def integrate_segment(
 
         stats[STAT_STEPS] += 1
         equal_steps += 1
+        t_before = t
         t = t_new
         y[:] = y_new
         jacobian_is_current = False
@@ -309,6 +357,18 @@ def integrate_segment(
             diffs[order + 1, i] = d[i]
             for j in range(order, -1, -1):
                 diffs[j, i] += diffs[j + 1, i]
+
+        if has_event:
+            g_new = event(t, y, p)
+            if g < 0.0 <= g_new:
+                t_event = _locate_event(event, p, diffs, order, t, h, t_before, t, g, g_new,
+                                        work_y)  # fmt: skip
+                while out_index < t_out.size and t_out[out_index] <= t_event:
+                    _interpolate(diffs, order, t, h, t_out[out_index], y_out, out_index)
+                    out_index += 1
+                _interpolate_state(diffs, order, t, h, t_event, y)
+                return EVENT, out_index, y, t_event
+            g = g_new
 
         while out_index < t_out.size and t_out[out_index] <= t:
             _interpolate(diffs, order, t, h, t_out[out_index], y_out, out_index)
@@ -338,35 +398,49 @@ def integrate_segment(
         _rescale_differences(diffs, order, factor, rescale_work)
         h, equal_steps = h * factor, 0
 
-    return SUCCESS, out_index, y
+    return SUCCESS, out_index, y, t
 
 
 @njit(
-    types.Tuple((types.int64, types.float64[:, ::1], types.int64[::1]))(
-        RHS_TYPE, _JACOBIAN, types.boolean, types.float64[::1], types.float64[::1],
+    types.Tuple((types.int64, types.float64[:, ::1], types.int64[::1], types.float64[::1]))(
+        RHS_TYPE, _JACOBIAN, types.boolean, _EVENT, _RESET, types.boolean, types.float64[::1],
         types.float64[::1], types.float64[::1], types.float64[::1], types.float64[::1],
-        types.float64, types.float64[::1], types.int64, types.float64,
+        types.float64[::1], types.float64, types.float64[::1], types.int64, types.float64,
     ),
     cache=True,
     error_model="numpy",
 )  # fmt: skip
 def integrate(
-    rhs, jacobian, has_jacobian, p, y0, starts, ends, currents, t_out,
+    rhs, jacobian, has_jacobian, event, reset, has_event, p, y0, starts, ends, currents, t_out,
     rtol, atol, max_steps, max_step,
 ):  # fmt: skip
     """Solve the protocol ``currents[k]`` on ``[starts[k], ends[k]]``, restarting at each boundary.
 
-    Returns (status, y_out (n_states, n_t) with NaN where not reached, stats).
+    With ``has_event``, each crossing of ``event`` (see :func:`integrate_segment`) is
+    recorded, ``reset(t, y, p)`` maps the state in place and the solve restarts there,
+    as at a boundary. Returns (status, y_out (n_states, n_t) with NaN where not reached,
+    stats, the event times).
     """
     y_out = np.full((y0.size, t_out.size), np.nan)
     stats = np.zeros(len(STAT_NAMES), dtype=np.int64)
+    events = np.empty(16)
+    n_events = 0
     y = y0.copy()
     next_out = 0
     for k in range(starts.size):
-        status, next_out, y = integrate_segment(
-            rhs, jacobian, has_jacobian, p, currents[k], starts[k], ends[k], y,
-            t_out, y_out, next_out, rtol, atol, max_steps, max_step, stats,
-        )  # fmt: skip
+        t_start = starts[k]
+        while True:
+            status, next_out, y, t_start = integrate_segment(
+                rhs, jacobian, has_jacobian, event, has_event, p, currents[k], t_start,
+                ends[k], y, t_out, y_out, next_out, rtol, atol, max_steps, max_step, stats,
+            )  # fmt: skip
+            if status != EVENT:
+                break
+            if n_events == events.size:
+                events = np.concatenate((events, np.empty(events.size)))
+            events[n_events] = t_start
+            n_events += 1
+            reset(t_start, y, p)
         if status != SUCCESS:
-            return status, y_out, stats
-    return SUCCESS, y_out, stats
+            return status, y_out, stats, events[:n_events].copy()
+    return SUCCESS, y_out, stats, events[:n_events].copy()

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from ionops.datasets import _bdf
 from ionops.datasets.ionic.base import IonicModel
 from ionops.datasets.solver import compiled_rhs
+from ionops.errors import UserError
 
 
 @njit(
@@ -55,6 +56,9 @@ def euler(
     save_steps: NDArray[np.int64],
 ) -> NDArray[np.float64]:
     """States (n, m, n_states) after ``save_steps`` (n, m) Euler steps of ``dt`` ms each."""
+    if model.has_events:
+        raise UserError(f"{model.name} has resets, which fixed-step Euler does not apply: "
+                        'solve it with the BDF (solver = "bdf")')  # fmt: skip
     y0 = np.ascontiguousarray(y0, dtype=np.float64)
     steps = np.ascontiguousarray(save_steps, dtype=np.int64)
     if steps.ndim != 2 or steps.shape[0] != y0.shape[0]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -75,17 +75,31 @@ class SolverSettings:
 
 @dataclass(frozen=True)
 class Solution:
-    """A trajectory on the grid: ``states`` is (n_states, n_t); ``stats`` counts solver work."""
+    """A trajectory on the grid: ``states`` is (n_states, n_t); ``stats`` counts solver work;
+    ``events`` holds the times (ms) of the model's events (spikes, each followed by its
+    reset), located to the solver's tolerance; empty for a model without events."""
 
     states: NDArray[np.float64]
     stats: dict[str, int]
     settings: SolverSettings
     attempts: int
+    events: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
 
 
 @njit(_bdf.JACOBIAN_SIGNATURE, cache=True)
 def _no_jacobian(t, y, p, i_app, jac):
     """Placeholder for models without a closed-form Jacobian (never called)."""
+
+
+@njit(_bdf.EVENT_SIGNATURE, cache=True)
+def _no_event(t, y, p):
+    """Placeholder for models without events (never called)."""
+    return -1.0
+
+
+@njit(_bdf.RESET_SIGNATURE, cache=True)
+def _no_reset(t, y, p):
+    """Placeholder for models without events (never called)."""
 
 
 class _CompiledFunction(WrapperAddressProtocol):
@@ -114,6 +128,16 @@ def _compiled_jacobian(dispatcher: Any) -> _CompiledFunction:
 
 
 @functools.cache
+def _compiled_event(dispatcher: Any) -> _CompiledFunction:
+    return _CompiledFunction(dispatcher, _bdf.EVENT_SIGNATURE)
+
+
+@functools.cache
+def _compiled_reset(dispatcher: Any) -> _CompiledFunction:
+    return _CompiledFunction(dispatcher, _bdf.RESET_SIGNATURE)
+
+
+@functools.cache
 def _integrate_entry_point() -> Any:
     """The compiled integrator without numba's per-call argument typing.
 
@@ -139,23 +163,26 @@ def integrate_protocol(
     segments: NDArray[np.float64],
     t_grid: NDArray[np.float64],
     settings: SolverSettings,
-) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
+) -> tuple[int, NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
     """One compiled call over ``segments`` (k, 3) rows of (start, end, current).
 
-    Returns (status, states (n_states, n_t) with NaN where not reached, stats).
+    Returns (status, states (n_states, n_t) with NaN where not reached, stats, the times
+    of the model's events, each followed by its reset).
     """
     has_jacobian = model.jacobian is not None
     segments = np.asarray(segments, dtype=np.float64)
     jacobian = model.jacobian if has_jacobian else _no_jacobian
-    status, y_out, stats = _integrate_entry_point()(
+    event, reset = (model.event, model.reset) if model.has_events else (_no_event, _no_reset)
+    status, y_out, stats, events = _integrate_entry_point()(
         compiled_rhs(model.rhs), _compiled_jacobian(jacobian), has_jacobian,
+        _compiled_event(event), _compiled_reset(reset), model.has_events,
         np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(y0, dtype=np.float64),
         np.ascontiguousarray(segments[:, 0]), np.ascontiguousarray(segments[:, 1]),
         np.ascontiguousarray(segments[:, 2]), np.ascontiguousarray(t_grid, dtype=np.float64),
         float(settings.rtol), settings.atol_vector(model.n_states), int(settings.max_steps),
         float(settings.max_step),
     )  # fmt: skip
-    return int(status), y_out, stats
+    return int(status), y_out, stats, events
 
 
 def _attempts(
@@ -204,10 +231,11 @@ def solve_stimulus(
     segments = np.array(stimulus.pieces(float(t_grid[-1])))
     tried = []
     for number, attempt in enumerate(_attempts(settings, retries), start=1):
-        status, y_out, stats = integrate_protocol(model, p, y0, segments, t_grid, attempt)
+        status, y_out, stats, events = integrate_protocol(model, p, y0, segments, t_grid,
+                                                          attempt)  # fmt: skip
         if status == _bdf.SUCCESS and np.isfinite(y_out).all():
             counters = dict(zip(STAT_NAMES, (int(s) for s in stats), strict=True))
-            return Solution(y_out, counters, attempt, number)
+            return Solution(y_out, counters, attempt, number, events)
         reason = _bdf.STATUS_TEXT.get(status, "non-finite values in the trajectory")
         if status == _bdf.SUCCESS:
             reason = "non-finite values in the trajectory"

@@ -54,7 +54,12 @@ class IonicModel:
     that a trained network's states can be read as currents.
 
     ``kernels`` is the import path of the module (or any object) holding the
-    compiled ``rhs`` and, where the model has one, ``jacobian``.
+    compiled ``rhs`` and, where the model has one, ``jacobian``. A model with
+    resets (integrate-and-fire, Izhikevich) also gives ``event(t, y, p)``, whose
+    crossing from negative to non-negative is the event (V - V_th), and
+    ``reset(t, y, p)``, which maps the state in place there; the solver locates
+    each crossing to its tolerance, resets and restarts, and returns the event
+    times (:attr:`ionops.datasets.solver.Solution.events`).
     """
 
     name: str
@@ -91,6 +96,23 @@ class IonicModel:
     def jacobian(self) -> Any | None:
         """The compiled Jacobian, or None where the solver takes finite differences."""
         return getattr(_kernels(self.kernels), "jacobian", None)
+
+    @property
+    def has_events(self) -> bool:
+        """Whether the model has resets: its kernels give ``event`` and ``reset``."""
+        module = _kernels(self.kernels)
+        return hasattr(module, "event") and hasattr(module, "reset")
+
+    @property
+    def event(self) -> Any:
+        """The compiled event function ``event(t, y, p)``: its crossing from negative to
+        non-negative is an event (a spike: V - V_th)."""
+        return _kernels(self.kernels).event
+
+    @property
+    def reset(self) -> Any:
+        """The compiled reset ``reset(t, y, p)``, applied to the state in place at an event."""
+        return _kernels(self.kernels).reset
 
     def current_values(self, y: Any, p: NDArray[np.float64] | None = None) -> dict[str, Any]:
         """Every declared current at states ``y`` (states on the first axis), by name."""

@@ -55,7 +55,7 @@ def paced_steady_state(
     ends = np.append(starts[1:], n_beats * period)
     currents = np.tile([amplitude, 0.0], n_beats)
     settings = SolverSettings(rtol=rtol, atol=tuple(atol_vector), max_steps=10_000_000)
-    status, y_out, _ = integrate_protocol(
+    status, y_out, _, _ = integrate_protocol(
         model,
         p,
         y0,
