@@ -118,23 +118,13 @@ class _CompiledFunction(WrapperAddressProtocol):
 
 
 @functools.cache
+def compiled(dispatcher: Any, signature: Any) -> _CompiledFunction:
+    """A model's kernel compiled for ``signature``, once per process."""
+    return _CompiledFunction(dispatcher, signature)
+
+
 def compiled_rhs(dispatcher: Any) -> _CompiledFunction:
-    return _CompiledFunction(dispatcher, _bdf.RHS_SIGNATURE)
-
-
-@functools.cache
-def _compiled_jacobian(dispatcher: Any) -> _CompiledFunction:
-    return _CompiledFunction(dispatcher, _bdf.JACOBIAN_SIGNATURE)
-
-
-@functools.cache
-def _compiled_event(dispatcher: Any) -> _CompiledFunction:
-    return _CompiledFunction(dispatcher, _bdf.EVENT_SIGNATURE)
-
-
-@functools.cache
-def _compiled_reset(dispatcher: Any) -> _CompiledFunction:
-    return _CompiledFunction(dispatcher, _bdf.RESET_SIGNATURE)
+    return compiled(dispatcher, _bdf.RHS_SIGNATURE)
 
 
 @functools.cache
@@ -174,8 +164,9 @@ def integrate_protocol(
     jacobian = model.jacobian if has_jacobian else _no_jacobian
     event, reset = (model.event, model.reset) if model.has_events else (_no_event, _no_reset)
     status, y_out, stats, events = _integrate_entry_point()(
-        compiled_rhs(model.rhs), _compiled_jacobian(jacobian), has_jacobian,
-        _compiled_event(event), _compiled_reset(reset), model.has_events,
+        compiled_rhs(model.rhs), compiled(jacobian, _bdf.JACOBIAN_SIGNATURE), has_jacobian,
+        compiled(event, _bdf.EVENT_SIGNATURE), compiled(reset, _bdf.RESET_SIGNATURE),
+        model.has_events,
         np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(y0, dtype=np.float64),
         np.ascontiguousarray(segments[:, 0]), np.ascontiguousarray(segments[:, 1]),
         np.ascontiguousarray(segments[:, 2]), np.ascontiguousarray(t_grid, dtype=np.float64),

@@ -31,7 +31,6 @@ import torch
 
 EPS = 1e-12
 UNDEFINED_BELOW = 1e-6
-METRICS = ("rel_l1", "rel_l2", "rel_h1")
 Norm = Callable[[torch.Tensor], torch.Tensor]
 
 
