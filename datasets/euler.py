@@ -59,6 +59,10 @@ def euler(
     if model.has_events:
         raise UserError(f"{model.name} has resets, which fixed-step Euler does not apply: "
                         'solve it with the BDF (solver = "bdf")')  # fmt: skip
+    if model.caputo:
+        raise UserError(f"{model.name} has a Caputo derivative ({', '.join(model.caputo)}), "
+                        'which Euler steps do not discretise: solve it with solver = "bdf" '
+                        "(the L1 scheme for such a model)")  # fmt: skip
     y0 = np.ascontiguousarray(y0, dtype=np.float64)
     steps = np.ascontiguousarray(save_steps, dtype=np.int64)
     if steps.ndim != 2 or steps.shape[0] != y0.shape[0]:

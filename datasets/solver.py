@@ -23,12 +23,16 @@ from numba.core.types.function_type import WrapperAddressProtocol
 from numba.experimental.function_type import _get_wrapper_address
 from numpy.typing import NDArray
 
-from ionops.datasets import _bdf
+from ionops.datasets import _bdf, _l1
 from ionops.datasets.ionic.base import IonicModel
 from ionops.datasets.stimuli import Pulse, Stimulus
-from ionops.errors import IonopsError
+from ionops.errors import IonopsError, UserError
 
 STAT_NAMES = _bdf.STAT_NAMES
+STATUS_TEXT = {
+    **_bdf.STATUS_TEXT,
+    _l1.NEWTON_FAILED: "Newton's iteration did not converge within a step of the L1 scheme",
+}
 
 
 class SolveFailed(IonopsError):
@@ -157,8 +161,11 @@ def integrate_protocol(
     """One compiled call over ``segments`` (k, 3) rows of (start, end, current).
 
     Returns (status, states (n_states, n_t) with NaN where not reached, stats, the times
-    of the model's events, each followed by its reset).
+    of the model's events, each followed by its reset). A model with a Caputo derivative
+    is solved by the L1 scheme on a uniform step (:func:`caputo_step`).
     """
+    if model.caputo:
+        return _integrate_caputo(model, p, y0, segments, t_grid, settings)
     has_jacobian = model.jacobian is not None
     segments = np.asarray(segments, dtype=np.float64)
     jacobian = model.jacobian if has_jacobian else _no_jacobian
@@ -176,12 +183,64 @@ def integrate_protocol(
     return int(status), y_out, stats, events
 
 
+def caputo_step(t_grid: NDArray[np.float64], max_step: float) -> tuple[float, NDArray[np.int64]]:
+    """The L1 scheme's uniform step, at most ``max_step`` and a whole fraction of the grid's
+    first spacing, and the step number of every grid time; a grid off that lattice is refused."""
+    if t_grid.size < 2:
+        h = min(max_step, 1.0) if math.isfinite(max_step) else 1.0
+        return h, np.zeros(t_grid.size, dtype=np.int64)
+    spacing = float(t_grid[1] - t_grid[0])
+    h = spacing / math.ceil(spacing / max_step) if math.isfinite(max_step) else spacing
+    steps = np.rint(t_grid / h)
+    if t_grid[0] != 0.0 or np.any(np.abs(steps * h - t_grid) > 1e-9 * max(1.0, t_grid[-1])):
+        raise UserError(
+            f"a model with a Caputo derivative is solved on a uniform step (here {h:g} ms) "
+            f"and needs every output time on it, from t = 0: this grid ({t_grid[0]:g} to "
+            f"{t_grid[-1]:g} ms, {t_grid.size} points) is not"
+        )
+    return h, steps.astype(np.int64)
+
+
+def _integrate_caputo(
+    model: IonicModel,
+    p: NDArray[np.float64],
+    y0: NDArray[np.float64],
+    segments: NDArray[np.float64],
+    t_grid: NDArray[np.float64],
+    settings: SolverSettings,
+) -> tuple[int, NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    if model.has_events:
+        raise UserError(f"{model.name} has both resets and a Caputo derivative: the L1 scheme "
+                        "does not locate events")  # fmt: skip
+    h, out_steps = caputo_step(t_grid, settings.max_step)
+    jacobian = model.jacobian
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    status, y_out, stats = _l1.integrate(
+        compiled_rhs(model.rhs), compiled(jacobian or _no_jacobian, _bdf.JACOBIAN_SIGNATURE),
+        jacobian is not None, p, np.ascontiguousarray(y0, dtype=np.float64),
+        model.derivative_orders(p), np.ascontiguousarray(segments[:, 0]),
+        np.ascontiguousarray(segments[:, 1]), np.ascontiguousarray(segments[:, 2]), h,
+        out_steps, float(settings.rtol), settings.atol_vector(model.n_states),
+    )  # fmt: skip
+    return int(status), y_out, stats, np.empty(0)
+
+
 def _attempts(
-    settings: SolverSettings, retries: Sequence[SolverSettings] | None
+    settings: SolverSettings,
+    retries: Sequence[SolverSettings] | None,
+    model: IonicModel,
+    t_grid: NDArray[np.float64],
 ) -> Iterator[SolverSettings]:
-    """The settings to try in turn; the default retry is made only when it is needed."""
+    """The settings to try in turn; the default retry is made only when it is needed (for
+    the L1 scheme of a Caputo model it also halves the step)."""
     yield settings
-    yield from retries if retries is not None else (settings.tightened(),)
+    if retries is not None:
+        yield from retries
+    elif model.caputo:
+        h, _ = caputo_step(t_grid, settings.max_step)
+        yield replace(settings.tightened(), max_step=h / 2)
+    else:
+        yield settings.tightened()
 
 
 def solve(
@@ -221,13 +280,13 @@ def solve_stimulus(
     t_grid = np.ascontiguousarray(t_grid, dtype=np.float64)
     segments = np.array(stimulus.pieces(float(t_grid[-1])))
     tried = []
-    for number, attempt in enumerate(_attempts(settings, retries), start=1):
+    for number, attempt in enumerate(_attempts(settings, retries, model, t_grid), start=1):
         status, y_out, stats, events = integrate_protocol(model, p, y0, segments, t_grid,
                                                           attempt)  # fmt: skip
         if status == _bdf.SUCCESS and np.isfinite(y_out).all():
             counters = dict(zip(STAT_NAMES, (int(s) for s in stats), strict=True))
             return Solution(y_out, counters, attempt, number, events)
-        reason = _bdf.STATUS_TEXT.get(status, "non-finite values in the trajectory")
+        reason = STATUS_TEXT.get(status, "non-finite values in the trajectory")
         if status == _bdf.SUCCESS:
             reason = "non-finite values in the trajectory"
         tried.append(f"  attempt {number} ({attempt.describe()}): {reason}")

@@ -60,6 +60,12 @@ class IonicModel:
     ``reset(t, y, p)``, which maps the state in place there; the solver locates
     each crossing to its tolerance, resets and restarts, and returns the event
     times (:attr:`ionops.datasets.solver.Solution.events`).
+
+    ``caputo`` maps each state whose time derivative is a Caputo derivative to the
+    parameter holding its order alpha, in (0, 1] (1: the ordinary derivative), as in the
+    fractional Hodgkin-Huxley membrane C_m D^alpha V = I - I_ion; the right-hand side is
+    then D^alpha of that state. Such a model is solved by the L1 scheme on a uniform step
+    (:mod:`ionops.datasets._l1`; the step is the solver's ``max_step``, at most the grid's).
     """
 
     name: str
@@ -79,8 +85,13 @@ class IonicModel:
     gates: tuple[str, ...] = ()
     observables: tuple[str, ...] = ()
     currents: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
+    caputo: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for state, order in self.caputo.items():
+            if state not in self.state_names or order not in self.parameters:
+                raise ValueError(f"{self.name}: caputo {state!r}: {order!r} needs a state and "
+                                 "a parameter of the model")  # fmt: skip
         for what in ("gates", "observables"):
             unknown = [n for n in getattr(self, what) if n not in self.state_names]
             if unknown:
@@ -119,6 +130,14 @@ class IonicModel:
         vector = self.parameter_vector() if p is None else p
         return {name: current(y, vector) for name, current in self.currents.items()}
 
+    def derivative_orders(self, p: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Each state's time-derivative order for parameters ``p`` (1 unless Caputo)."""
+        orders = np.ones(self.n_states)
+        names = list(self.parameters)
+        for state, order in self.caputo.items():
+            orders[self.state_names.index(state)] = p[names.index(order)]
+        return orders
+
     @property
     def n_states(self) -> int:
         return len(self.state_names)
@@ -134,6 +153,11 @@ class IonicModel:
                 raise UserError(f"{self.name} parameter {key} = {value}: must be a finite number "
                                 f"(default {self.parameters[key]:g})")  # fmt: skip
             values[key] = float(value)
+        for state, order in self.caputo.items():
+            if not 0.0 < values[order] <= 1.0:
+                raise UserError(f"{self.name} parameter {order} = {values[order]:g}: the order "
+                                f"of the Caputo derivative of {state} must be in (0, 1] "
+                                "(1: the ordinary derivative)")  # fmt: skip
         if self.parameter_check is not None:
             self.parameter_check(values)
         return np.array(list(values.values()), dtype=np.float64)

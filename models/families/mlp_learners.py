@@ -206,8 +206,9 @@ class PointObjective(_ProblemObjective):
             from ionops.datasets.ionic import get_ionic_model
 
             model = get_ionic_model(str(data.attributes["model"]))
-            if model.vector_field is None:
-                raise ValueError(f"{model.name} has no vector_field for physics-informed losses")
+            if model.vector_field is None or model.caputo:
+                raise ValueError(f"{model.name} has no vector_field for physics-informed losses "
+                                 "(a model with a Caputo derivative has no dy/dt to match)")  # fmt: skip
             self.field = model.vector_field
             self.p = [float(data.attributes["parameters"][n]) for n in model.parameters]
         self._moved()
