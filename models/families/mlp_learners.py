@@ -207,8 +207,10 @@ class PointObjective(_ProblemObjective):
 
             model = get_ionic_model(str(data.attributes["model"]))
             if model.vector_field is None or model.caputo:
-                raise ValueError(f"{model.name} has no vector_field for physics-informed losses "
-                                 "(a model with a Caputo derivative has no dy/dt to match)")  # fmt: skip
+                raise ValueError(
+                    f"{model.name} has no vector_field for physics-informed losses "
+                    "(a model with a Caputo derivative has no dy/dt to match)"
+                )
             self.field = model.vector_field
             self.p = [float(data.attributes["parameters"][n]) for n in model.parameters]
         self._moved()
