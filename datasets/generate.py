@@ -170,11 +170,12 @@ class Plan(GenerationPlan):
         except SolveFailed as exc:
             raise parallel.Failure(str(exc)) from None
         stats = tuple(solution.stats.values())
-        writer.append(split, sample, solution.attempts, stats, encode_chunk(solution.states))
+        writer.append(split, sample, solution.attempts, stats, encode_chunk(solution.states),
+                      solution.events if self.model.has_events else None)  # fmt: skip
 
     def assemble(self, output: Path, records: Mapping[tuple[int, int], Record]) -> None:
         write_dataset(output, self.attributes(), self.t_grid, self.model.n_states,
-                      self.samples, records)  # fmt: skip
+                      self.samples, records, events=self.model.has_events)  # fmt: skip
 
     def attributes(self) -> dict[str, Any]:
         from ionops import __version__
@@ -204,7 +205,8 @@ class Plan(GenerationPlan):
             "t_end_ms": spec.t_end_ms,
             "n_t": spec.n_t,
             "subsets": [{**asdict(subset), "counts": counts} for subset, counts in self.subsets],
-        }
+        } | ({"events": "the model's resets (spikes): <split>/event_times, event_counts"}
+             if model.has_events else {})  # fmt: skip
 
 
 def make_plan(spec: Any) -> GenerationPlan:

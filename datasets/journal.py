@@ -1,9 +1,10 @@
 """The crash-safe journal a generation writes while it runs.
 
 Each rank appends one record per finished sample to a journal file of its
-own: a fixed header (split, sample index, solver attempts and statistics),
-the sample's trajectory already encoded as the final file's HDF5 chunk, and a
-CRC-32 of both. A record is written with one ``write`` and flushed, so a
+own: a fixed header (split, sample index, solver attempts, the number of
+events, solver statistics), the sample's trajectory already encoded as the
+final file's HDF5 chunk followed by its event times (float64; none for a model
+without resets), and a CRC-32 of both. A record is written with one ``write`` and flushed, so a
 killed process leaves at most one torn record at the end of its file; the
 reader stops at the first record that is short or fails its checksum. A rerun
 reads every journal in the folder, skips the samples they hold, and writes a
@@ -48,9 +49,13 @@ def decode_chunk(payload: bytes, shape: tuple[int, ...]) -> NDArray[np.float32]:
     return shuffled.reshape(4, -1).T.copy().view("<f4").reshape(shape)
 
 
+MAX_EVENTS = 2**16 - 1  # per sample: the header's 16-bit count
+
+
 @dataclass(frozen=True)
 class Record:
-    """Where one finished sample's chunk lies, and what solving it took."""
+    """Where one finished sample's chunk lies, and what solving it took; ``events`` counts
+    the event times stored after the chunk."""
 
     split: int
     index: int
@@ -59,11 +64,22 @@ class Record:
     path: Path
     offset: int
     length: int
+    events: int = 0
 
-    def read_payload(self) -> bytes:
+    def _read(self) -> bytes:
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
             return handle.read(self.length)
+
+    def read_payload(self) -> bytes:
+        """The encoded chunk."""
+        return self._read()[: self.length - 8 * self.events]
+
+    def read_events(self) -> NDArray[np.float64]:
+        """The sample's event times (ms), in order."""
+        if not self.events:
+            return np.empty(0)
+        return np.frombuffer(self._read()[self.length - 8 * self.events :], dtype="<f8").copy()
 
 
 class JournalWriter:
@@ -74,9 +90,20 @@ class JournalWriter:
         self._handle = path.open("ab")
 
     def append(
-        self, split: int, index: int, attempts: int, stats: tuple[int, ...], payload: bytes
+        self,
+        split: int,
+        index: int,
+        attempts: int,
+        stats: tuple[int, ...],
+        payload: bytes,
+        events: NDArray[np.float64] | None = None,
     ) -> None:
-        header = _HEADER.pack(MAGIC, split, attempts, 0, index, *stats, len(payload))
+        count = 0 if events is None else events.size
+        if count > MAX_EVENTS:
+            raise ValueError(f"sample {index} has {count} events; a record holds {MAX_EVENTS}")
+        if count:
+            payload += np.ascontiguousarray(events, dtype="<f8").tobytes()
+        header = _HEADER.pack(MAGIC, split, attempts, count, index, *stats, len(payload))
         crc = zlib.crc32(payload, zlib.crc32(header))
         self._handle.write(header + payload + _CRC.pack(crc))
         self._handle.flush()
@@ -97,7 +124,7 @@ def read_journal(path: Path) -> Iterator[Record]:
     offset = 0
     while offset + _HEADER.size <= len(data):
         fields = _HEADER.unpack_from(data, offset)
-        magic, split, attempts, _, index, *stats, length = fields
+        magic, split, attempts, events, index, *stats, length = fields
         start = offset + _HEADER.size
         end = start + length
         if magic != MAGIC or end + _CRC.size > len(data):
@@ -106,7 +133,7 @@ def read_journal(path: Path) -> Iterator[Record]:
         (crc,) = _CRC.unpack_from(data, end)
         if zlib.crc32(data[start:end], zlib.crc32(header)) != crc:
             return
-        yield Record(split, index, attempts, tuple(stats), path, start, length)
+        yield Record(split, index, attempts, tuple(stats), path, start, length, events)
         offset = end + _CRC.size
 
 

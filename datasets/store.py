@@ -12,6 +12,10 @@ Operator datasets (stimulus protocols; ``n`` samples per split, ``S`` states,
     /<split>/states         (n, S, n_t) float32, one chunk per sample, shuffle + gzip 1
     /<split>/solver_stats   (n, 6) int64, columns in its ``columns`` attribute
     /<split>/solver_attempts (n,) int8, 1 unless a retry with tighter settings was needed
+    /<split>/event_times    (total,) float64, ms: a model with resets only; every sample's
+                            spikes in order, located to the solver's tolerance
+    /<split>/event_counts   (n,) int64: how many of them each sample has (sample k's are
+                            event_times[sum(counts[:k]):][:counts[k]]; :func:`read_events`)
 
 Point, transition and trajectory datasets (:mod:`ionops.datasets.problems`; root
 attributes also ``kind``, ``input_names``, ``varied``, ``ranges``, ``fixed``)::
@@ -76,8 +80,10 @@ def write_dataset(
     n_states: int,
     samples: Mapping[str, SampleTable],
     records: Mapping[tuple[int, int], Record],
+    events: bool = False,
 ) -> None:
-    """Assemble the final file from journal records, atomically (temp file, then rename)."""
+    """Assemble the final file from journal records, atomically (temp file, then rename);
+    with ``events``, each split also holds its samples' event times."""
     temporary = path.with_name(f".{path.name}.assembling")
     try:
         with h5py.File(temporary, "w", libver="earliest") as handle:
@@ -88,7 +94,7 @@ def write_dataset(
             for split_index, split in enumerate(SPLITS):
                 _write_split(
                     handle.create_group(split), split_index, samples[split],
-                    t_grid.size, n_states, records,
+                    t_grid.size, n_states, records, events,
                 )  # fmt: skip
         temporary.replace(path)
     finally:
@@ -102,6 +108,7 @@ def _write_split(
     n_t: int,
     n_states: int,
     records: Mapping[tuple[int, int], Record],
+    events: bool,
 ) -> None:
     n = len(table)
     group.create_dataset("amplitude", data=table.amplitude, track_times=False)
@@ -125,6 +132,23 @@ def _write_split(
     group.create_dataset("solver_stats", data=stats, track_times=False)
     group["solver_stats"].attrs["columns"] = _attribute(list(STAT_COLUMNS))
     group.create_dataset("solver_attempts", data=attempts, track_times=False)
+    if events:
+        times = [records[(split_index, index)].read_events() for index in range(n)]
+        group.create_dataset("event_times", data=np.concatenate([np.empty(0), *times]),
+                             track_times=False)  # fmt: skip
+        group["event_times"].attrs["units"] = "ms"
+        group.create_dataset("event_counts", data=np.array([t.size for t in times], np.int64),
+                             track_times=False)  # fmt: skip
+
+
+def read_events(group: h5py.Group) -> list[NDArray[np.float64]]:
+    """Each sample's event times (ms) of a split that records them (a model with resets)."""
+    if "event_counts" not in group:
+        raise UserError(f"{group.file.filename} records no event times in {group.name}: its "
+                        "model has no resets, or the file predates them")  # fmt: skip
+    counts = group["event_counts"][()]
+    times = group["event_times"][()]
+    return np.split(times, np.cumsum(counts)[:-1]) if counts.size else []
 
 
 def write_problem_dataset(

@@ -52,7 +52,7 @@ def test_the_schema_lists_exactly_the_declared_ionic_models():
     from ionops.datasets.ionic import available_models, get_ionic_model
 
     assert sorted(typing.get_args(IonicModelName)) == available_models()
-    assert available_models() == ["fhn", "fhn_werneck", "hh", "ord"]
+    assert available_models() == ["fhn", "fhn_werneck", "hh", "izhikevich", "lif", "ord"]
     for name in available_models():
         assert get_ionic_model(name).name == name
 
@@ -100,7 +100,7 @@ def test_dump_round_trips_through_the_loader(tmp_path):
         ("model.d_v=0", ["model.d_v", "0", "greater than or equal to 1"]),
         ("model.activation=swish", ["model.activation", "swish", "'tanh', 'relu', 'gelu'"]),
         ("data.fraction=1.5", ["data.fraction", "1.5", "less than or equal to 1"]),
-        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'fhn_werneck', 'hh' or 'ord'"]),
+        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'izhikevich', 'lif' or 'ord'"]),
         ("training.epochs=ten", ["training.epochs", "ten", "valid integer"]),
     ],
 )

@@ -4,11 +4,9 @@ closed form and, for Izhikevich's neuron, against scipy's DOP853 with its own ev
 location at much tighter tolerances."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from numba import njit
 
 from ionops.datasets.ionic import get_ionic_model
 from ionops.datasets.ionic.base import IonicModel
@@ -16,57 +14,30 @@ from ionops.datasets.solver import SolverSettings, solve_stimulus
 from ionops.datasets.stimuli import Constant
 from ionops.errors import UserError
 
+# the shipped models, checked against equations written out here
+LIF = get_ionic_model("lif")
+IZHIKEVICH = get_ionic_model("izhikevich")
 # leaky integrate-and-fire: tau dV/dt = -(V - V_rest) + R I; V >= V_th: V <- V_reset
 TAU, V_REST, V_TH, V_RESET = 10.0, -65.0, -50.0, -65.0
 
 
-@njit(cache=True)
-def _lif_rhs(t, y, p, i_app, dydt):  # type: ignore[no-untyped-def]
-    dydt[0] = (-(y[0] - p[1]) + i_app) / p[0]
+def test_the_shipped_models_are_the_papers():
+    assert dict(LIF.parameters) == {"tau_m": TAU, "v_rest": V_REST, "v_th": V_TH,
+                                    "v_reset": V_RESET}  # fmt: skip
+    assert LIF.has_events and IZHIKEVICH.has_events
+    assert np.allclose(IZHIKEVICH.initial_state(), [-65.0, 0.2 * -65.0])
+    y = np.array([-60.0, -10.0])
+    expected = [0.04 * 3600 - 300 + 140 + 10 + 3.0, 0.02 * (0.2 * -60.0 + 10.0)]
+    assert np.allclose(IZHIKEVICH.derivative(0.0, y, 3.0), expected)
 
 
-@njit(cache=True)
-def _lif_event(t, y, p):  # type: ignore[no-untyped-def]
-    return y[0] - p[2]
-
-
-@njit(cache=True)
-def _lif_reset(t, y, p):  # type: ignore[no-untyped-def]
-    y[0] = p[3]
-
-
-LIF = IonicModel(
-    name="lif", title="leaky integrate-and-fire", state_names=("V",), state_units=("mV",),
-    parameters={"tau": TAU, "v_rest": V_REST, "v_th": V_TH, "v_reset": V_RESET},
-    kernels=SimpleNamespace(rhs=_lif_rhs, event=_lif_event, reset=_lif_reset),
-    initial_states={"rest": lambda p: np.array([p[1]])}, current_unit="mV",
-)  # fmt: skip
-
-
-# Izhikevich 2003: v' = 0.04 v^2 + 5 v + 140 - u + I, u' = a (b v - u); v >= 30: v <- c, u += d
-@njit(cache=True)
-def _izh_rhs(t, y, p, i_app, dydt):  # type: ignore[no-untyped-def]
-    dydt[0] = 0.04 * y[0] * y[0] + 5.0 * y[0] + 140.0 - y[1] + i_app
-    dydt[1] = p[0] * (p[1] * y[0] - y[1])
-
-
-@njit(cache=True)
-def _izh_event(t, y, p):  # type: ignore[no-untyped-def]
-    return y[0] - 30.0
-
-
-@njit(cache=True)
-def _izh_reset(t, y, p):  # type: ignore[no-untyped-def]
-    y[0] = p[2]
-    y[1] += p[3]
-
-
-IZHIKEVICH = IonicModel(
-    name="izhikevich", title="Izhikevich 2003", state_names=("v", "u"),
-    state_units=("mV", "1"), parameters={"a": 0.02, "b": 0.2, "c": -65.0, "d": 8.0},
-    kernels=SimpleNamespace(rhs=_izh_rhs, event=_izh_event, reset=_izh_reset),
-    initial_states={"rest": lambda p: np.array([-65.0, p[1] * -65.0])}, current_unit="1",
-)  # fmt: skip
+@pytest.mark.parametrize(("model", "overrides", "message"), [
+    ("lif", {"v_reset": -45.0}, "v_reset = -45 mV is not below the threshold"),
+    ("izhikevich", {"c": 35.0}, "c = 35 mV is not below the spike peak"),
+])  # fmt: skip
+def test_a_reset_above_the_threshold_is_refused(model, overrides, message):
+    with pytest.raises(UserError, match=message):
+        get_ionic_model(model).parameter_vector(overrides)
 
 
 def test_integrate_and_fire_spikes_at_its_closed_form_times():
@@ -93,9 +64,8 @@ def _scipy_spikes(model, drive, t_end, rtol):
     p = model.parameter_vector()
 
     def f(t, y):
-        out = np.empty(2)
-        model.rhs(t, np.ascontiguousarray(y), p, drive, out)
-        return out
+        v, u = y
+        return [0.04 * v * v + 5.0 * v + 140.0 - u + drive, p[0] * (p[1] * v - u)]
 
     def crossing(t, y):
         return y[0] - 30.0
@@ -118,7 +88,10 @@ def _scipy_spikes(model, drive, t_end, rtol):
     ("FS", 0.1, -65.0, 2.0),
 ])  # fmt: skip
 def test_izhikevich_spike_times_agree_with_a_tighter_independent_solver(name, a, c, d):
+    from ionops.datasets.ionic.izhikevich import PARAMETER_SETS
+
     p = {"a": a, "b": 0.2, "c": c, "d": d}
+    assert PARAMETER_SETS[name] == p
     model = IonicModel(**{**IZHIKEVICH.__dict__, "parameters": p})
     grid = np.linspace(0.0, 200.0, 201)
     reference = _scipy_spikes(model, 10.0, 200.0, 1e-12)
@@ -142,3 +115,36 @@ def test_models_without_resets_have_no_events_and_euler_refuses_resets():
     with pytest.raises(UserError, match=r"lif has resets.*solver = \"bdf\""):
         euler(LIF, LIF.parameter_vector(), np.array([[V_REST]]), np.array([20.0]), 0.01,
               np.array([[10]]))  # fmt: skip
+
+
+def test_an_operator_dataset_of_a_spiking_model_records_its_spike_times(tmp_path):
+    import h5py
+    from support import small_spec
+
+    from ionops.datasets.generate import generate
+    from ionops.datasets.store import read_events
+
+    # pulses of R I in [16, 30] mV for t_stim in [20, 60] ms: tonic firing while the pulse
+    # lasts (period tau ln(RI / (RI - 15))), none after it (V relaxes below threshold)
+    subsets = {"drive": {"i": (16.0, 30.0), "t_stim": (20.0, 60.0), "train": 6, "test": 2},
+               "rest": {"i": (0.0, 0.0), "t_stim": (0.0, 0.0), "train": 1}}  # fmt: skip
+    path = tmp_path / "lif.h5"
+    generate(small_spec("lif", fraction=1.0, n_t=81, t_end_ms=80.0, subsets=subsets), path,
+             progress=False)  # fmt: skip
+    with h5py.File(path, "r") as handle:
+        assert "events" in handle.attrs
+        for split in ("train", "test"):
+            group = handle[split]
+            spikes = read_events(group)
+            assert len(spikes) == group["amplitude"].shape[0]
+            for drive, t_stim, times in zip(group["amplitude"][()], group["t_stim"][()], spikes,
+                                            strict=True):  # fmt: skip
+                if drive == 0.0:
+                    assert times.size == 0
+                    continue
+                period = TAU * math.log(drive / (drive - (V_TH - V_REST)))
+                expected = period * np.arange(1, int(t_stim / period) + 1)
+                assert times.size == expected.size > 0
+                assert np.abs(times - expected).max() < 1e-5
+    with h5py.File(tmp_path / "fhn.h5", "w") as other, pytest.raises(UserError, match="no event"):
+        read_events(other.create_group("train"))

@@ -90,7 +90,10 @@ def test_a_finished_file_is_reported_complete_and_another_one_is_named(tmp_path)
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (small_spec("lr91"), "unknown ionic model 'lr91'; known models: fhn, fhn_werneck, hh, ord"),
+        (
+            small_spec("lr91"),
+            "unknown ionic model 'lr91'; known models: fhn, fhn_werneck, hh, izhikevich, lif, ord",
+        ),
         (small_spec("hh", n_t=4), "n_t = 4: too few grid points; need at least 8"),
         (small_spec("hh", t_end_ms=50.0), "T_stim up to 100.0 ms lies beyond the horizon T = 50"),
         (small_spec("fhn", parameters={"eps": 1.0}), "fhn has no parameter 'eps'"),
