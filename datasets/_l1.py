@@ -71,9 +71,9 @@ def _memory(weights: np.ndarray, offset: int, increments: np.ndarray, count: int
 
 
 @njit(cache=True, error_model="numpy")
-def _current(starts, ends, currents, piece, t) -> int:
+def _piece(ends, piece, t) -> int:
     """The index of the stimulus piece holding t, searching forwards from ``piece``."""
-    while piece < starts.size - 1 and t > ends[piece]:
+    while piece < ends.size - 1 and t > ends[piece]:
         piece += 1
     return piece
 
@@ -190,7 +190,7 @@ def integrate(
     piece = 0
     for step in range(1, n_steps + 1):
         t = step * h
-        piece = _current(starts, ends, currents, piece, t - 0.5 * h)
+        piece = _piece(ends, piece, t - 0.5 * h)
         i_app = currents[piece]
         # what the past gives each state: a_i in y_i - a_i - w_i f_i(y) = 0
         rhs(t - h, y, p, i_app, f_old)
