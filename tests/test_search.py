@@ -75,6 +75,16 @@ def _trials(workdir: Path, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """The working folder of one uninterrupted small search, ``straight``: what every killed
+    and resumed search of this module must end as (its decisions do not depend on the store)."""
+    workdir = tmp_path_factory.mktemp("straight")
+    search = _tune(workdir, "straight", f"sqlite:///{workdir / 'mlflow.db'}")
+    assert search.wait(timeout=600) == 0, (workdir / "straight.log").read_text()[-3000:]
+    return workdir
+
+
 def test_a_replaced_checkpoint_is_stood_in_for_by_the_one_tune_registered(tmp_path):
     """Tune registered checkpoint 1 (deleting 0, which its signed snapshot still names) and the
     trial had saved 2 with a report Tune never processed: the trial continues from 1, whose
@@ -90,11 +100,8 @@ def test_a_replaced_checkpoint_is_stood_in_for_by_the_one_tune_registered(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_server):
+def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_server, straight):
     import mlflow
-
-    straight = _tune(tmp_path, "straight", mlflow_server)
-    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.log").read_text()[-3000:]
 
     # graceful stop (what SLURM's early signal sends), then two hard kills mid-trial
     search = _tune(tmp_path, "killed", mlflow_server)
@@ -111,7 +118,7 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
     log = (tmp_path / "killed.log").read_text()
     assert log.count("resuming the search") == 3
 
-    expected, resumed = _trials(tmp_path, "straight"), _trials(tmp_path, "killed")
+    expected, resumed = _trials(straight, "straight"), _trials(tmp_path, "killed")
     assert len(resumed) == 6
     stable = ("index", "outcome", "epochs", "d_v", "n_layers", "k_max", "learning_rate")
     assert [[t[k] for k in stable] for t in resumed] == [[t[k] for k in stable] for t in expected]
@@ -167,15 +174,13 @@ def _kill_after(process: subprocess.Popen, folder: Path, kind: str, count: int) 
 
 
 @pytest.mark.slow
-def test_kills_right_after_asha_decides_change_no_decision(tmp_path):
+def test_kills_right_after_asha_decides_change_no_decision(tmp_path, straight):
     """Killed the moment ASHA has recorded a rung report or stopped a trial (Tune's snapshot
     lags behind), and resumed each time, the search ends as the uninterrupted one did."""
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    straight = _tune(tmp_path, "straight", uri)
-    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.log").read_text()[-3000:]
-    expected = _trials(tmp_path, "straight")
+    expected = _trials(straight, "straight")
     stops = sum(t["outcome"] == "stopped" for t in expected)
     assert stops >= 2, "the uninterrupted search stops too few trials to test this"
 
@@ -194,11 +199,12 @@ def test_kills_right_after_asha_decides_change_no_decision(tmp_path):
         assert float(got["validation/rel_l2"]) == pytest.approx(float(want["validation/rel_l2"]),
                                                                 rel=1e-5)  # fmt: skip
 
-    def rungs(name: str) -> list[list[float]]:  # each rung's records, the trial ids aside
-        saved = json.loads((tmp_path / "searches" / name / "asha.json").read_text())
+    def rungs(folder: Path) -> list[list[float]]:  # each rung's records, the trial ids aside
+        saved = json.loads((folder / "asha.json").read_text())
         return [sorted(rung.values()) for bracket in saved["rungs"] for rung in bracket]
 
-    cut, uninterrupted = rungs("cut"), rungs("straight")  # no record left behind, none lost
+    # no record left behind, none lost
+    cut, uninterrupted = rungs(folder), rungs(straight / "searches" / "straight")
     assert [len(rung) for rung in cut] == [len(rung) for rung in uninterrupted]
     flat = [[value for rung in rungs for value in rung] for rungs in (cut, uninterrupted)]
     assert flat[0] == pytest.approx(flat[1], rel=1e-5)
