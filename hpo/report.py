@@ -29,6 +29,7 @@ import numpy as np
 from ionops import tracking
 from ionops.config import ExperimentConfig
 from ionops.errors import UserError
+from ionops.models.family import Training
 from ionops.models.registry import get_family
 from ionops.plotting import save_figure
 from ionops.workdir import write_atomic
@@ -51,7 +52,7 @@ class Retrained:
     search_metric: str
 
     @property
-    def family(self) -> Any:
+    def family(self) -> Training:
         return get_family(self.experiment.family)
 
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ionops.config import ExperimentConfig
+from ionops.models.family import CANDIDATE_KEY, SEED_KEY, Training
 from ionops.models.registry import get_family
 
 HISTORY = "history"  # the epochs a report carries before its own, oldest first
 PER_SAMPLE_FILE = "per_sample.pt"
-CANDIDATE = "candidate"  # a trial of the candidate protocol: its index into the candidate set
+CANDIDATE = CANDIDATE_KEY  # a trial of the candidate protocol: its index into the candidate set
 
 
 def search_metric(experiment: ExperimentConfig, split: str = "validation") -> str:
@@ -73,10 +74,10 @@ def run_trial(config: dict[str, Any], data: Any, plan: TrialPlan) -> None:
 
     quiet_ray_loggers()
     torch.set_num_threads(plan.threads)
-    family = get_family(plan.experiment.family)
+    family: Training = get_family(plan.experiment.family)
     point = trial_point(config, plan.candidates)
     trial = family.configure(point, plan.experiment, data)
-    seed = int(point.get("seed", plan.experiment.training.seed))
+    seed = int(point.get(SEED_KEY, plan.experiment.training.seed))
     settings = TrainSettings.from_config(
         trial.training.model_copy(update={"seed": seed}),
         device=plan.device,

@@ -1,23 +1,26 @@
 """The surrogate-family plug-in: what a family gives the training loop, the search and the report.
 
-A family is one module under ``models/families/`` holding one ``FAMILY``
-object, an instance of a :class:`SurrogateFamily` subclass. It provides
+A family is one module under ``models/families/`` (or another package's,
+named by an entry point) holding one ``FAMILY`` object, an instance of a
+:class:`SurrogateFamily` subclass. Its parts are split by who uses them:
 
-- its ``[model]`` section (:class:`ModelSection`, discriminated by ``family``)
-  and the section of each search space (:class:`SpaceSection`), with their
-  defaults;
-- the search: a hyperopt space, the experiment's own configuration as the
-  first point, optionally a fixed set of candidates, and :meth:`configure`,
-  which turns a point (or a record of one) into constructor arguments,
-  training settings and what MLflow records;
-- ``build`` and an analytic ``parameter_count``;
-- its data (``load_data``) and its :class:`Objective`: the loss of a batch and
-  per-sample errors of whole trajectories in physical units;
-- its report figures;
-- the use of a trained network (``ionops predict``): its inputs, the
-  prediction of whole trajectories in physical units, the solver's answer
-  for the same inputs and the errors between the two. A checkpoint carries
-  what these need as the objective's :meth:`Objective.describe`.
+- :class:`Training` (``ionops train``, every trial, the retraining, the
+  report): its ``[model]`` section (:class:`ModelSection`, discriminated by
+  ``family``), its declared :class:`Metric` s, the dataset kinds it trains on,
+  :meth:`~Training.configure` (a point, or a record of one, as constructor
+  arguments, training settings and what MLflow records), ``build`` and an
+  analytic ``parameter_count``, its data (``load_data``) and its
+  :class:`Objective` (batches, loss, per-sample errors, and optionally its
+  own phases and optimisers), its report figures;
+- :class:`Search` (``ionops tune``): the section of each search space
+  (:class:`SpaceSection`) with its defaults, a hyperopt space, the
+  experiment's own configuration as the first point, optionally a fixed set
+  of candidates; points never use :data:`RESERVED_KEYS`;
+- :class:`Serving` (``ionops predict``), from :meth:`SurrogateFamily.serving`:
+  its inputs, the prediction of whole trajectories in physical units, the
+  solver's answer for the same inputs and the errors between the two. A
+  checkpoint carries what these need as the objective's
+  :meth:`Objective.describe`.
 
 The training loop, ``ionops train``, the search, the retraining and the report
 call these and never name a family. Family modules stay light at import
@@ -28,7 +31,7 @@ that need it, so reading an experiment never loads it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -231,12 +234,12 @@ class Objective(ABC):
         return {}
 
 
-class SurrogateFamily(ABC):
-    """One surrogate family; see the module docstring for what each part is for."""
+class Training(ABC):
+    """The part of a family that training uses (``ionops train``, every trial, the retraining,
+    the report): its sections, metrics, data, network and objective."""
 
     name: ClassVar[str]
     section: ClassVar[type[ModelSection]]
-    space: ClassVar[type[SpaceSection]]
     #: every per-sample error the objective reports, with its meaning (:class:`Metric`)
     metrics: ClassVar[tuple[Metric, ...]]
     #: the per-sample error the search minimises (its mean over the validation split)
@@ -245,19 +248,10 @@ class SurrogateFamily(ABC):
     summary_metrics: ClassVar[tuple[str, ...]]
     #: the dataset kinds (``[data] kind``) the family can train on
     data_kinds: ClassVar[tuple[str, ...]]
-    #: an experiment of the family (a shipped name or a TOML path) and the ``--set`` values that
-    #: make it seconds long: the conformance test (``tests/test_conformance.py``) runs every
-    #: command on it for every registered family
-    smoke_test: ClassVar[tuple[str, tuple[str, ...]]]
 
     def metric_of(self, key: str) -> Metric:
         """The declared metric of a recorded key (``test/rel_l2/V``); see :func:`metric_of`."""
         return metric_of(self.metrics, key)
-
-    # -- the experiment -------------------------------------------------------------------------
-    @abstractmethod
-    def default_spaces(self) -> dict[str, dict[str, Any]]:
-        """Raw defaults of ``unconstrained`` and ``constrained`` for files that omit them."""
 
     def check(self, experiment: ExperimentConfig) -> None:
         """Checks across sections, at load time; raise :class:`UserError` naming the keys."""
@@ -272,7 +266,56 @@ class SurrogateFamily(ABC):
         """The dataset kind this experiment's model trains on."""
         return str(experiment.data.kind)
 
-    # -- the search -----------------------------------------------------------------------------
+    @abstractmethod
+    def configure(self, point: Mapping[str, Any], experiment: ExperimentConfig,
+                  data: Any) -> TrialConfig:  # fmt: skip
+        """A point (or a record) as constructor arguments, training settings and a record.
+        The keys of :data:`RESERVED_KEYS` are the platform's: a point never needs them."""
+
+    @abstractmethod
+    def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
+        """The experiment's own ``[model]`` and ``[training]`` (``ionops train``), whatever
+        its search spaces hold: built from the sections, not from a point of a space (a
+        point outside the space would be refused)."""
+
+    @abstractmethod
+    def build(self, arguments: Mapping[str, Any]) -> nn.Module:
+        """The untrained network from its constructor arguments."""
+
+    @abstractmethod
+    def parameter_count(self, arguments: Mapping[str, Any]) -> int:
+        """Trainable parameters, analytically (tested against the built network)."""
+
+    @abstractmethod
+    def load_data(self, experiment: ExperimentConfig, path: Path,
+                  splits: Sequence[str] | None = None) -> Any:  # fmt: skip
+        """The experiment's dataset file in memory, as :meth:`objective` takes it (its size
+        is its ``nbytes`` where it has one, else :func:`data_bytes` finds its arrays)."""
+
+    @abstractmethod
+    def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
+        """How a trial learns from ``data``."""
+
+    @abstractmethod
+    def report(self, item: Any, folder: Path) -> list[Path]:
+        """The family's figures of a finished retraining (``ionops.hpo.report.Retrained``)."""
+
+
+#: the keys the platform adds to a point: a retraining's seed, a candidate's index. A family's
+#: space, its default point and its candidates never use them (checked when a search starts)
+SEED_KEY, CANDIDATE_KEY = "seed", "candidate"
+RESERVED_KEYS = frozenset({SEED_KEY, CANDIDATE_KEY})
+
+
+class Search(ABC):
+    """The part of a family that the search uses: its spaces and the points it starts from."""
+
+    space: ClassVar[type[SpaceSection]]
+
+    @abstractmethod
+    def default_spaces(self) -> dict[str, dict[str, Any]]:
+        """Raw defaults of ``unconstrained`` and ``constrained`` for files that omit them."""
+
     @abstractmethod
     def hyperopt_space(self, experiment: ExperimentConfig) -> dict[str, Any]:
         """The experiment's chosen space (``search.space``) in hyperopt's terms."""
@@ -284,77 +327,71 @@ class SurrogateFamily(ABC):
     def candidates(self, experiment: ExperimentConfig) -> list[dict[str, Any]]:
         """The fixed candidates of ``search.strategy = "candidates"``, in order."""
         raise UserError(
-            f"search.strategy = 'candidates': the {self.name} family has no fixed candidate "
-            "set; use search.strategy = 'tpe'"
+            f"search.strategy = 'candidates': the family {experiment.family!r} has no fixed "
+            "candidate set; use search.strategy = 'tpe'"
         )
-
-    @abstractmethod
-    def configure(self, point: Mapping[str, Any], experiment: ExperimentConfig,
-                  data: Any) -> TrialConfig:  # fmt: skip
-        """A point (or a record) as constructor arguments, training settings and a record."""
 
     def check_data(self, experiment: ExperimentConfig, data: Any) -> None:  # noqa: B027
         """Refuse a search space that no model on this dataset can hold (nothing by default)."""
 
-    # -- the network ----------------------------------------------------------------------------
-    @abstractmethod
-    def build(self, arguments: Mapping[str, Any]) -> nn.Module:
-        """The untrained network from its constructor arguments."""
+
+def check_reserved(where: str, keys: Iterable[str]) -> None:
+    """Refuse a family's point that uses one of :data:`RESERVED_KEYS`."""
+    taken = sorted(RESERVED_KEYS.intersection(keys))
+    if taken:
+        raise UserError(
+            f"{where} uses {', '.join(repr(k) for k in taken)}, which ionops adds to points "
+            f"itself ({', '.join(sorted(RESERVED_KEYS))}): the family must name it otherwise"
+        )
+
+
+class Serving(ABC):
+    """Using a trained network (``ionops predict``, ``Surrogate``): ``described`` is its
+    objective's :meth:`Objective.describe` with the attributes decoded. A family gives it from
+    :meth:`SurrogateFamily.serving`, in a module of its own (it may import torch)."""
 
     @abstractmethod
-    def parameter_count(self, arguments: Mapping[str, Any]) -> int:
-        """Trainable parameters, analytically (tested against the built network)."""
-
-    @abstractmethod
-    def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
-        """The experiment's own ``[model]`` and ``[training]`` (``ionops train``), whatever
-        its search spaces hold: built from the sections, not from a point of a space (a
-        point outside the space would be refused)."""
-
-    # -- data and learning ----------------------------------------------------------------------
-    @abstractmethod
-    def load_data(self, experiment: ExperimentConfig, path: Path,
-                  splits: Sequence[str] | None = None) -> Any:  # fmt: skip
-        """The experiment's dataset file in memory, as :meth:`objective` takes it (its size
-        is its ``nbytes`` where it has one, else :func:`data_bytes` finds its arrays)."""
-
-    @abstractmethod
-    def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
-        """How a trial learns from ``data``."""
-
-    # -- the report -----------------------------------------------------------------------------
-    @abstractmethod
-    def report(self, item: Any, folder: Path) -> list[Path]:
-        """The family's figures of a finished retraining (``ionops.hpo.report.Retrained``)."""
-
-    # -- using a trained surrogate (``ionops predict``; ``described``: :meth:`Objective.describe`
-    #    with its attributes decoded) -------------------------------------------------------------
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         """The columns a prediction takes, in order."""
-        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
 
     def fixed_inputs(self, described: Mapping[str, Any]) -> dict[str, float]:
         """Inputs the surrogate was trained with at one value (name -> value): accepted
         beside :meth:`input_names` only at that value."""
         return {}
 
+    @abstractmethod
     def predict(self, model: nn.Module, described: Mapping[str, Any],
                 inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
         """Trajectories (n, n_states, n_t) in physical units of ``inputs`` (n, n_inputs),
         on the device and in the precision of ``model``."""
-        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
 
     def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
                    device: torch.device) -> int:  # fmt: skip
         """Samples per network call that predict fastest on ``device`` by default."""
         return 256
 
+    @abstractmethod
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
         """The solver's trajectories of ``inputs``, as :meth:`predict` shapes them."""
-        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
 
+    @abstractmethod
     def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
                described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
         """Per-sample errors of predicted trajectories, named as :meth:`Objective.evaluate`
         names them, so a prediction of a split gives the split's own errors back."""
-        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet")
+
+
+class SurrogateFamily(Training, Search):
+    """One surrogate family: its :class:`Training` and :class:`Search` parts, and its
+    :class:`Serving` from :meth:`serving`; see the module docstring for what each is for."""
+
+    #: an experiment of the family (a shipped name or a TOML path) and the ``--set`` values that
+    #: make it seconds long: the conformance test (``tests/test_conformance.py``) runs every
+    #: command on it for every registered family
+    smoke_test: ClassVar[tuple[str, tuple[str, ...]]]
+
+    def serving(self) -> Serving:
+        """How a trained network of the family is used; a family that cannot be served yet
+        keeps this default."""
+        raise UserError(f"the {self.name} family cannot be used by `ionops predict` yet: it "
+                        "gives no serving() (README: Adding a family)")  # fmt: skip

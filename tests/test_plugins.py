@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 KIND_MODULE = """
@@ -108,3 +109,57 @@ def test_an_unknown_family_says_how_to_add_one():
                        "new surrogate family is an object declared as an entry point in the "
                        "group 'ionops.families'"):  # fmt: skip
         get_family("gru")
+
+
+class _Data:
+    """What the FNO's configure reads of a loaded operator dataset."""
+
+    time = np.arange(128.0)
+    state_names = ("V", "w")
+
+
+def test_a_point_is_checked_before_a_search_spends_anything():
+    from types import MethodType
+
+    from ionops.config import load_experiment
+    from ionops.errors import UserError
+    from ionops.hpo.search import check_points
+    from ionops.models.families.fno import FNOFamily
+
+    experiment = load_experiment("fhn", ["data.n_t=128"])
+    family = FNOFamily()
+    point = family.default_point(experiment)
+    check_points(family, experiment, _Data(), (), point)  # the shipped family passes
+
+    with pytest.raises(UserError, match=r"default point uses 'seed', which ionops adds"):
+        check_points(family, experiment, _Data(), (), {**point, "seed": 3})
+    space = family.hyperopt_space(experiment)
+    family.hyperopt_space = lambda _: {**space, "candidate": 0}  # type: ignore[method-assign]
+    with pytest.raises(UserError, match=r"search space uses 'candidate'"):
+        check_points(family, experiment, _Data(), (), point)
+
+    # a record that is not the trial it records: configuring it again gives another trial
+    family = FNOFamily()
+    configure = family.configure
+
+    def forgetful(self, point, experiment, data):
+        trial = configure(point, experiment, data)
+        trial.record["learning_rate"] = 2 * trial.record["learning_rate"]
+        return trial
+
+    family.configure = MethodType(forgetful, family)  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match=r"record keys \['learning_rate'\]"):
+        check_points(family, experiment, _Data(), (), point)
+
+
+def test_a_family_without_serving_says_so_by_name():
+    from ionops.errors import UserError
+    from ionops.models.families.fno import FNOFamily
+    from ionops.models.family import SurrogateFamily
+
+    class Unserved(FNOFamily):
+        name = "unserved"
+        serving = SurrogateFamily.serving
+
+    with pytest.raises(UserError, match=r"the unserved family cannot be used by `ionops predict`"):
+        Unserved().serving()

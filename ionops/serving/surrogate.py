@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ionops.errors import UserError
-from ionops.models.family import SurrogateFamily
+from ionops.models.family import Serving, Training
 from ionops.models.registry import get_family
 from ionops.training.loop import torch_device
 
@@ -83,7 +83,9 @@ class Surrogate:
                 "served): retrain it with this version of ionops to use it"
             )
         self.source = source
-        self.family: SurrogateFamily = get_family(str(state["family"]))
+        family = get_family(str(state["family"]))
+        self.family: Training = family
+        self.serving: Serving = family.serving()
         self.arguments: dict[str, Any] = dict(state["arguments"])
         attributes = json.loads(described["attributes"])
         self.described: dict[str, Any] = {**described, "attributes": attributes}
@@ -99,8 +101,8 @@ class Surrogate:
         # kept (moving the network there and back at every call costs its size in transfers)
         self._held: dict[tuple[str, torch.dtype], tuple[tuple[int, ...], nn.Module]] = {}
         self.epoch = int(state.get("epoch", 0))
-        self.input_names = self.family.input_names(self.described)
-        self.fixed_inputs = self.family.fixed_inputs(self.described)
+        self.input_names = self.serving.input_names(self.described)
+        self.fixed_inputs = self.serving.fixed_inputs(self.described)
 
     # -- what it is -----------------------------------------------------------------------------
     @property
@@ -216,7 +218,7 @@ class Surrogate:
             warnings.warn(line, ExtrapolationWarning, stacklevel=2)
         target = torch_device(device)
         if batch_size is None:
-            batch_size = self.family.batch_hint(self.arguments, self.described, target)
+            batch_size = self.serving.batch_hint(self.arguments, self.described, target)
         dtype = torch.float64 if precision == "float64" else torch.float32
         # bfloat16 autocasts the matrix products; on the CPU the network is held in bfloat16
         # too, so no product casts its weights again at every call (the FNO then computes in
@@ -237,7 +239,7 @@ class Surrogate:
             with torch.inference_mode(), torch.autocast(target.type, torch.bfloat16,
                                                         enabled=autocast):  # fmt: skip
                 batch = torch.as_tensor(chunk, dtype=dtype, device=target)
-                out[begin : begin + len(chunk)].copy_(self.family.predict(model, described, batch))
+                out[begin : begin + len(chunk)].copy_(self.serving.predict(model, described, batch))
 
         begins = range(0, len(rows), batch_size)
         workers = min(len(begins), torch.get_num_threads()) if target.type == "cpu" else 1
@@ -267,7 +269,7 @@ class Surrogate:
 
     def solve(self, inputs: Any) -> np.ndarray:
         """The solver's trajectories of ``inputs`` (the training data's solver and settings)."""
-        return np.asarray(self.family.solve(self.described, self.inputs_array(inputs)))
+        return np.asarray(self.serving.solve(self.described, self.inputs_array(inputs)))
 
     def compare(self, prediction: Prediction, solver_states: np.ndarray | None = None) -> None:
         """Fill in ``prediction``'s solver trajectories (solved now unless given) and errors."""
@@ -277,7 +279,7 @@ class Surrogate:
             raise UserError(f"reference trajectories of shape {solver_states.shape} for "
                             f"predictions of shape {prediction.states.shape}")  # fmt: skip
         prediction.solver_states = np.asarray(solver_states, dtype=np.float32)
-        errors = self.family.errors(torch.from_numpy(prediction.states),
+        errors = self.serving.errors(torch.from_numpy(prediction.states),
                                     torch.from_numpy(prediction.solver_states),
                                     self.described)  # fmt: skip
         prediction.errors = {k: v.numpy() for k, v in errors.items()}

@@ -37,11 +37,12 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ionops import tracking
+    from ionops.models.family import Training
     from ionops.models.registry import get_family
     from ionops.training.loop import EpochReport, TrainSettings, train
 
     config = load_experiment(args.experiment, args.overrides)
-    family = get_family(config.family)
+    family: Training = get_family(config.family)
     workdir = default_workdir()
     settings = TrainSettings.from_config(
         config.training, device=args.device, mixed_precision=args.mixed_precision

@@ -27,6 +27,7 @@ from ionops.models.family import (
     Metric,
     ModelSection,
     Objective,
+    Serving,
     SpaceSection,
     SurrogateFamily,
     TrialConfig,
@@ -44,8 +45,6 @@ from ionops.models.fno_arch import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-    import torch
     from torch import nn
 
     from ionops.config import ExperimentConfig
@@ -296,32 +295,10 @@ class FNOFamily(SurrogateFamily):
 
         return report.figures(item, folder)
 
-    # -- using a trained FNO (:mod:`ionops.models.operator.serving`) ----------------------------
-    def input_names(self, described: Mapping[str, Any]) -> list[str]:
-        return ["amplitude", "t_stim"]
+    def serving(self) -> Serving:
+        from ionops.models.families.fno_serving import SERVING
 
-    def predict(self, model: nn.Module, described: Mapping[str, Any],
-                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        from ionops.models.operator import serving
-
-        return serving.predict(model, described, inputs)
-
-    def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
-                   device: torch.device) -> int:  # fmt: skip
-        from ionops.models.families import fno_serving
-
-        return fno_serving.batch_hint(arguments, described, device)
-
-    def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        from ionops.models.operator import serving
-
-        return serving.solve(described, inputs)
-
-    def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
-               described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        from ionops.models.operator import serving
-
-        return serving.errors(predicted, truth, described)
+        return SERVING
 
 
 FAMILY = FNOFamily()

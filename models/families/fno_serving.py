@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ionops.models.fno_arch import LIFT_HIDDEN, PROJECT_HIDDEN
+from ionops.models.operator.serving import OperatorServing
 
 CPU_BATCH_BYTES = 8 * 2**20  # the widest activation of a prediction call on the CPU
 
@@ -23,3 +24,12 @@ def batch_hint(arguments: Mapping[str, Any], described: Mapping[str, Any],
     width = max(LIFT_HIDDEN, PROJECT_HIDDEN, int(arguments["d_v"]))
     per_sample = 4 * width * (len(described["time"]) + int(arguments["n_pad"]))
     return max(1, CPU_BATCH_BYTES // per_sample)
+
+
+class FNOServing(OperatorServing):
+    def batch_hint(self, arguments: Mapping[str, Any], described: Mapping[str, Any],
+                   device: torch.device) -> int:  # fmt: skip
+        return batch_hint(arguments, described, device)
+
+
+SERVING = FNOServing()

@@ -40,6 +40,7 @@ from ionops.models.family import (
     Metric,
     ModelSection,
     Objective,
+    Serving,
     SpaceSection,
     SurrogateFamily,
     TrialConfig,
@@ -59,8 +60,6 @@ from ionops.models.mlp_arch import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-    import torch
     from torch import nn
 
     from ionops.config import ExperimentConfig
@@ -366,29 +365,10 @@ class MLPFamily(SurrogateFamily):
 
         return mlp_report.figures(item, folder)
 
-    # -- using a trained MLP (:mod:`ionops.models.families.mlp_serving`) ------------------------
-    def input_names(self, described: Mapping[str, Any]) -> list[str]:
-        return list(described["attributes"]["varied"])
+    def serving(self) -> Serving:
+        from ionops.models.families.mlp_serving import SERVING
 
-    def fixed_inputs(self, described: Mapping[str, Any]) -> dict[str, float]:
-        return {k: float(v) for k, v in described["attributes"].get("fixed", {}).items()}
-
-    def predict(self, model: nn.Module, described: Mapping[str, Any],
-                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        from ionops.models.families import mlp_serving
-
-        return mlp_serving.predict(model, described, inputs)
-
-    def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        from ionops.models.families import mlp_serving
-
-        return mlp_serving.solve(described, inputs)
-
-    def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
-               described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        from ionops.models.families import mlp_serving
-
-        return mlp_serving.errors(predicted, truth, described)
+        return SERVING
 
 
 FAMILY = MLPFamily()

@@ -25,6 +25,7 @@ from ionops.models.families.mlp_learners import (
     rollout,
     trajectory_errors,
 )
+from ionops.models.family import Serving
 
 
 def predict(model: nn.Module, described: Mapping[str, Any], inputs: torch.Tensor) -> torch.Tensor:
@@ -80,3 +81,27 @@ def every_input(attributes: Mapping[str, Any], varied: torch.Tensor) -> torch.Te
         else:
             rows[:, column] = float(attributes["fixed"][name])
     return rows
+
+
+class MLPServing(Serving):
+    """The functions above, taking the problem's varied inputs."""
+
+    def input_names(self, described: Mapping[str, Any]) -> list[str]:
+        return list(described["attributes"]["varied"])
+
+    def fixed_inputs(self, described: Mapping[str, Any]) -> dict[str, float]:
+        return {k: float(v) for k, v in described["attributes"].get("fixed", {}).items()}
+
+    def predict(self, model: nn.Module, described: Mapping[str, Any],
+                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        return predict(model, described, inputs)
+
+    def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
+        return solve(described, inputs)
+
+    def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
+               described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
+        return errors(predicted, truth, described)
+
+
+SERVING = MLPServing()

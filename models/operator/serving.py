@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ionops.datasets.loading import Normalizer
+from ionops.models.family import Serving
 from ionops.models.operator.objective import both_errors
 
 
@@ -59,3 +60,21 @@ def errors(predicted: torch.Tensor, truth: torch.Tensor,
     predicted, truth = predicted.float(), truth.float()
     return both_errors(normalizer.encode_(predicted.clone()), normalizer.encode_(truth.clone()),
                        predicted, truth, normalizer, dt)  # fmt: skip
+
+
+class OperatorServing(Serving):
+    """An operator surrogate's serving: the functions above, taking (amplitude, t_stim)."""
+
+    def input_names(self, described: Mapping[str, Any]) -> list[str]:
+        return ["amplitude", "t_stim"]
+
+    def predict(self, model: nn.Module, described: Mapping[str, Any],
+                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        return predict(model, described, inputs)
+
+    def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
+        return solve(described, inputs)
+
+    def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
+               described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
+        return errors(predicted, truth, described)

@@ -29,6 +29,7 @@ from ionops.models.family import (
     Metric,
     ModelSection,
     Objective,
+    Serving,
     SpaceSection,
     SurrogateFamily,
     TrialConfig,
@@ -350,6 +351,11 @@ class StairnetFamily(SurrogateFamily):
         plt.close(figure)
         return [path]
 
+    def serving(self) -> Serving:
+        return StairnetServing()
+
+
+class StairnetServing(Serving):
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return ["height"]
 
