@@ -1,6 +1,7 @@
 """Ray over SLURM: the allocation read from SLURM's environment, the cluster plan, the sbatch
 scripts, and (on a real local SLURM) generation, a 2-node search and a signalled requeue."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -156,9 +157,11 @@ SMALL = " ".join([
 ])  # fmt: skip
 
 
-def _submit(folder: Path, script: str, experiment: str, args: str, *options: str) -> str:
+def _submit(folder: Path, script: str, experiment: str, args: str, *options: str,
+            **variables: str) -> str:  # fmt: skip
     env = {**os.environ, "EXPERIMENT": experiment, "IONOPS_ARGS": args,
-           "IONOPS_VENV": str(BIN.parent), "IONOPS_WORKDIR": str(folder / "work")}  # fmt: skip
+           "IONOPS_VENV": str(BIN.parent), "IONOPS_WORKDIR": str(folder / "work"),
+           **variables}  # fmt: skip
     done = subprocess.run(["sbatch", "--parsable", "--time=20", "--signal=B:USR1@30", *options,
                            str(SLURM / script)], cwd=folder, env=env, capture_output=True,
                           text=True, check=True)  # fmt: skip
@@ -244,7 +247,7 @@ def test_a_signalled_retraining_requeues_then_writes_the_report(tmp_path):
     subprocess.run([str(BIN / "ionops"), "tune", "fhn", *args.split(), "--no-progress"],
                    env=env, cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
     job = _submit(tmp_path, "retrain.sbatch", "fhn", args, "--nodes=2", "--cpus-per-task=2",
-                  "--gpus-per-node=1")  # fmt: skip
+                  "--gpus-per-node=1", SEEDS="2")  # fmt: skip
     tune = tmp_path / "work" / "retrains" / "fhn-fno-unconstrained" / "tune"
     deadline = time.monotonic() + 300
     while not list(tune.glob("run_trial_*/checkpoint_*")):
@@ -256,5 +259,6 @@ def test_a_signalled_retraining_requeues_then_writes_the_report(tmp_path):
     log = (tmp_path / f"ionops-retrain-{job}.out").read_text()
     assert state["JobState"] == "COMPLETED" and state["Restarts"] == "1", log
     assert "requeueing job" in log and "resuming the retraining" in log
-    assert (tmp_path / "work" / "retrains" / "fhn-fno-unconstrained" / "summary.json").exists()
+    summary = tmp_path / "work" / "retrains" / "fhn-fno-unconstrained" / "summary.json"
+    assert json.loads(summary.read_text())["seeds"] == [0, 1], "SEEDS chose the seeds"
     assert list((tmp_path / "work" / "reports").rglob("*.png")), "the report after the requeue"
