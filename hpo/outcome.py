@@ -17,7 +17,6 @@ from ionops.config import ExperimentConfig, validate_experiment
 from ionops.errors import UserError
 
 STATE_FILE = "search.json"
-DEFAULT_METRIC = "validation/rel_l2"  # what searches recorded before they named their metric
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class SearchOutcome:
     trials: list[TrialRecord]
     best: TrialRecord | None
     parent_run_id: str
-    metric: str = DEFAULT_METRIC
+    metric: str
 
 
 def load_outcome(folder: Path) -> SearchOutcome:
@@ -56,7 +55,7 @@ def load_outcome(folder: Path) -> SearchOutcome:
     if not state_path.exists():
         raise UserError(f"no search in {folder} (no {STATE_FILE}); run `ionops tune` first")
     state = json.loads(state_path.read_text())
-    metric = state.get("metric", DEFAULT_METRIC)
+    metric = recorded_metric(folder, state)
     trials = []
     if (folder / "trials.csv").exists():
         with (folder / "trials.csv").open() as handle:
@@ -72,6 +71,16 @@ def load_outcome(folder: Path) -> SearchOutcome:
         best = TrialRecord(**json.loads((folder / "best.json").read_text()))
     return SearchOutcome(folder, bool(state.get("complete")), trials, best,
                          state["parent_run_id"], metric)  # fmt: skip
+
+
+def recorded_metric(folder: Path, state: dict[str, Any]) -> str:
+    """The metric a search minimised: as its state records it, or (a search from before the
+    metric was recorded) its family's validation metric."""
+    if "metric" in state:
+        return str(state["metric"])
+    from ionops.hpo.trainable import search_metric
+
+    return search_metric(validate_experiment(state["experiment"], str(folder / STATE_FILE)))
 
 
 def experiment_of(folder: Path) -> ExperimentConfig:

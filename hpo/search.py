@@ -39,16 +39,16 @@ from ionops.hpo.common import (
     trainable,
 )
 from ionops.hpo.outcome import (
-    DEFAULT_METRIC,
     STATE_FILE,
     SearchOutcome,
     TrialRecord,
     load_outcome,
+    recorded_metric,
     write_trials,
 )
 from ionops.hpo.trainable import CANDIDATE, TrialPlan, search_metric, trial_point
 from ionops.locks import LOCK_FILE, folder_lock
-from ionops.models.family import SurrogateFamily, check_reserved
+from ionops.models.points import check_points
 from ionops.models.registry import get_family
 from ionops.workdir import write_json
 
@@ -157,31 +157,6 @@ def _run_search(experiment: ExperimentConfig, workdir: Path, options: SearchOpti
     trials = _records(grid, experiment, data, folder, candidates)
     complete = len(trials) == total and all(t.outcome != "unfinished" for t in trials)
     return _finish(folder, state, trials, complete, workdir)
-
-
-def check_points(
-    family: SurrogateFamily,
-    experiment: ExperimentConfig,
-    data: Any,
-    candidates: tuple[dict[str, Any], ...],
-    first_point: dict[str, Any],
-) -> None:
-    """Refuse a family whose space or points use a key the search adds itself, or whose
-    record of a trial is not the same trial again (a retraining configures the record)."""
-    check_reserved(f"the {family.name} family's search space", family.hyperopt_space(experiment))
-    check_reserved(f"the {family.name} family's default point", first_point)
-    for index, candidate in enumerate(candidates):
-        check_reserved(f"the {family.name} family's candidate {index}", candidate)
-    trial = family.configure(candidates[0] if candidates else first_point, experiment, data)
-    again = family.configure(trial.record, experiment, data)
-    changed = sorted(k for k in {*trial.record, *again.record}
-                     if trial.record.get(k) != again.record.get(k))  # fmt: skip
-    if changed or again.arguments != trial.arguments:
-        raise RuntimeError(
-            f"the {family.name} family configures its own record of a trial as another trial "
-            f"(record keys {changed}, arguments {trial.arguments} -> {again.arguments}): "
-            "configure(record) must give the same trial back"
-        )
 
 
 def trial_count(experiment: ExperimentConfig) -> int:
@@ -383,7 +358,7 @@ def _finish(
     candidates = [t for t in trials if t.outcome in ("completed", "stopped")
                   and math.isfinite(t.metric)]  # fmt: skip
     best = min(candidates, key=lambda t: t.metric, default=None)
-    metric = state.get("metric", DEFAULT_METRIC)
+    metric = recorded_metric(folder, state)
     write_trials(folder / "trials.csv", trials, metric)
     if best is not None:
         write_json(folder / "best.json", asdict(best))

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ionops.config import ExperimentConfig
-from ionops.models.family import CANDIDATE_KEY, SEED_KEY, Training
+from ionops.models.family import Training
+from ionops.models.points import CANDIDATE_KEY, SEED_KEY
 from ionops.models.registry import get_family
 
 HISTORY = "history"  # the epochs a report carries before its own, oldest first

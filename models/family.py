@@ -15,7 +15,7 @@ named by an entry point) holding one ``FAMILY`` object, an instance of a
 - :class:`Search` (``ionops tune``): the section of each search space
   (:class:`SpaceSection`) with its defaults, a hyperopt space, the
   experiment's own configuration as the first point, optionally a fixed set
-  of candidates; points never use :data:`RESERVED_KEYS`;
+  of candidates; points never use the keys of :mod:`ionops.models.points`;
 - :class:`Serving` (``ionops predict``), from :meth:`SurrogateFamily.serving`:
   its inputs, the prediction of whole trajectories in physical units, the
   solver's answer for the same inputs and the errors between the two. A
@@ -31,7 +31,7 @@ that need it, so reading an experiment never loads it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -270,7 +270,7 @@ class Training(ABC):
     def configure(self, point: Mapping[str, Any], experiment: ExperimentConfig,
                   data: Any) -> TrialConfig:  # fmt: skip
         """A point (or a record) as constructor arguments, training settings and a record.
-        The keys of :data:`RESERVED_KEYS` are the platform's: a point never needs them."""
+        The keys of :data:`ionops.models.points.RESERVED_KEYS` are the platform's."""
 
     @abstractmethod
     def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
@@ -301,12 +301,6 @@ class Training(ABC):
         """The family's figures of a finished retraining (``ionops.hpo.report.Retrained``)."""
 
 
-#: the keys the platform adds to a point: a retraining's seed, a candidate's index. A family's
-#: space, its default point and its candidates never use them (checked when a search starts)
-SEED_KEY, CANDIDATE_KEY = "seed", "candidate"
-RESERVED_KEYS = frozenset({SEED_KEY, CANDIDATE_KEY})
-
-
 class Search(ABC):
     """The part of a family that the search uses: its spaces and the points it starts from."""
 
@@ -333,16 +327,6 @@ class Search(ABC):
 
     def check_data(self, experiment: ExperimentConfig, data: Any) -> None:  # noqa: B027
         """Refuse a search space that no model on this dataset can hold (nothing by default)."""
-
-
-def check_reserved(where: str, keys: Iterable[str]) -> None:
-    """Refuse a family's point that uses one of :data:`RESERVED_KEYS`."""
-    taken = sorted(RESERVED_KEYS.intersection(keys))
-    if taken:
-        raise UserError(
-            f"{where} uses {', '.join(repr(k) for k in taken)}, which ionops adds to points "
-            f"itself ({', '.join(sorted(RESERVED_KEYS))}): the family must name it otherwise"
-        )
 
 
 class Serving(ABC):

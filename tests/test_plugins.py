@@ -123,8 +123,8 @@ def test_a_point_is_checked_before_a_search_spends_anything():
 
     from ionops.config import load_experiment
     from ionops.errors import UserError
-    from ionops.hpo.search import check_points
     from ionops.models.families.fno import FNOFamily
+    from ionops.models.points import check_points
 
     experiment = load_experiment("fhn", ["data.n_t=128"])
     family = FNOFamily()
@@ -163,3 +163,13 @@ def test_a_family_without_serving_says_so_by_name():
 
     with pytest.raises(UserError, match=r"the unserved family cannot be used by `ionops predict`"):
         Unserved().serving()
+
+
+@pytest.mark.parametrize(("experiment", "metric"), [("fhn", "rel_l2"), ("fhn-mlp-b", "mae")])
+def test_a_search_from_before_metrics_were_recorded_minimised_its_familys(experiment, metric):
+    from ionops.config import load_experiment
+    from ionops.hpo.outcome import recorded_metric
+
+    state = {"experiment": load_experiment(experiment).model_dump(mode="json")}
+    assert recorded_metric(Path("search"), state) == f"validation/{metric}"
+    assert recorded_metric(Path("search"), {**state, "metric": "test/x"}) == "test/x"

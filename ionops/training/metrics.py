@@ -9,7 +9,7 @@ per state variable:
 - ``rel_h1`` with the derivative in physical time (ms):
   ``sqrt(||e||^2 + ||de/dt||^2) / sqrt(||y||^2 + ||dy/dt||^2)``, derivatives
   by second-order central differences on the grid (one-sided at the ends);
-- ``rel_h1_paper``: the convention of the FNO paper's code (neuraloperator's
+- ``rel_h1_paper``: the convention of paper 000's code (neuraloperator's
   H1 loss): Fourier derivative with integer wavenumbers on the unit period,
   all state variables pooled into one norm per sample, (batch,) only.
 

@@ -28,48 +28,6 @@ from ionops.models.families.mlp_learners import (
 from ionops.models.family import Serving
 
 
-def predict(model: nn.Module, described: Mapping[str, Any], inputs: torch.Tensor) -> torch.Tensor:
-    """Trajectories (n, n_states, n_t), physical units, of (n, varied inputs) rows."""
-    attributes = described["attributes"]
-    names, varied = list(attributes["input_names"]), list(attributes["varied"])
-    rows = every_input(attributes, inputs)
-    n_states = len(attributes["state_names"])
-    split = ProblemSplit("trajectories", rows, None, rows[:, :0], described["time"].numpy())
-    if described["learner"] == "trajectory":
-        return predict_trajectories(model, split, [names.index(n) for n in varied], n_states)
-    if described["learner"] != "iterative":
-        return predict_points(model, split, [names.index(n) for n in varied])
-    stimulus = attributes["stimulus_name"]
-    extra = [names.index(stimulus)] if stimulus in varied else []
-    lower, upper = (described[k].to(rows) for k in ("lower", "upper"))
-    trajectory, diverged = rollout(model, split, extra, n_states, lower, upper)
-    if diverged.any():
-        warnings.warn(f"{int(diverged.sum())} of {len(diverged)} rollouts left the trained "
-                      "states' range and are held at its edge from there on",
-                      stacklevel=3)  # fmt: skip
-    return trajectory
-
-
-def solve(described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-    """The training dataset's solver on (n, varied inputs) rows: (n, n_states, n_t)."""
-    from ionops.datasets.problems import solve_trajectories
-
-    attributes = described["attributes"]
-    rows = every_input(attributes, torch.as_tensor(inputs, dtype=torch.float64))
-    return solve_trajectories(attributes, rows.numpy(), described["time"].double().numpy())
-
-
-def errors(predicted: torch.Tensor, truth: torch.Tensor,
-           described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-    """The errors a retraining reports, and ``diverged`` for an update rule's rollouts."""
-    found = trajectory_errors(predicted.float(), truth.float())
-    if described["learner"] == "iterative":  # a diverged rollout is held at a bound
-        lower, upper = (described[k][None, :, None] for k in ("lower", "upper"))
-        held = (predicted == lower.to(predicted)) | (predicted == upper.to(predicted))
-        found["diverged"] = held.flatten(1).any(dim=1).float()
-    return found
-
-
 def every_input(attributes: Mapping[str, Any], varied: torch.Tensor) -> torch.Tensor:
     """Rows of every input of a problem (initial states, stimulus) from its varied columns,
     the fixed ones filled in."""
@@ -84,7 +42,7 @@ def every_input(attributes: Mapping[str, Any], varied: torch.Tensor) -> torch.Te
 
 
 class MLPServing(Serving):
-    """The functions above, taking the problem's varied inputs."""
+    """The problem's varied inputs -> trajectories; see the module docstring."""
 
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return list(described["attributes"]["varied"])
@@ -92,16 +50,46 @@ class MLPServing(Serving):
     def fixed_inputs(self, described: Mapping[str, Any]) -> dict[str, float]:
         return {k: float(v) for k, v in described["attributes"].get("fixed", {}).items()}
 
-    def predict(self, model: nn.Module, described: Mapping[str, Any],
-                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        return predict(model, described, inputs)
+    def predict(
+        self, model: nn.Module, described: Mapping[str, Any], inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Trajectories (n, n_states, n_t), physical units, of (n, varied inputs) rows."""
+        attributes = described["attributes"]
+        names, varied = list(attributes["input_names"]), list(attributes["varied"])
+        rows = every_input(attributes, inputs)
+        n_states = len(attributes["state_names"])
+        split = ProblemSplit("trajectories", rows, None, rows[:, :0], described["time"].numpy())
+        if described["learner"] == "trajectory":
+            return predict_trajectories(model, split, [names.index(n) for n in varied], n_states)
+        if described["learner"] != "iterative":
+            return predict_points(model, split, [names.index(n) for n in varied])
+        stimulus = attributes["stimulus_name"]
+        extra = [names.index(stimulus)] if stimulus in varied else []
+        lower, upper = (described[k].to(rows) for k in ("lower", "upper"))
+        trajectory, diverged = rollout(model, split, extra, n_states, lower, upper)
+        if diverged.any():
+            warnings.warn(f"{int(diverged.sum())} of {len(diverged)} rollouts left the trained "
+                          "states' range and are held at its edge from there on",
+                          stacklevel=3)  # fmt: skip
+        return trajectory
 
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        return solve(described, inputs)
+        """The training dataset's solver on (n, varied inputs) rows: (n, n_states, n_t)."""
+        from ionops.datasets.problems import solve_trajectories
+
+        attributes = described["attributes"]
+        rows = every_input(attributes, torch.as_tensor(inputs, dtype=torch.float64))
+        return solve_trajectories(attributes, rows.numpy(), described["time"].double().numpy())
 
     def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
                described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        return errors(predicted, truth, described)
+        """The errors a retraining reports, and ``diverged`` for an update rule's rollouts."""
+        found = trajectory_errors(predicted.float(), truth.float())
+        if described["learner"] == "iterative":  # a diverged rollout is held at a bound
+            lower, upper = (described[k][None, :, None] for k in ("lower", "upper"))
+            held = (predicted == lower.to(predicted)) | (predicted == upper.to(predicted))
+            found["diverged"] = held.flatten(1).any(dim=1).float()
+        return found
 
 
 SERVING = MLPServing()

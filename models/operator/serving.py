@@ -23,58 +23,46 @@ from ionops.models.family import Serving
 from ionops.models.operator.objective import both_errors
 
 
-def predict(model: nn.Module, described: Mapping[str, Any], inputs: torch.Tensor) -> torch.Tensor:
-    """Trajectories (n, n_states, n_t), physical units, of (n, 2) amplitudes and durations."""
-    time = described["time"].to(inputs.device, inputs.dtype)
-    stimulus = (time[None, :] <= inputs[:, 1:2]) * inputs[:, 0:1]
-    normalizers = described["normalizers"]
-    Normalizer.from_state_dict(normalizers["input"]).encode_(stimulus[:, None, :])
-    return Normalizer.from_state_dict(normalizers["target"]).decode(model(stimulus))
-
-
-def solve(described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-    """The dataset solver's trajectories (n, n_states, n_t) of (n, 2) stimuli."""
-    from ionops.datasets.ionic import get_ionic_model
-    from ionops.datasets.solver import SolverSettings
-    from ionops.datasets.solver import solve as solve_one
-
-    attributes = described["attributes"]
-    model = get_ionic_model(str(attributes["model"]))
-    p = model.parameter_vector(attributes["parameters"])
-    settings = SolverSettings(rtol=float(attributes["rtol"]), atol=tuple(attributes["atol"]),
-                              max_steps=int(attributes["max_steps"]))  # fmt: skip
-    time = described["time"].double().numpy()
-    y0 = np.asarray(attributes["initial_state"], dtype=np.float64)
-    return np.stack([
-        solve_one(model, time, float(amplitude), float(t_stim), settings, p=p, y0=y0,
-                  label=f"stimulus {amplitude:g} for {t_stim:g} ms").states
-        for amplitude, t_stim in inputs
-    ])  # fmt: skip
-
-
-def errors(predicted: torch.Tensor, truth: torch.Tensor,
-           described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Per-sample errors of physical trajectories, named and computed as in training."""
-    normalizer = Normalizer.from_state_dict(described["normalizers"]["target"])
-    dt = float(described["time"][1] - described["time"][0])
-    predicted, truth = predicted.float(), truth.float()
-    return both_errors(normalizer.encode_(predicted.clone()), normalizer.encode_(truth.clone()),
-                       predicted, truth, normalizer, dt)  # fmt: skip
-
-
 class OperatorServing(Serving):
-    """An operator surrogate's serving: the functions above, taking (amplitude, t_stim)."""
+    """Stimuli (amplitude, t_stim) -> every state's trajectory; see the module docstring."""
 
     def input_names(self, described: Mapping[str, Any]) -> list[str]:
         return ["amplitude", "t_stim"]
 
-    def predict(self, model: nn.Module, described: Mapping[str, Any],
-                inputs: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        return predict(model, described, inputs)
+    def predict(
+        self, model: nn.Module, described: Mapping[str, Any], inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Trajectories (n, n_states, n_t), physical units, of (n, 2) amplitudes and durations."""
+        time = described["time"].to(inputs.device, inputs.dtype)
+        stimulus = (time[None, :] <= inputs[:, 1:2]) * inputs[:, 0:1]
+        normalizers = described["normalizers"]
+        Normalizer.from_state_dict(normalizers["input"]).encode_(stimulus[:, None, :])
+        return Normalizer.from_state_dict(normalizers["target"]).decode(model(stimulus))
 
     def solve(self, described: Mapping[str, Any], inputs: np.ndarray) -> np.ndarray:
-        return solve(described, inputs)
+        """The dataset solver's trajectories (n, n_states, n_t) of (n, 2) stimuli."""
+        from ionops.datasets.ionic import get_ionic_model
+        from ionops.datasets.solver import SolverSettings
+        from ionops.datasets.solver import solve as solve_one
+
+        attributes = described["attributes"]
+        model = get_ionic_model(str(attributes["model"]))
+        p = model.parameter_vector(attributes["parameters"])
+        settings = SolverSettings(rtol=float(attributes["rtol"]), atol=tuple(attributes["atol"]),
+                                  max_steps=int(attributes["max_steps"]))  # fmt: skip
+        time = described["time"].double().numpy()
+        y0 = np.asarray(attributes["initial_state"], dtype=np.float64)
+        return np.stack([
+            solve_one(model, time, float(amplitude), float(t_stim), settings, p=p, y0=y0,
+                      label=f"stimulus {amplitude:g} for {t_stim:g} ms").states
+            for amplitude, t_stim in inputs
+        ])  # fmt: skip
 
     def errors(self, predicted: torch.Tensor, truth: torch.Tensor,
                described: Mapping[str, Any]) -> dict[str, torch.Tensor]:  # fmt: skip
-        return errors(predicted, truth, described)
+        """Per-sample errors of physical trajectories, named and computed as in training."""
+        normalizer = Normalizer.from_state_dict(described["normalizers"]["target"])
+        dt = float(described["time"][1] - described["time"][0])
+        predicted, truth = predicted.float(), truth.float()
+        return both_errors(normalizer.encode_(predicted.clone()), normalizer.encode_(truth.clone()),
+                           predicted, truth, normalizer, dt)  # fmt: skip
