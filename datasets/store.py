@@ -264,7 +264,7 @@ def read_attributes(path: Path) -> dict[str, Any]:
     with open_file(path) as handle:
         out: dict[str, Any] = {}
         for key, value in handle.attrs.items():
-            if isinstance(value, str) and value[:1] in "{[":
+            if isinstance(value, str) and value[:1] in ("{", "["):
                 out[key] = json.loads(value)
             elif isinstance(value, np.ndarray) and value.dtype.kind == "O":
                 out[key] = [v.decode() if isinstance(v, bytes) else v for v in value]
