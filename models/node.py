@@ -1,0 +1,147 @@
+"""The neural-ODE family's networks (paper 002): a vector field f_theta(z, t) and a PINN z(t).
+
+:class:`VectorField` is the paper's MLP: hidden layers of Linear, LayerNorm (optional) and
+tanh; inputs (the states and t) and outputs (dz/dt) scaled by the training window's
+statistics, held as buffers so that a checkpoint carries them. Its parameters are in the
+order :mod:`ionops.models.node_kernels` reads a flat vector, so that training can integrate
+it with the compiled Heun kernels (:func:`heun_rollout`) or with torch (:func:`heun`,
+torchdiffeq's solvers), which give the same numbers.
+
+:class:`TimeNetwork` is the vanilla PINN of the paper's baselines: the states as a function
+of t alone, scaled the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _scaling(module: nn.Module, n_states: int, scaling: dict[str, Any] | None) -> None:
+    defaults = {"in_mean": np.zeros(n_states), "in_std": np.ones(n_states), "t_mean": 0.0,
+                "t_std": 1.0, "out_mean": np.zeros(n_states), "out_std": np.ones(n_states)}  # fmt: skip
+    for name, default in defaults.items():
+        value = (scaling or {}).get(name, default)
+        module.register_buffer(name, torch.as_tensor(np.asarray(value, dtype=np.float64)))
+
+
+class _Hidden(nn.Module):
+    """Linear layers, each followed by LayerNorm (optional) and tanh."""
+
+    def __init__(self, n_in: int, widths: Sequence[int], n_out: int, layer_norm: bool) -> None:
+        super().__init__()
+        self.layer_norm = bool(layer_norm)
+        self.widths = [int(w) for w in widths]
+        layers: list[nn.Module] = []
+        fan_in = n_in
+        for width in self.widths:
+            layers.append(nn.Linear(fan_in, width))
+            if self.layer_norm:
+                layers.append(nn.LayerNorm(width))
+            layers.append(nn.Tanh())
+            fan_in = width
+        layers.append(nn.Linear(fan_in, n_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+class VectorField(nn.Module):
+    """dz/dt = f_theta(z, t) in physical units; ``z`` (..., S), ``t`` (...) or a number."""
+
+    def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
+                 scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.n_states = n_states
+        self.hidden = _Hidden(n_states + 1, widths, n_states, layer_norm)
+        _scaling(self, n_states, scaling)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
+        x = torch.cat([(z - self.in_mean) / self.in_std,
+                       ((t - self.t_mean) / self.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
+        return self.hidden(x.to(self.hidden.net[0].weight.dtype)).to(z.dtype) * self.out_std \
+            + self.out_mean  # fmt: skip
+
+    def flat(self) -> np.ndarray:
+        """The parameters as one float64 vector, in the kernels' order."""
+        return torch.cat([p.detach().reshape(-1) for p in self.parameters()]).double().numpy()
+
+    def scaling_arrays(self) -> tuple[Any, ...]:
+        """(in_mean, in_std, t_mean, t_std, out_mean, out_std) as the kernels take them."""
+        values = [getattr(self, n).double().cpu().numpy() for n in
+                  ("in_mean", "in_std", "t_mean", "t_std", "out_mean", "out_std")]  # fmt: skip
+        values[2], values[3] = float(values[2]), float(values[3])
+        return tuple(values)
+
+
+class TimeNetwork(nn.Module):
+    """The vanilla PINN's z(t) in physical units, ``t`` (N,) -> (N, S)."""
+
+    def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
+                 scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.n_states = n_states
+        self.hidden = _Hidden(1, widths, n_states, layer_norm)
+        _scaling(self, n_states, scaling)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        x = ((t - self.t_mean) / self.t_std).unsqueeze(-1)
+        return self.hidden(x.to(self.hidden.net[0].weight.dtype)).to(t.dtype) * self.in_std \
+            + self.in_mean  # fmt: skip
+
+
+def heun(field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z0: torch.Tensor,
+         time: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Heun's method on the grid ``time`` (N,) from ``z0`` (..., S): (..., S, N), in torch."""
+    out = [z0]
+    z = z0
+    for i in range(time.numel() - 1):
+        dt = time[i + 1] - time[i]
+        k1 = field(z, time[i])
+        k2 = field(z + dt * k1, time[i + 1])
+        z = z + 0.5 * dt * (k1 + k2)
+        out.append(z)
+    return torch.stack(out, dim=-1)
+
+
+class _HeunRollout(torch.autograd.Function):
+    """The compiled Heun rollout and its data loss, with the kernels' exact gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, field: VectorField, z0: np.ndarray, time: np.ndarray,
+                targets: np.ndarray, scale: np.ndarray,
+                *parameters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        from ionops.models.node_kernels import heun_loss
+
+        widths = np.array(field.hidden.widths, dtype=np.int64)
+        loss, trajectory, grad = heun_loss(
+            field.flat(), widths, field.hidden.layer_norm, z0, time, targets, scale,
+            *field.scaling_arrays(), any(ctx.needs_input_grad[5:]),
+        )  # fmt: skip
+        first = parameters[0]
+        ctx.pieces = [torch.as_tensor(piece, dtype=p.dtype, device=p.device).reshape(p.shape)
+                      for piece, p in zip(np.split(grad, np.cumsum([p.numel() for p in
+                                                                    parameters])[:-1]),
+                                          parameters, strict=True)]  # fmt: skip
+        return (torch.tensor(loss, dtype=first.dtype, device=first.device),
+                torch.as_tensor(trajectory))  # fmt: skip
+
+    @staticmethod
+    def backward(ctx: Any, d_loss: torch.Tensor, d_trajectory: torch.Tensor) -> Any:
+        return (None, None, None, None, None, *(d_loss * piece for piece in ctx.pieces))
+
+
+def heun_rollout(field: VectorField, z0: np.ndarray, time: np.ndarray, targets: np.ndarray,
+                 scale: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(data loss, trajectory (S, N)) of ``field`` integrated by Heun from ``z0`` over
+    ``time`` by the compiled kernels; the loss is differentiable in the field's parameters
+    (the trajectory is not). The loss is the kernels' data loss against ``targets`` (S, N),
+    each state's error divided by ``scale``."""
+    loss, trajectory = _HeunRollout.apply(field, z0, time, targets, scale, *field.parameters())
+    return loss, trajectory

@@ -1,0 +1,66 @@
+"""The neural-ODE family (paper 002): its compiled Heun training kernels, spike metrics, family."""
+
+import numpy as np
+import pytest
+import torch
+
+from ionops.models.node import VectorField, heun, heun_rollout
+
+SCALING = {"in_mean": np.array([-60.0, 0.3, 0.1, 0.5]), "in_std": np.array([20, 0.1, 0.2, 0.15]),
+           "t_mean": 7.0, "t_std": 4.0, "out_mean": np.array([1.0, 0.0, -0.1, 0.0]),
+           "out_std": np.array([30.0, 0.1, 1.0, 0.1])}  # fmt: skip
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_the_compiled_heun_loss_and_gradient_are_autograds_through_torch_heun(layer_norm):
+    torch.manual_seed(0)
+    field = VectorField(4, [16, 12, 16], layer_norm, SCALING).double()
+    z0, time = np.array([-65.0, 0.31, 0.05, 0.6]), np.arange(150) * 0.01
+    targets = np.random.default_rng(0).normal(size=(4, 150)) + z0[:, None]
+    scale = np.array([20.0, 0.1, 0.2, 0.15])
+    loss, trajectory = heun_rollout(field, z0, time, targets, scale)
+    loss.backward()
+    compiled = [p.grad.clone() for p in field.parameters()]
+    field.zero_grad()
+    reference = heun(field, torch.tensor(z0), torch.tensor(time))
+    want = (((reference - torch.tensor(targets)) / torch.tensor(scale)[:, None]) ** 2).sum(0).mean()
+    want.backward()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-12)
+    assert torch.allclose(trajectory, reference.detach(), rtol=1e-12, atol=1e-12)
+    for got, p in zip(compiled, field.parameters(), strict=True):
+        assert torch.allclose(got, p.grad, rtol=1e-9, atol=1e-12 * p.grad.abs().max())
+
+
+def spike_train(time, times, height=40.0, width=0.3, rest=-65.0):
+    """Gaussian bumps of ``height`` above ``rest`` at ``times``: a V(t) with known peaks."""
+    v = np.full_like(time, rest)
+    for t0 in times:
+        v += (height - rest) * np.exp(-0.5 * ((time - t0) / width) ** 2)
+    return v
+
+
+def test_spike_metrics_of_a_shifted_forecast_are_the_shift_and_of_no_spikes_undefined():
+    from ionops.models.spikes import peaks, score
+
+    time = np.arange(0, 100, 0.01)
+    true_times = np.array([10.0, 24.6, 39.2, 53.8, 68.4, 83.0])
+    truth = spike_train(time, true_times)
+    found, heights = peaks(time, truth, 0.0)
+    assert np.allclose(found, true_times, atol=1e-3) and np.allclose(heights, 40.0, atol=1e-3)
+    # every spike 0.2 ms late, one extra spike far away, the last one missing
+    shifted = spike_train(time, [*(true_times[:-1] + 0.2), 95.0], height=38.0)
+    got = score(time, truth, shifted, threshold=0.0, window=2.0)
+    assert got.values["precision"] == pytest.approx(5 / 6)
+    assert got.values["recall"] == pytest.approx(5 / 6)
+    assert got.values["f1"] == pytest.approx(5 / 6)
+    assert got.values["phase_drift"] == pytest.approx(0.2, abs=2e-3)
+    assert got.values["isi_error"] == pytest.approx(0.0, abs=2e-3)
+    assert got.values["amplitude_deviation"] == pytest.approx(2.0, abs=1e-2)
+    assert got.values["amplitude_error"] == pytest.approx(2.0 / 105.0, rel=1e-2)
+    assert not got.undefined
+    flat = score(time, truth, np.full_like(time, -64.0), threshold=0.0, window=2.0)
+    assert flat.values["f1"] == 0.0 and flat.values["recall"] == 0.0
+    for name in ("precision", "phase_drift", "isi_error", "amplitude_deviation"):
+        assert np.isnan(flat.values[name]) and flat.undefined[name] == "no spike predicted"
+    diverged = score(time, truth, np.full_like(time, np.nan), threshold=0.0, window=2.0)
+    assert diverged.undefined["amplitude_error"] == "the forecast is not finite"
