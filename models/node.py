@@ -22,8 +22,9 @@ from torch import nn
 
 
 def _scaling(module: nn.Module, n_states: int, scaling: dict[str, Any] | None) -> None:
-    defaults = {"in_mean": np.zeros(n_states), "in_std": np.ones(n_states), "t_mean": 0.0,
-                "t_std": 1.0, "out_mean": np.zeros(n_states), "out_std": np.ones(n_states)}  # fmt: skip
+    zeros, ones = np.zeros(n_states), np.ones(n_states)
+    defaults = {"in_mean": zeros, "in_std": ones, "t_mean": 0.0, "t_std": 1.0,
+                "out_mean": zeros, "out_std": ones}  # fmt: skip
     for name, default in defaults.items():
         value = (scaling or {}).get(name, default)
         module.register_buffer(name, torch.as_tensor(np.asarray(value, dtype=np.float64)))
@@ -48,11 +49,23 @@ class _Hidden(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
+        out: torch.Tensor = self.net(x.to(self.dtype))
+        return out
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
 
 
 class VectorField(nn.Module):
     """dz/dt = f_theta(z, t) in physical units; ``z`` (..., S), ``t`` (...) or a number."""
+
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    t_mean: torch.Tensor
+    t_std: torch.Tensor
+    out_mean: torch.Tensor
+    out_std: torch.Tensor
 
     def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
                  scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
@@ -65,7 +78,7 @@ class VectorField(nn.Module):
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
         x = torch.cat([(z - self.in_mean) / self.in_std,
                        ((t - self.t_mean) / self.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
-        return self.hidden(x.to(self.hidden.net[0].weight.dtype)).to(z.dtype) * self.out_std \
+        return self.hidden(x).to(z.dtype) * self.out_std \
             + self.out_mean  # fmt: skip
 
     def flat(self) -> np.ndarray:
@@ -83,6 +96,13 @@ class VectorField(nn.Module):
 class TimeNetwork(nn.Module):
     """The vanilla PINN's z(t) in physical units, ``t`` (N,) -> (N, S)."""
 
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    t_mean: torch.Tensor
+    t_std: torch.Tensor
+    out_mean: torch.Tensor
+    out_std: torch.Tensor
+
     def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
                  scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
         super().__init__()
@@ -92,7 +112,7 @@ class TimeNetwork(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         x = ((t - self.t_mean) / self.t_std).unsqueeze(-1)
-        return self.hidden(x.to(self.hidden.net[0].weight.dtype)).to(t.dtype) * self.in_std \
+        return self.hidden(x).to(t.dtype) * self.in_std \
             + self.in_mean  # fmt: skip
 
 
@@ -120,7 +140,8 @@ class _HeunRollout(torch.autograd.Function):
         from ionops.models.node_kernels import heun_loss
 
         widths = np.array(field.hidden.widths, dtype=np.int64)
-        loss, trajectory, grad = heun_loss(
+        kernel: Any = heun_loss  # a numba dispatcher: its signature is the kernel's
+        loss, trajectory, grad = kernel(
             field.flat(), widths, field.hidden.layer_norm, z0, time, targets, scale,
             *field.scaling_arrays(), any(ctx.needs_input_grad[5:]),
         )  # fmt: skip

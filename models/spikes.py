@@ -19,6 +19,7 @@ predicted, and undefined when neither has a spike.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -101,7 +102,7 @@ def score(time: NDArray[np.float64], truth: NDArray[np.float64], predicted: NDAr
     else:
         reason = no_prediction if not n_pred else f"no predicted spike within {window:g} ms"
         undefined["phase_drift"] = undefined["amplitude_deviation"] = reason
-    consecutive = [(a, b) for a, b in zip(pairs, pairs[1:], strict=False) if b[0] == a[0] + 1]
+    consecutive = [(a, b) for a, b in itertools.pairwise(pairs) if b[0] == a[0] + 1]
     if consecutive:
         errors = [abs((pred_t[b[1]] - pred_t[a[1]]) - (true_t[b[0]] - true_t[a[0]]))
                   for a, b in consecutive]  # fmt: skip
