@@ -223,7 +223,8 @@ def write_prediction(
                                      track_times=False)  # fmt: skip
             else:
                 group.attrs["layout"] = "trajectories"
-                names = list(attributes["input_names"])
+                names = list(attributes.get("input_names") or inputs)  # a window: the given
+                group.attrs["input_names"] = json.dumps(names)
                 group.create_dataset("inputs", data=np.stack([inputs[k] for k in names], 1),
                                      track_times=False)  # fmt: skip
                 group.create_dataset("time", data=time, track_times=False)

@@ -119,9 +119,14 @@ class WindowKind(DatasetKind):
         return make_window_plan(spec)
 
     def split_inputs(self, group: Any, attributes: Mapping[str, Any]) -> dict[str, Any]:
-        """The split's initial state, one column a state (``V0``, ``n0``, ...)."""
+        """The split's initial state, one column a state (``V0``, ``n0``, ...), its stimulus
+        amplitude and its horizon (``horizon_ms``)."""
         start = group["initial_state"][...]
-        return {f"{name}0": start[k : k + 1] for k, name in enumerate(attributes["state_names"])}
+        out = {f"{name}0": start[k : k + 1] for k, name in enumerate(attributes["state_names"])}
+        amplitude = float(attributes["stimulus"].get("amplitude", 0.0))
+        out[str(attributes["stimulus_name"])] = np.array([amplitude])
+        out["horizon_ms"] = np.array([float(group["time"][-1])])
+        return out
 
     def file_name(self, data: Any) -> str:
         from ionops.datasets.identity import settings_digest

@@ -12,6 +12,7 @@ relative L1, L2 and H1 and per-variable errors besides.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 from dataclasses import dataclass
@@ -221,10 +222,18 @@ def summary_rows(per_seed: dict[str, dict[str, float]]) -> dict[str, tuple[float
     keys = sorted(set.intersection(*(set(m) for m in per_seed.values())))
     out = {}
     for key in keys:
-        values = [m[key] for m in per_seed.values()]
+        values = [m[key] for m in per_seed.values() if math.isfinite(m[key])]
+        if not values:  # undefined in every seed (no spike predicted, say): NaN, not a number
+            out[key] = (math.nan, math.nan)
+            continue
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         out[key] = (statistics.fmean(values), spread)
     return out
+
+
+def undefined_seeds(per_seed: dict[Any, dict[str, float]], key: str) -> int:
+    """How many seeds leave ``key`` undefined (NaN) or infinite: left out of its mean."""
+    return sum(1 for m in per_seed.values() if key in m and not math.isfinite(m[key]))
 
 
 def _write_summary(folder: Path, state: dict[str, Any], workdir: Path, family: Any) -> None:
@@ -242,8 +251,11 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path, family: A
             if f"{split}/{name}" not in summary:
                 continue  # not an error of this split (MAE alone for training points)
             metric, (mean, spread) = family.metric_of(name), summary[f"{split}/{name}"]
-            lines.append(f"| {split} {metric.label} | {metric.format(mean)} ± "
-                         f"{metric.format(spread)} |")  # fmt: skip
+            missing = undefined_seeds(state["per_seed"], f"{split}/{name}")
+            note = f" (undefined in {missing} of {len(state['per_seed'])} seeds)" if missing else ""
+            value = f"{metric.format(mean)} ± {metric.format(spread)}" if math.isfinite(mean) \
+                else "undefined"  # fmt: skip
+            lines.append(f"| {split} {metric.label} | {value}{note} |")
     main = family.metric_of(family.metric)
     variables = sorted(k.split("/", 2)[2] for k in summary if k.startswith(f"test/{main.name}/"))
     if variables:

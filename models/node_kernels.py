@@ -234,3 +234,50 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
             adjoint[s] += d_x0[s] / in_std[s]
             adjoint[s] += 2.0 * (traj[s, i] - targets[s, i]) / (scale[s] ** 2 * n_t)
     return loss, traj, grad
+
+
+@njit(cache=True)  # no fastmath: it would assume the finiteness this checks
+def heun_path(theta, widths, layer_norm, z0, time, in_mean, in_std, t_mean, t_std, out_mean,
+              out_std, shift):  # fmt: skip
+    """Forward only, in constant memory: the trajectory (S, N) of ``f + shift`` integrated
+    by Heun from ``z0`` over ``time``; from the first non-finite state on, NaN."""
+    n_states = z0.size
+    n_t = time.size
+    layers = widths.size
+    widest = max(int(widths.max()), n_states + 1)
+    layout = _layout(widths, n_states + 1, n_states, layer_norm)
+    x0 = np.empty(n_states + 1)
+    xhat = np.zeros((layers, widest))
+    rstd = np.ones(max(layers, 1))
+    hidden = np.zeros((layers, widest))
+    traj = np.full((n_states, n_t), np.nan)
+    z = z0.copy()
+    k1 = np.empty(n_states)
+    out = np.empty(n_states)
+    u = np.empty(n_states)
+    for s in range(n_states):
+        traj[s, 0] = z[s]
+    for i in range(n_t - 1):
+        dt = time[i + 1] - time[i]
+        for e in range(2):
+            t = time[i] if e == 0 else time[i + 1]
+            for s in range(n_states):
+                x0[s] = ((z[s] if e == 0 else u[s]) - in_mean[s]) / in_std[s]
+            x0[n_states] = (t - t_mean) / t_std
+            _forward(theta, widths, layout, layer_norm, x0, xhat, rstd, hidden, out)
+            for s in range(n_states):
+                value = out[s] * out_std[s] + out_mean[s] + shift[s]
+                if e == 0:
+                    k1[s] = value
+                    u[s] = z[s] + dt * value
+                else:
+                    z[s] = z[s] + 0.5 * dt * (k1[s] + value)
+        finite = True
+        for s in range(n_states):
+            if not math.isfinite(z[s]):
+                finite = False
+        if not finite:
+            break
+        for s in range(n_states):
+            traj[s, i + 1] = z[s]
+    return traj

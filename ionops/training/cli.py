@@ -131,13 +131,15 @@ def summary(result: Any, parameter_count: int, state_names: Sequence[str],
     units = {"state": "in each state's unit", "": ""}
     notes = [f"{m.name}: {m.label}" + (f" ({units.get(m.unit, m.unit)})" if m.unit else "")
              for m in metrics]  # fmt: skip
+    widths = [max(14, len(m) + 2) for m in shown]  # a long name keeps a space before it
     lines = ["", "errors, mean over samples and state variables; " + "; ".join(notes),
-             f"{'split':<12}" + "".join(f"{m:>14}" for m in shown)]  # fmt: skip
+             f"{'split':<12}"
+             + "".join(f"{m:>{w}}" for m, w in zip(shown, widths, strict=True))]  # fmt: skip
     for split in ("train", "validation", "test"):
         values = [result.final.get(f"{split}/{m}") for m in shown]
         if all(v is None for v in values):
             continue
-        cells = "".join(m.format(v, 4, 14) for m, v in zip(metrics, values, strict=True))
+        cells = "".join(m.format(v, 4, w) for m, v, w in zip(metrics, values, widths, strict=True))
         lines.append(f"{split:<12}{cells}")
     main = family.metric_of(family.metric)
     key = f"test/{main.name}"

@@ -1,0 +1,282 @@
+"""The neural-ODE family (paper 002): a vector field learned from one short, noisy window.
+
+The network f_theta(z[, t]) is the paper's MLP (:class:`ionops.models.node.VectorField`);
+training integrates it over the window from its first state by Heun's method and minimises
+
+    data MSE + physics_weight * mean_i sum_j ((f_theta(z_i) - F(z_i)) / s_j)^2
+
+with F the ionic model's own right-hand side at the observed states z_i and s_j the standard
+deviation of F_j over the window (``residual_scaling``; 1 without it). One iteration of the
+paper is one epoch of the training loop. The paper's baselines and ablations are settings of
+the same family, so the search, the retraining and MLflow treat them alike:
+
+- ``physics = false``: the vanilla neural ODE (data loss only); ``data_weight = 0``: the
+  physics residual alone (not the paper's; see the README's measurements);
+- ``method = "pinn"``: the vanilla PINN, a network of t alone trained on the data and the
+  residual of its autograd derivative;
+- ``integrator = "dopri5"`` and ``gradient = "adjoint"``: torchdiffeq's adaptive
+  Runge-Kutta and its backsolve adjoint instead of Heun with backpropagation;
+- ``noise = false``: the clean window; ``noise_scale`` multiplies the dataset's noise;
+- ``normalise = false``: no input or output scaling.
+
+Errors are those of a forecast from each split's initial state against the solver, over the
+extrapolation window (after ``window_ms``): RMSE per state in physical units, ``nrmse``
+(each state's RMSE over its spread, the search's metric, on the validation trajectory that
+the test never feeds), spike precision, recall, F1, phase drift, ISI error and amplitude
+errors (:mod:`ionops.models.spikes`; NaN where undefined, the reason in the run's record),
+and on the test trajectory the RMSE from ``t_end_ms`` to ``long_end_ms`` (``long_rmse``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+
+from pydantic import Field, model_validator
+
+from ionops.errors import UserError
+from ionops.models.family import (
+    Metric,
+    ModelSection,
+    Objective,
+    Serving,
+    SpaceSection,
+    SurrogateFamily,
+    TrialConfig,
+    check_quniform,
+    chosen_space,
+    on_grid,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ionops.config import ExperimentConfig
+
+Width = Annotated[int, Field(ge=1, le=4096)]
+Integrator = Literal["heun", "dopri5"]
+
+
+class NodeSection(ModelSection):
+    """One neural ODE (or the vanilla PINN baseline) and how it learns; see the module
+    docstring. ``time_input``: t is an input of the field (the paper's choice; a field of t
+    meets times far outside the window when it forecasts, see the README's measurements)."""
+
+    family: Literal["node"]
+    method: Literal["node", "pinn"] = "node"
+    widths: list[Width] = Field(default=[64, 64, 64], min_length=1, max_length=8)
+    layer_norm: bool = True
+    normalise: bool = True
+    time_input: bool = False
+    data_weight: float = Field(default=1.0, ge=0)
+    physics: bool = True
+    physics_weight: float = Field(default=1.5, gt=0)
+    residual_scaling: bool = True
+    noise: bool = True
+    noise_scale: float = Field(default=1.0, gt=0)
+    integrator: Integrator = "heun"
+    gradient: Literal["backprop", "adjoint"] = "backprop"
+    predict_integrator: Literal["heun", "dopri5", "bdf"] = "heun"
+    spike_threshold: float = 0.0
+    spike_window_ms: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _settings_fit_the_method(self) -> NodeSection:
+        if self.data_weight == 0 and not self.physics:
+            raise ValueError("data_weight = 0 with physics = false leaves no loss: give "
+                             "data_weight > 0 or physics = true")  # fmt: skip
+        if self.method == "pinn":
+            if not self.physics:
+                raise ValueError("method = 'pinn' learns from the residual: physics = "
+                                 "false leaves a curve fit of the window; use physics = "
+                                 "true")  # fmt: skip
+            if self.gradient == "adjoint" or self.integrator != "heun":
+                raise ValueError("method = 'pinn' integrates nothing: leave integrator and "
+                                 "gradient at their defaults")  # fmt: skip
+        return self
+
+
+class NodeSpace(SpaceSection):
+    """A neural-ODE search space: quniform (low, high, step) ranges and choices."""
+
+    family: Literal["node"]
+    physics_weight: tuple[float, float, float] = (0.5, 2.5, 0.5)
+    depth: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[2, 3, 4], min_length=1)
+    widths: list[Width] = Field(default=[64, 96, 128], min_length=1)
+    learning_rate: tuple[float, float, float] = (2e-4, 3e-3, 1e-4)
+    noise_scale: tuple[float, float, float] = (0.5, 2.0, 0.5)
+    residual_scaling: list[bool] = Field(default=[True, False], min_length=1)
+    integrator: list[Integrator] = Field(default=["heun", "dopri5"], min_length=1)
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> NodeSpace:
+        for name in ("physics_weight", "learning_rate", "noise_scale"):
+            check_quniform(name, getattr(self, name))
+        return self
+
+
+class NodeFamily(SurrogateFamily):
+    name = "node"
+    section = NodeSection
+    space = NodeSpace
+    metrics = (
+        Metric("nrmse", "RMSE / spread"),
+        Metric("rmse", "RMSE", unit="state"),
+        Metric("long_rmse", "RMSE after t_end", unit="state"),
+        Metric("f1", "spike F1", per_state=False, lower_is_better=False),
+        Metric("precision", "spike precision", per_state=False, lower_is_better=False),
+        Metric("recall", "spike recall", per_state=False, lower_is_better=False),
+        Metric("phase_drift", "phase drift (ms)", per_state=False),
+        Metric("isi_error", "ISI error (ms)", per_state=False),
+        Metric("amplitude_deviation", "amplitude deviation", per_state=False),
+        Metric("amplitude_error", "amplitude error", percent=True, relative=True,
+               per_state=False),
+    )  # fmt: skip
+    metric = "nrmse"
+    summary_metrics = ("nrmse", "rmse", "f1", "precision", "recall", "phase_drift", "isi_error",
+                       "amplitude_deviation", "amplitude_error", "long_rmse")  # fmt: skip
+    data_kinds = ("window",)
+    smoke_test = ("hh-node", (
+        "data.t_end_ms=30", "data.long_end_ms=40", "model.widths=[8,8]", "training.epochs=3",
+        "training.eval_every=1", "search.num_samples=2", "search.n_initial_points=2",
+        "search.max_concurrent=1", "search.checkpoint_every=1", "search.scheduler=fifo",
+        "search.unconstrained.integrator=['heun']", "search.unconstrained.widths=[8]",
+        "search.unconstrained.depth=[2]",
+    ))  # fmt: skip
+
+    def default_spaces(self) -> dict[str, dict[str, Any]]:
+        return {"unconstrained": {}, "constrained": {}}
+
+    def check(self, experiment: ExperimentConfig) -> None:
+        super().check(experiment)
+        from ionops.datasets.ionic import get_ionic_model
+
+        model = get_ionic_model(experiment.data.ionic_model)
+        if model.vector_field is None:
+            raise UserError(
+                f"data.ionic_model = {model.name!r} has no differentiable right-hand side "
+                "(vector_field), which the physics loss and its scaling need: choose a model "
+                "that declares one (ionops models lists them)"
+            )
+        cap = experiment.search.parameter_cap
+        if experiment.search.space == "constrained" and not isinstance(cap, int):
+            raise UserError(f"search.parameter_cap = {cap!r} is the FNO's spectral budget; the "
+                            "node family's constrained space takes an integer cap on the "
+                            "network's parameters")  # fmt: skip
+
+    # -- the search ----------------------------------------------------------------------------
+    def hyperopt_space(self, experiment: ExperimentConfig) -> dict[str, Any]:
+        from hyperopt import hp
+
+        space = cast(NodeSpace, chosen_space(experiment))
+        ranges = ("physics_weight", "learning_rate", "noise_scale")
+        out: dict[str, Any] = {name: hp.quniform(name, *getattr(space, name)) for name in ranges}
+        for name in ("depth", "widths", "residual_scaling", "integrator"):
+            out[name] = hp.choice(name, list(getattr(space, name)))
+        return out
+
+    def default_point(self, experiment: ExperimentConfig) -> dict[str, Any]:
+        model = cast(NodeSection, experiment.model)
+        if len(set(model.widths)) != 1:
+            raise UserError(f"model.widths = {model.widths}: the search's networks have one "
+                            "width per layer; give equal widths")  # fmt: skip
+        return {"physics_weight": model.physics_weight, "depth": len(model.widths),
+                "widths": model.widths[0], "learning_rate": experiment.training.learning_rate,
+                "noise_scale": model.noise_scale, "residual_scaling": model.residual_scaling,
+                "integrator": model.integrator}  # fmt: skip
+
+    # -- a trial -------------------------------------------------------------------------------
+    def configure(self, point: Mapping[str, Any], experiment: ExperimentConfig,
+                  data: Any) -> TrialConfig:  # fmt: skip
+        model = cast(NodeSection, experiment.model)
+        space = cast(NodeSpace, chosen_space(experiment))
+        update: dict[str, Any] = {}
+        if "widths" in point:
+            width = point["widths"]  # a space's one width per layer, or a record's "64-64-64"
+            if isinstance(width, str):
+                update["widths"] = [int(w) for w in width.split("-")]
+            else:
+                update["widths"] = [int(width)] * int(point.get("depth", len(model.widths)))
+        for name in ("physics_weight", "noise_scale"):
+            if name in point:
+                update[name] = on_grid(point[name], getattr(space, name))
+        for name in ("residual_scaling", "integrator"):
+            if name in point:
+                update[name] = point[name]
+        chosen = NodeSection.model_validate({**model.model_dump(), **update})
+        training = experiment.training
+        if "learning_rate" in point:
+            rate = on_grid(point["learning_rate"], space.learning_rate)
+            training = training.model_copy(update={"learning_rate": rate})
+        trial = self._trial(chosen, training, data)
+        cap = experiment.search.parameter_cap
+        if experiment.search.space == "constrained" and isinstance(cap, int) and \
+                trial.parameter_count > cap:  # fmt: skip
+            raise UserError(f"widths {chosen.widths} give {trial.parameter_count} parameters, "
+                            f"over search.parameter_cap = {cap}")  # fmt: skip
+        return trial
+
+    def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
+        return self._trial(cast(NodeSection, experiment.model), experiment.training, data)
+
+    def _trial(self, model: NodeSection, training: Any, data: Any) -> TrialConfig:
+        from ionops.models.families.node_learning import network_arguments
+
+        arguments = network_arguments(model, data)
+        count = self.parameter_count(arguments)
+        record = {
+            "method": model.method, "widths": "-".join(str(w) for w in model.widths),
+            "depth": len(model.widths), "physics": model.physics,
+            "physics_weight": model.physics_weight, "residual_scaling": model.residual_scaling,
+            "data_weight": model.data_weight, "noise": model.noise,
+            "noise_scale": model.noise_scale,
+            "integrator": model.integrator, "gradient": model.gradient,
+            "normalise": model.normalise, "time_input": model.time_input,
+            "learning_rate": training.learning_rate, "parameter_count": count,
+        }  # fmt: skip
+        return TrialConfig(arguments, training, record, model.model_dump(exclude={"family"}))
+
+    def build(self, arguments: Mapping[str, Any]) -> nn.Module:
+        from ionops.models.node import TimeNetwork, VectorField
+
+        kind = TimeNetwork if arguments["method"] == "pinn" else VectorField
+        return kind(int(arguments["n_states"]), list(arguments["widths"]),
+                    bool(arguments["layer_norm"]), dict(arguments["scaling"]))  # fmt: skip
+
+    def parameter_count(self, arguments: Mapping[str, Any]) -> int:
+        n_states, widths = int(arguments["n_states"]), [int(w) for w in arguments["widths"]]
+        fan_in = 1 if arguments["method"] == "pinn" else n_states + 1
+        count = 0
+        for width in widths:
+            count += (fan_in + 1) * width + (2 * width if arguments["layer_norm"] else 0)
+            fan_in = width
+        return count + (fan_in + 1) * n_states
+
+    def load_data(self, experiment: ExperimentConfig, path: Path,
+                  splits: Sequence[str] | None = None) -> Any:  # fmt: skip
+        from ionops.datasets.window_data import load_window
+
+        data = load_window(path)
+        if data.attributes["model"] != experiment.data.ionic_model:
+            raise UserError(f"{path} is a window dataset of {data.attributes['model']}; the "
+                            f"experiment wants {experiment.data.ionic_model}")  # fmt: skip
+        return data
+
+    def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
+        from ionops.models.families.node_learning import NodeObjective
+
+        return NodeObjective(data, trial)
+
+    def report(self, item: Any, folder: Path) -> list[Path]:
+        from ionops.models.families import node_report
+
+        return node_report.figures(item, folder)
+
+    def serving(self) -> Serving:
+        from ionops.models.families.node_serving import SERVING
+
+        return SERVING
+
+
+FAMILY = NodeFamily()
