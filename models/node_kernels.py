@@ -281,3 +281,49 @@ def heun_path(theta, widths, layer_norm, z0, time, in_mean, in_std, t_mean, t_st
         for s in range(n_states):
             traj[s, i + 1] = z[s]
     return traj
+
+
+def pack(theta, widths, layer_norm, scaling, shift):
+    """One float64 vector holding a field for :func:`field_rhs`: [S, layers, layer_norm,
+    widths, in_mean, in_std, t_mean, t_std, out_mean, out_std, shift, theta]."""
+    in_mean, in_std, t_mean, t_std, out_mean, out_std = scaling
+    n_states = len(in_mean)
+    return np.concatenate([
+        [n_states, len(widths), float(layer_norm)], np.asarray(widths, dtype=np.float64),
+        in_mean, in_std, [t_mean, t_std], out_mean, out_std, shift, theta,
+    ]).astype(np.float64)  # fmt: skip
+
+
+@njit(cache=True)
+def field_rhs(t, y, p, i_app, dydt):
+    """The packed field (:func:`pack`) as an ionic model's right-hand side, for the
+    project's BDF; ``i_app`` is not an input (the field's current is its training's, plus
+    the packed shift)."""
+    n_states = int(p[0])
+    layers = int(p[1])
+    layer_norm = p[2] != 0.0
+    widths = np.empty(layers, dtype=np.int64)
+    for k in range(layers):
+        widths[k] = int(p[3 + k])
+    at = 3 + layers
+    in_mean = p[at : at + n_states]
+    in_std = p[at + n_states : at + 2 * n_states]
+    t_mean, t_std = p[at + 2 * n_states], p[at + 2 * n_states + 1]
+    at += 2 * n_states + 2
+    out_mean = p[at : at + n_states]
+    out_std = p[at + n_states : at + 2 * n_states]
+    shift = p[at + 2 * n_states : at + 3 * n_states]
+    theta = p[at + 3 * n_states :]
+    widest = max(int(widths.max()), n_states + 1)
+    layout = _layout(widths, n_states + 1, n_states, layer_norm)
+    x0 = np.empty(n_states + 1)
+    for s in range(n_states):
+        x0[s] = (y[s] - in_mean[s]) / in_std[s]
+    x0[n_states] = (t - t_mean) / t_std
+    xhat = np.zeros((layers, widest))
+    rstd = np.ones(max(layers, 1))
+    hidden = np.zeros((layers, widest))
+    out = np.empty(n_states)
+    _forward(theta, widths, layout, layer_norm, x0, xhat, rstd, hidden, out)
+    for s in range(n_states):
+        dydt[s] = out[s] * out_std[s] + out_mean[s] + shift[s]

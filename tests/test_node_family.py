@@ -103,7 +103,7 @@ def test_the_physics_residual_is_zero_where_the_field_is_the_models(window):
     assert objective.loss(network.double(), None).item() > 0.1
 
 
-def test_the_compiled_forecast_is_torch_heun_and_close_to_dopri5(window):
+def test_the_compiled_forecast_is_torch_heun_and_close_to_dopri5_and_bdf(window):
     experiment, data = window
     _, network, _ = _trial(experiment, data)
     network.double()
@@ -115,6 +115,8 @@ def test_the_compiled_forecast_is_torch_heun_and_close_to_dopri5(window):
     assert np.allclose(compiled, reference, rtol=1e-10, atol=1e-10)
     adaptive = forecast(network, z0, time, "dopri5")
     assert np.abs(adaptive - compiled).max() < 1e-3 * np.abs(compiled).max()
+    stiff = forecast(network, z0, time, "bdf")  # the project's BDF on the packed field
+    assert np.abs(stiff - adaptive).max() < 1e-4 * np.abs(compiled).max()
 
 
 def test_evaluation_gives_finite_errors_and_names_undefined_spike_scores(window):
@@ -181,3 +183,51 @@ def test_a_window_without_a_spike_or_a_model_without_a_field_is_refused(window):
         _trial(experiment, data, spike_threshold=80.0)
     with pytest.raises(UserError, match="vector_field"):
         load_experiment("hh-node", ["data.ionic_model='ord'"])
+
+
+def test_another_ionic_model_with_a_field_trains_the_same_way(tmp_path):
+    """FitzHugh-Nagumo (the MLP paper's form, u in [0, 1]): its window, residual and spike
+    scores need only its own settings (a threshold in its units, a longer window)."""
+    experiment = load_experiment("hh-node", [
+        "data.ionic_model='fhn_werneck'", "data.window_ms=30", "data.t_end_ms=60",
+        "data.long_end_ms=80", "data.dt_ms=0.05", "data.validation_offset={u=0.1}",
+        "data.noise.scale={u=0.01, w=0.001}", "data.stimulus.amplitude=0.5",
+        "model.spike_threshold=0.5", "model.widths=[8,8]",
+    ])  # fmt: skip
+    path = tmp_path / "fhn.h5"
+    generate(spec_from_config(experiment.data), path, progress=False)
+    data = FAMILY.load_data(experiment, path)
+    assert data.state_names == ["u", "w"]
+    _, network, objective = _trial(experiment, data)
+    before = objective.loss(network, None)
+    before.backward()
+    torch.optim.Adam(network.parameters(), 1e-2).step()
+    assert objective.loss(network, None).item() < before.item()
+    errors = objective.evaluate(network, "test")
+    assert errors["rmse"].shape == (1, 2) and torch.isfinite(errors["rmse"]).all()
+    truth = data.states["test"]
+    scored, _ = trajectory_errors(data.time["test"], truth, truth, 30.0, 60.0, 0.5, 2.0)
+    assert scored["f1"] == 1.0  # the truth spikes after the window
+
+
+def test_the_pinn_baseline_trains_on_its_own_derivative_and_predicts_t_alone(window):
+    experiment, data = window
+    _, network, objective = _trial(experiment, data, method="pinn")
+    before = objective.loss(network, None)
+    before.backward()
+    torch.optim.Adam(network.parameters(), 1e-2).step()
+    assert objective.loss(network, None).item() < before.item()
+    predicted = objective.trajectory(network, "test")
+    with torch.no_grad():
+        direct = network(torch.as_tensor(data.time["test"], dtype=torch.float32)).T.numpy()
+    assert np.allclose(predicted, direct)
+
+
+def test_nan_in_the_window_is_refused_before_training(window):
+    import dataclasses
+
+    experiment, data = window
+    clean = data.clean.copy()
+    clean[1, 100] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        _trial(experiment, dataclasses.replace(data, clean=clean))

@@ -31,6 +31,7 @@ from ionops.models import spikes
 from ionops.models.family import Objective, TrialConfig
 
 DOPRI5 = {"rtol": 1e-6, "atol": 1e-8}  # torchdiffeq's adaptive Runge-Kutta, training and forecast
+BDF = {"rtol": 1e-8, "atol": 1e-10}  # the project's BDF on a learned field (forecast only)
 
 
 def observed_window(data: WindowData, noise: bool, noise_scale: float) -> NDArray[np.float64]:
@@ -99,6 +100,8 @@ def forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64],
         return np.asarray(kernel(field.flat(), widths, field.hidden.layer_norm,
                                  np.asarray(z0, dtype=np.float64), time,
                                  *field.scaling_arrays(), shift))  # fmt: skip
+    if integrator == "bdf":
+        return _bdf_forecast(field, z0, time, shift)
     import torchdiffeq
 
     parameter = next(field.parameters())
@@ -111,6 +114,30 @@ def forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64],
                                                  device=parameter.device),
                                  method="dopri5", **DOPRI5)  # fmt: skip
     return np.asarray(out.T.double().cpu().numpy())
+
+
+def _bdf_forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64],
+                  shift: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
+    """The learned field solved by the project's BDF (finite-difference Jacobian) at BDF."""
+    import types
+
+    from ionops.datasets.ionic.base import IonicModel
+    from ionops.datasets.solver import SolverSettings, integrate_protocol
+    from ionops.models.node_kernels import field_rhs, pack
+
+    n_states = len(z0)
+    names = tuple(f"z{k}" for k in range(n_states))
+    model = IonicModel(name="learned field", title="a neural ODE's learned field",
+                       state_names=names, state_units=("",) * n_states, parameters={},
+                       kernels=types.SimpleNamespace(rhs=field_rhs),
+                       initial_states={})  # fmt: skip
+    packed = pack(field.flat(), field.hidden.widths, field.hidden.layer_norm,
+                  field.scaling_arrays(), shift)  # fmt: skip
+    segments = np.array([[0.0, float(time[-1]), 0.0]])
+    settings = SolverSettings(rtol=BDF["rtol"], atol=BDF["atol"], max_steps=10_000_000)
+    _, states, _, _ = integrate_protocol(model, packed, np.asarray(z0, dtype=np.float64),
+                                              segments, time, settings)  # fmt: skip
+    return np.asarray(states, dtype=np.float64)  # NaN where it could not go on
 
 
 def trajectory_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
