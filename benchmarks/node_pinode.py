@@ -74,11 +74,12 @@ def dataset(workdir: Path) -> Path:
     return path
 
 
-def run_seed(variant: str, seed: int, iterations: int, path: str) -> dict[str, Any]:
+def run_seed(variant: str, seed: int, iterations: int, path: str,
+             threads: int) -> dict[str, Any]:  # fmt: skip
     """Train one seed of ``variant`` and score it; runs in its own process."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     from ionops.config import load_experiment
     from ionops.models.families.node_learning import NodeObjective
     from ionops.models.registry import get_family
@@ -222,7 +223,8 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     path = dataset(workdir)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; dataset {path}", flush=True)
-    jobs = [(v, s, args.slow_iterations if v in SLOW else args.iterations, str(path))
+    threads = max(1, (os.cpu_count() or 1) // args.workers)  # the cores a seed has
+    jobs = [(v, s, args.slow_iterations if v in SLOW else args.iterations, str(path), threads)
             for v in chosen for s in range(seeds[v])]  # fmt: skip
     began = time.perf_counter()
     rows = []

@@ -30,6 +30,7 @@ that need it, so reading an experiment never loads it.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,9 +105,12 @@ class Metric:
     lower_is_better: bool = True
 
     def format(self, value: float | None, digits: int = 3, width: int = 0) -> str:
-        """``value`` as every command prints it (``-`` when there is none)."""
+        """``value`` as every command prints it (``-`` when there is none, ``undefined``
+        for NaN)."""
         if value is None:
             return f"{'-':>{width}}"
+        if math.isnan(value):  # a score without what it needs (no spike predicted, ...)
+            return f"{'undefined':>{width}}"
         text = f"{value:.{digits}%}" if self.percent else f"{value:.{digits}e}"
         return f"{text:>{width}}"
 

@@ -87,7 +87,7 @@ def _printed_errors(out: str) -> dict[str, float]:
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     values = {}
     for name, cell in zip(header[1:], cells[1:], strict=True):
-        number = float(cell.rstrip("%"))
+        number = float("nan") if cell == "undefined" else float(cell.rstrip("%"))
         values[name] = number / 100 if cell.endswith("%") else number
     return values
 

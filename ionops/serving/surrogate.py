@@ -63,11 +63,13 @@ class Prediction:
     def error_means(self) -> dict[str, float]:
         """Each error's mean over samples (NaN-free), per state variable as ``name/state``."""
         out: dict[str, float] = {}
-        for key, values in self.errors.items():
-            out[key] = float(np.nanmean(values))
-            if values.ndim == 2:
-                for index, name in enumerate(self.state_names):
-                    out[f"{key}/{name}"] = float(np.nanmean(values[:, index]))
+        with warnings.catch_warnings():  # every sample undefined: NaN, which tables name
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for key, values in self.errors.items():
+                out[key] = float(np.nanmean(values))
+                if values.ndim == 2:
+                    for index, name in enumerate(self.state_names):
+                        out[f"{key}/{name}"] = float(np.nanmean(values[:, index]))
         return out
 
 
