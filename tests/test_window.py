@@ -181,3 +181,21 @@ def test_settings_that_name_no_state_or_split_the_grid_are_refused_before_any_so
     data = WindowDataConfig(kind="window", ionic_model="hh_modern", window_ms=14.685)
     with pytest.raises(UserError, match=r"data.window_ms = 14.685 is not a whole number of steps"):
         make_plan(spec_from_config(data))
+
+
+@pytest.mark.slow
+def test_two_mpi_ranks_write_the_serial_window_file_byte_for_byte(tmp_path, mpiexec):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ionops = str(Path(sys.executable).parent / "ionops")
+
+    def cli(output):
+        return [ionops, "generate", "hh-node", "--set", "data.t_end_ms=30", "--set",
+                "data.long_end_ms=40", "--no-progress", "--output", str(output)]  # fmt: skip
+
+    subprocess.run(cli(tmp_path / "serial.h5"), check=True, capture_output=True)
+    subprocess.run([mpiexec, "-n", "2", *cli(tmp_path / "mpi.h5")], check=True,
+                   capture_output=True)  # fmt: skip
+    assert (tmp_path / "serial.h5").read_bytes() == (tmp_path / "mpi.h5").read_bytes()
