@@ -57,8 +57,8 @@ class _Hidden(nn.Module):
         return next(self.parameters()).dtype
 
 
-class VectorField(nn.Module):
-    """dz/dt = f_theta(z, t) in physical units; ``z`` (..., S), ``t`` (...) or a number."""
+class _Scaled(nn.Module):
+    """A network holding the window's scalings as buffers (see :func:`_scaling`)."""
 
     in_mean: torch.Tensor
     in_std: torch.Tensor
@@ -66,6 +66,10 @@ class VectorField(nn.Module):
     t_std: torch.Tensor
     out_mean: torch.Tensor
     out_std: torch.Tensor
+
+
+class VectorField(_Scaled):
+    """dz/dt = f_theta(z, t) in physical units; ``z`` (..., S), ``t`` (...) or a number."""
 
     def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
                  scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
@@ -93,15 +97,8 @@ class VectorField(nn.Module):
         return tuple(values)
 
 
-class TimeNetwork(nn.Module):
+class TimeNetwork(_Scaled):
     """The vanilla PINN's z(t) in physical units, ``t`` (N,) -> (N, S)."""
-
-    in_mean: torch.Tensor
-    in_std: torch.Tensor
-    t_mean: torch.Tensor
-    t_std: torch.Tensor
-    out_mean: torch.Tensor
-    out_std: torch.Tensor
 
     def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
                  scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
