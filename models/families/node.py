@@ -153,11 +153,11 @@ class NodeFamily(SurrogateFamily):
         from ionops.datasets.ionic import get_ionic_model
 
         model = get_ionic_model(experiment.data.ionic_model)
-        if model.vector_field is None:
+        if model.vector_field is None or model.caputo:
             raise UserError(
-                f"data.ionic_model = {model.name!r} has no differentiable right-hand side "
-                "(vector_field), which the physics loss and its scaling need: choose a model "
-                "that declares one (ionops models lists them)"
+                f"data.ionic_model = {model.name!r} has no differentiable first-order "
+                "right-hand side (vector_field; a Caputo derivative is not dz/dt), which the "
+                "physics loss and its scaling need: choose a model that declares one"
             )
         cap = experiment.search.parameter_cap
         if experiment.search.space == "constrained" and not isinstance(cap, int):

@@ -140,6 +140,15 @@ def _bdf_forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64]
     return np.asarray(states, dtype=np.float64)  # NaN where it could not go on
 
 
+def long_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
+                predicted: NDArray[np.float64], t_end: float) -> dict[str, Any]:  # fmt: skip
+    """``long_rmse``: each state's RMSE from ``t_end`` on, where two points or more reach."""
+    long = time >= t_end
+    if long.sum() < 2:
+        return {}
+    return {"long_rmse": np.sqrt(np.mean((predicted[:, long] - truth[:, long]) ** 2, axis=1))}
+
+
 def trajectory_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
                       predicted: NDArray[np.float64], after: float, until: float | None,
                       threshold: float, window: float,
@@ -296,10 +305,7 @@ class NodeObjective(Objective):
                                               float(learning["spike_threshold"]),
                                               float(learning["spike_window_ms"]))  # fmt: skip
         if split == "test":
-            long = time >= t_end
-            if long.sum() > 1:
-                error = predicted[:, long] - truth[:, long]
-                errors["long_rmse"] = np.sqrt(np.mean(error**2, axis=1))
+            errors.update(long_errors(time, truth, predicted, t_end))
         self.undefined[split] = undefined
         out: dict[str, torch.Tensor] = {}
         for key, value in errors.items():

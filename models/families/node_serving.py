@@ -19,7 +19,12 @@ import torch
 from torch import nn
 
 from ionops.errors import UserError
-from ionops.models.families.node_learning import forecast, right_hand_side, trajectory_errors
+from ionops.models.families.node_learning import (
+    forecast,
+    long_errors,
+    right_hand_side,
+    trajectory_errors,
+)
 from ionops.models.family import Serving
 
 
@@ -127,10 +132,7 @@ class NodeServing(Serving):
             errors, _ = trajectory_errors(time[keep], t_row[:, keep], p_row[:, keep], window,
                                           t_end, float(described["spike_threshold"]),
                                           float(described["spike_window_ms"]))  # fmt: skip
-            long = keep & (time >= t_end)
-            if long.sum() > 1:
-                errors["long_rmse"] = np.sqrt(np.mean((p_row[:, long] - t_row[:, long]) ** 2,
-                                                      axis=1))  # fmt: skip
+            errors.update(long_errors(time[keep], t_row[:, keep], p_row[:, keep], t_end))
             for key, value in errors.items():
                 found.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
         # an error some rows cannot have (long_rmse of a short horizon) is left out
