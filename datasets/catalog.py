@@ -28,6 +28,24 @@ def problem_inputs(model: str) -> list[str]:
     return [f"{name}0" for name in facts.state_names] + [facts.stimulus_name]
 
 
+def settings_error(model: str, parameters: Mapping[str, float],
+                   initial_state: str | None = None) -> str | None:  # fmt: skip
+    """What is wrong with ``data.parameters`` or ``data.initial_state`` for ``model``, or None:
+    checked when the experiment is read, not when generation reaches them."""
+    from ionops.datasets.ionic import get_ionic_model
+    from ionops.errors import UserError
+
+    facts = get_ionic_model(model)
+    try:
+        facts.parameter_vector(parameters)
+    except UserError as exc:
+        return f"data.parameters: {exc}"
+    if initial_state is not None and initial_state not in facts.initial_states:
+        return (f"data.initial_state = {initial_state!r}: {model} has no such initial state; "
+                f"known: {', '.join(facts.initial_states)}")  # fmt: skip
+    return None
+
+
 def problem_error(model: str, vary: Mapping[str, tuple[float, float]],
                   fixed: Mapping[str, float]) -> str | None:  # fmt: skip
     """What is wrong with a problem's varied and fixed inputs, or None."""

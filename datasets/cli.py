@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ionops.config import load_experiment
 from ionops.config_cli import add_experiment_argument, add_override_option
+from ionops.errors import UserError
 from ionops.workdir import dataset_path
 
 
@@ -60,8 +61,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.initial_state is not None:
         overrides.append(f'data.initial_state="{args.initial_state}"')
     for item in args.param:
-        name, _, value = item.partition("=")
-        overrides.append(f"data.parameters.{name.strip()}={value.strip()}")
+        name, _, value = (part.strip() for part in item.partition("="))
+        if not (name and value):
+            raise UserError(f"--param {item!r}: give --param NAME=VALUE, e.g. --param e=1.0")
+        overrides.append(f"data.parameters.{name}={value}")
     data = load_experiment(args.experiment, overrides).data
     spec = spec_from_config(data)
     output = args.output or dataset_path(data)

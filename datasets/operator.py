@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ionops.config_io import Section
-from ionops.datasets.catalog import IonicModelName
+from ionops.datasets.catalog import IonicModelName, settings_error
 from ionops.datasets.kinds import DatasetKind
 
 __all__ = ["KIND", "OperatorDataConfig", "SubsetConfig"]
@@ -68,6 +68,9 @@ class OperatorDataConfig(Section):
 
     @model_validator(mode="after")
     def _subsets_are_usable(self) -> OperatorDataConfig:
+        problem = settings_error(self.ionic_model, self.parameters, self.initial_state)
+        if problem is not None:
+            raise ValueError(problem)
         if self.subsets is not None:
             if not self.subsets:
                 raise ValueError("subsets is empty: give at least one subset, or omit it")

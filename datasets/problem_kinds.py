@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ionops.config_io import Section
-from ionops.datasets.catalog import IonicModelName, problem_error
+from ionops.datasets.catalog import IonicModelName, problem_error, settings_error
 from ionops.datasets.kinds import DatasetKind
 
 __all__ = ["POINT", "TRAJECTORY", "TRANSITION", "ProblemDataConfig"]
@@ -59,7 +59,9 @@ class ProblemDataConfig(Section):
 
     @model_validator(mode="after")
     def _inputs_are_the_models(self) -> ProblemDataConfig:
-        problem = problem_error(self.ionic_model, self.vary, self.fixed)
+        problem = problem_error(self.ionic_model, self.vary, self.fixed) or settings_error(
+            self.ionic_model, self.parameters
+        )
         if problem is not None:
             raise ValueError(problem)
         for name in ("eval_dt_ms", "transition_ms", "solver_dt_ms", "save_dt_ms"):

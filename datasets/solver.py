@@ -295,7 +295,13 @@ def solve_stimulus(
                 f"{stimulus.duration:g} ms")  # fmt: skip
     else:
         what = f"stimulus {stimulus.describe()}, {model.current_unit} and ms"
-    raise SolveFailed(
-        f"{label} of {model.name} failed ({what}):\n" + "\n".join(tried) + "\n"
-        "Try a smaller stimulus range for this model, or tighter solver tolerances."
-    )
+    defaults = model.parameter_vector()
+    changed = [f"{name} = {value:g} (default {default:g})" for name, value, default
+               in zip(model.parameters, p, defaults, strict=True) if value != default]  # fmt: skip
+    advice = "Try a smaller stimulus range for this model, or tighter solver tolerances."
+    if changed:
+        advice = (f"The model's parameters differ from its defaults: {', '.join(changed)}; "
+                  "check them (data.parameters, --param), then the stimulus range and the "
+                  "solver tolerances.")  # fmt: skip
+    raise SolveFailed(f"{label} of {model.name} failed ({what}):\n" + "\n".join(tried)
+                      + "\n" + advice)  # fmt: skip

@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ionops.config_io import Section
-from ionops.datasets.catalog import IonicModelName
+from ionops.datasets.catalog import IonicModelName, settings_error
 from ionops.datasets.kinds import DatasetKind
 from ionops.datasets.stimuli import StimulusSection
 
@@ -89,6 +89,9 @@ class WindowDataConfig(Section):
 
     @model_validator(mode="after")
     def _horizons_are_ordered(self) -> WindowDataConfig:
+        problem = settings_error(self.ionic_model, self.parameters, self.initial_state)
+        if problem is not None:
+            raise ValueError(problem)
         if self.window_ms > self.t_end_ms:
             raise ValueError(f"window_ms = {self.window_ms:g} is longer than the data: t_end_ms "
                              f"= {self.t_end_ms:g}; give window_ms <= t_end_ms")  # fmt: skip

@@ -17,15 +17,54 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ionops.errors import ConfigError
 
 
 class Section(BaseModel):
-    """A typed, immutable experiment table: unknown keys are errors."""
+    """A typed, immutable experiment table: unknown keys are errors, and so is a value of the
+    wrong type (strict: ``epochs = "2"`` or ``batch_size = true`` is not read as a number; an
+    integer is a float where a float is wanted). TOML arrays are read as tuples where a tuple
+    is wanted."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arrays_as_tuples(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        fields = cls.model_fields
+        return {key: _as_tuples(fields[key].annotation, value) if key in fields else value
+                for key, value in raw.items()}  # fmt: skip
+
+
+def _as_tuples(annotation: Any, value: Any) -> Any:  # noqa: PLR0911 (one return per type)
+    """``value`` with its lists turned into tuples wherever ``annotation`` wants a tuple."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _as_tuples(typing.get_args(annotation)[0], value)
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(annotation):
+            converted = _as_tuples(member, value)
+            if converted is not value:
+                return converted
+        return value
+    if origin is tuple and isinstance(value, list | tuple):
+        items = typing.get_args(annotation)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return tuple(_as_tuples(items[0], v) for v in value)
+        if len(items) == len(value):
+            return tuple(_as_tuples(item, v) for item, v in zip(items, value, strict=True))
+        return tuple(value)
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(annotation) or (Any,)
+        return [_as_tuples(item, v) for v in value]
+    if origin is dict and isinstance(value, dict):
+        item = typing.get_args(annotation)[1] if typing.get_args(annotation) else Any
+        return {k: _as_tuples(item, v) for k, v in value.items()}
+    return value
 
 
 # the tables of the old schema, and where their keys live now
@@ -87,11 +126,18 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def describe_error(err: Any, root: type[BaseModel], raw: Any) -> str:
+def describe_error(err: Any, root: type[BaseModel], raw: Any) -> str:  # noqa: PLR0911
     """One pydantic error as a line that names the key, the value and what is allowed."""
+    kind = err["type"]
+    if kind == "missing" and err["loc"] and isinstance(err["loc"][-1], int):  # a short array
+        names = _walk(tuple(err["loc"][:-1]), root)[0]
+        if names[-1] != str(err["loc"][-2]):  # a key of a mapping (data.vary.u0)
+            names.append(str(err["loc"][-2]))
+        given = list(err["input"])
+        return (f"{'.'.join(names)} = {given!r}: too few values; value {err['loc'][-1] + 1} "
+                "is missing")  # fmt: skip
     parts, parent = _walk(tuple(err["loc"]), root)
     loc = ".".join(parts)
-    kind = err["type"]
     if kind == "extra_forbidden":
         moved = _MOVED.get(loc)
         if moved is not None:
@@ -103,8 +149,17 @@ def describe_error(err: Any, root: type[BaseModel], raw: Any) -> str:
         return _describe_tag(loc, err, raw)
     value = err["input"]
     if isinstance(value, dict):
-        return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
+        message = err["msg"].removeprefix("Value error, ")
+        return message if message.startswith(f"{loc}.") else f"{loc}: {message}"
+    if kind.endswith("_type"):  # strict types: say what was given, as TOML names it
+        return f"{loc} = {value!r}: {err['msg']}, not a {_toml_type(value)}"
     return f"{loc} = {value!r}: {err['msg']}"
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
+             tuple: "array", dict: "table"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
 
 
 def _describe_tag(loc: str, err: Any, raw: Any) -> str:
@@ -152,6 +207,7 @@ def _walk(loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[list[str], type[
             index += 1
             model = value_model
             continue
+        parts.extend(str(part) for part in loc[index:] if isinstance(part, str))  # dict keys
         break
     if parts and model is not root and parts[-1] not in model.model_fields:
         parent = model

@@ -56,6 +56,8 @@ def test_config_list_names_the_shipped_experiments():
         (["config", "fhn", "--set", "model.k_max=0"], "model.k_max = 0"),
         (["config", "fhn", "--set", "model.width=3"], "unknown key 'model.width'"),
         (["config", "nope"], "neither a shipped name"),
+        (["generate", "fhn", "--param", "e"], "--param 'e': give --param NAME=VALUE"),
+        (["generate", "fhn", "--param", "=1"], "--param '=1': give --param NAME=VALUE"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(args, fragment):

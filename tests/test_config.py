@@ -114,6 +114,79 @@ def test_bad_values_name_key_value_and_allowed_range(override, expected):
         assert fragment in message
 
 
+@pytest.mark.parametrize(
+    ("experiment", "override", "expected"),
+    [
+        (
+            "fhn",
+            'training.epochs="2"',
+            "training.epochs = '2': Input should be a valid integer, not a string",
+        ),
+        (
+            "fhn",
+            "training.batch_size=true",
+            "training.batch_size = True: Input should be a valid integer, not a boolean",
+        ),
+        ("fhn", 'training.gamma="0.5"', "training.gamma = '0.5': Input should be a valid number"),
+        ("fhn", "training.epochs=2.0", "training.epochs = 2.0: Input should be a valid integer"),
+        ("fhn", "model.n_pad=true", "model.n_pad = True"),
+        (
+            "fhn-mlp-b",
+            'data.vary.u0=[0.5, "1"]',
+            "data.vary.u0 = '1': Input should be a valid number, not a string",
+        ),
+        (
+            "fhn-mlp-b",
+            "data.vary.u0=[0.5]",
+            "data.vary.u0 = [0.5]: too few values; value 2 is missing",
+        ),
+        (
+            "fhn",
+            "data.parameters={nosuch=1.0}",
+            "data.parameters: fhn has no parameter 'nosuch'; valid: b (default 5)",
+        ),
+        (
+            "fhn",
+            'data.parameters={e="x"}',
+            "data.parameters.e = 'x': Input should be a valid number",
+        ),
+        (
+            "fhn",
+            'data.initial_state="bogus"',
+            "data.initial_state = 'bogus': fhn has no such initial state; known: rest",
+        ),
+        ("fhn-mlp-b", "data.parameters={nosuch=1.0}", "fhn_werneck has no parameter 'nosuch'"),
+        ("hh-node", 'data.initial_state="bogus"', "hh_modern has no such initial state"),
+        (
+            "fhn",
+            ["search.space=constrained", "search.parameter_cap=1"],
+            "search.parameter_cap = 1: search.constrained holds no network under it; its smallest "
+            "(d_v = 4, n_layers = 1, layer = 'classic', k_max = 1) has 1,850 parameters",
+        ),
+    ],
+)
+def test_wrong_types_and_names_are_refused_when_the_experiment_is_read(experiment, override,
+                                                                      expected):  # fmt: skip
+    """Strict types (no "2" for 2, no true for 1), and the settings generation would refuse
+    later (parameters, initial states, a cap no network fits under) refused at once."""
+    overrides = override if isinstance(override, list) else [override]
+    with pytest.raises(ConfigError) as info:
+        load_experiment(experiment, overrides)
+    assert expected in str(info.value)
+
+
+def test_strict_types_still_read_integers_as_floats_and_arrays_as_ranges():
+    config = load_experiment("fhn-mlp-b", ["training.learning_rate=1", "data.vary.u0=[0, 1]"])
+    assert config.training.learning_rate == 1.0
+    assert config.data.vary["u0"] == (0.0, 1.0)
+    assert (
+        load_experiment(
+            "fhn", ["search.space=constrained", "search.parameter_cap=2000"]
+        ).search.parameter_cap
+        == 2000
+    )
+
+
 def test_unknown_key_lists_every_valid_key_with_its_default():
     with pytest.raises(ConfigError) as info:
         load_experiment("fhn", ["training.epoch=10"])

@@ -96,6 +96,15 @@ def test_failure_names_the_sample_the_stimulus_and_each_attempt():
     assert "attempt 1 (rtol=1e-06, atol=1e-08, max_steps=5" in message
     assert "attempt 2 (rtol=1e-07, atol=1e-09, max_steps=20" in message
     assert "step budget" in message
+    assert "Try a smaller stimulus range" in message
+
+
+def test_a_failure_under_changed_parameters_names_them_first():
+    model = get_ionic_model("fhn")
+    p = model.parameter_vector({"e": -1e9})
+    with pytest.raises(SolveFailed) as info:
+        solve(model, np.linspace(0, 100, 11), 2.5, 1.0, SolverSettings(), p=p)
+    assert "differ from its defaults: e = -1e+09 (default 0.1); check them" in str(info.value)
 
 
 def test_retry_rescues_a_too_tight_first_budget():

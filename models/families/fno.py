@@ -123,6 +123,30 @@ def check_space(experiment: ExperimentConfig, n_t: int) -> None:
         )
 
 
+def check_cap(experiment: ExperimentConfig) -> None:
+    """Refuse a constrained space with an integer cap that its smallest network exceeds (the
+    least d_v and n_layers, the cheaper layer kind, k_max = 1)."""
+    cap = experiment.search.parameter_cap
+    if experiment.search.space != "constrained" or cap == "budget":
+        return
+    from ionops.datasets.ionic import get_ionic_model
+
+    space = space_of(experiment)
+    n_states = get_ionic_model(experiment.data.ionic_model).n_states
+    smallest = min(
+        (FNOArchitecture(min(space.d_v), min(space.n_layers), 1, "gelu", 0, layer,
+                         n_states=n_states) for layer in space.layer),
+        key=parameter_count,
+    )  # fmt: skip
+    if parameter_count(smallest) > int(cap):
+        raise UserError(
+            f"search.parameter_cap = {cap}: search.constrained holds no network under it; its "
+            f"smallest (d_v = {smallest.d_v}, n_layers = {smallest.n_layers}, layer = "
+            f"{smallest.layer!r}, k_max = 1) has {parameter_count(smallest):,} parameters; "
+            "raise the cap or add smaller d_v / n_layers values"
+        )
+
+
 def hyperopt_space(experiment: ExperimentConfig) -> dict[str, Any]:
     """The experiment's search space in hyperopt's terms (quniform and choice)."""
     from hyperopt import hp
@@ -238,6 +262,7 @@ class FNOFamily(SurrogateFamily):
         own = FNOArchitecture(fno.d_v, fno.n_layers, fno.k_max, fno.activation, fno.n_pad,
                               fno.layer, n_states=1)  # fmt: skip
         validate(own, n_t=experiment.data.n_t)  # type: ignore[union-attr]
+        check_cap(experiment)
 
     def check_data(self, experiment: ExperimentConfig, data: Any) -> None:
         check_space(experiment, n_t=data.time.size)
