@@ -96,6 +96,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.experiment, args.overrides)
     workdir = default_workdir()
+    tracking.check_store(tracking.tracking_uri(workdir))  # before any folder is made
     name = search_name(experiment, args.name)
     if args.resume and not (search_folder(workdir, name) / "search.json").exists():
         raise UserError(f"--resume: no search '{name}' in {workdir / 'searches'} to continue")
@@ -159,6 +160,7 @@ def _retrain(args: argparse.Namespace) -> int:
         raise UserError(f"--seeds = {args.seeds}: give at least 1")
     experiment = load_experiment(args.experiment, args.overrides)
     workdir = default_workdir()
+    tracking.check_store(tracking.tracking_uri(workdir))  # before any folder is made
     folder = search_folder(workdir, search_name(experiment, args.name))
     if not (folder / "search.json").exists():
         raise UserError(f"no search in {folder}: run `ionops tune` with the same arguments first")

@@ -49,13 +49,113 @@ def client(workdir: Path) -> Any:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # MLflow logs each database error with its traceback before raising it; ionops reports it
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-    workdir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(workdir)
+    check_store(uri)
+    workdir.mkdir(parents=True, exist_ok=True)
     if uri.startswith(("http://", "https://")):
         _check_reachable(uri)
     if uri.startswith("sqlite:///"):
         _create_store(Path(uri.removeprefix("sqlite:///")))
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        rebase_artifacts(workdir.resolve())
     return mlflow.tracking.MlflowClient(tracking_uri=uri)
+
+
+# where a store keeps file locations: a moved or copied working folder points them here
+_LOCATIONS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+              ("logged_models", "artifact_location"), ("model_versions", "source"),
+              ("model_versions", "storage_location"))  # fmt: skip
+
+
+@functools.cache
+def rebase_artifacts(workdir: Path) -> None:
+    """Point the working folder's own store at its own ``mlartifacts`` again after the folder
+    was moved or copied (MLflow records artifact locations as absolute paths): otherwise a
+    moved folder's runs write their artifacts where it was, and a copy's into the original."""
+    import sqlite3
+
+    here = (workdir / "mlartifacts").as_uri()
+    with contextlib.closing(sqlite3.connect(workdir / "mlflow.db", timeout=30)) as db, db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        elsewhere = {str(row[0]) for row in db.execute(
+            "SELECT artifact_location FROM experiments WHERE artifact_location LIKE "
+            "'file://%/mlartifacts'")} - {here}  # fmt: skip
+        for old in elsewhere:
+            for table, column in _LOCATIONS:
+                if table in tables:
+                    db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                               f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                               (here, len(old) + 1, old, len(old) + 1, f"{old}/"))  # fmt: skip
+
+
+# the stores ionops can use: a tracking server, SQLite, or a database server (MLflow's SQL
+# store); MLflow 3 refuses its old file store, and other schemes are plug-ins ionops does not
+# ship
+_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_store(uri: str) -> None:
+    """Refuse a tracking store ionops cannot use, before any work starts: an unknown scheme,
+    MLflow's file store, or a SQLite file that is a folder, read-only, not SQLite, damaged or
+    not an MLflow store. Each error names the store, what is wrong and what to do."""
+    scheme = uri.partition(":")[0].split("+")[0].lower() if ":" in uri else uri
+    given = f"MLFLOW_TRACKING_URI = {uri!r}" if os.environ.get("MLFLOW_TRACKING_URI") else None
+    unset = "unset MLFLOW_TRACKING_URI to use the working folder's own store"
+    if scheme == "file" or "/" in scheme or scheme in ("", ".", ".."):  # a file store's path
+        raise UserError(f"{given}: MLflow 3 no longer writes its file store (mlruns); give "
+                        "sqlite:///PATH/mlflow.db or http://HOST:PORT (a tracking server), or "
+                        f"{unset}")  # fmt: skip
+    if scheme not in _SCHEMES:
+        raise UserError(f"{given or uri}: not a tracking store ionops can use (known schemes: "
+                        f"{', '.join(_SCHEMES)}); fix the URI or {unset}")  # fmt: skip
+    if scheme == "sqlite":
+        _check_sqlite(Path(uri.partition(":///")[2] or uri.removeprefix("sqlite://")), given,
+                      unset)  # fmt: skip
+
+
+def _check_sqlite(path: Path, given: str | None, unset: str) -> None:
+    import sqlite3
+    import stat
+
+    where = f"the MLflow store {path}" + (f" ({given})" if given else "")
+    move = (f"move it aside (mv {path} {path}.damaged) to start a new store there, use "
+            "another working folder (IONOPS_WORKDIR=PATH)" + (f", or {unset}" if given
+            else ", or MLFLOW_TRACKING_URI for another store"))  # fmt: skip
+    if path.is_dir():
+        raise UserError(f"{where} is a folder, not a database file; {move}")
+    folder = path.parent
+    if not path.exists():
+        if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"{where} cannot be created: {folder} is not writable; {move}")
+        return
+    mode = path.stat().st_mode
+    writable = os.access(path, os.W_OK) and mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    if not writable or not os.access(folder, os.W_OK | os.X_OK):
+        what = path if not writable else folder
+        raise UserError(f"{where} cannot be written ({what} is read-only); make it writable "
+                        f"(chmod u+w {what}) or {move.partition(', ')[2]}")  # fmt: skip
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise UserError(f"{where} cannot be read ({exc.strerror}); {move}") from None
+    if header != _SQLITE_HEADER:
+        state = "is empty" if not header else "is not an SQLite database"
+        raise UserError(f"{where} {state} (damaged, or another file); {move}")
+    try:
+        verdict, tables = _inspect(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return  # another process writes it now: a store in use, not a damaged one
+        raise UserError(f"{where} is damaged ({exc}); {move}") from None
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"{where} is damaged ({exc}); {move}") from None
+    if verdict != "ok":
+        raise UserError(f"{where} is damaged (SQLite: {verdict}); {move}")
+    if tables and not {"experiments", "runs"} <= tables:
+        raise UserError(f"{where} is an SQLite database but not an MLflow store (its tables: "
+                        f"{', '.join(sorted(tables)[:6])}); {move}")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -104,6 +204,19 @@ def _create_store(path: Path) -> None:
                         "be created; free some space and run again") from None  # fmt: skip
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _inspect(path: Path, size: int, modified: int) -> tuple[str, frozenset[str]]:
+    """SQLite's quick check of a store and its tables (once per process for a given state of
+    the file: the check reads the whole file)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+                                            timeout=10)) as db:  # fmt: skip
+        verdict = str(db.execute("PRAGMA quick_check").fetchone()[0])
+        tables = frozenset(str(row[0]) for row in db.execute("SELECT name FROM sqlite_master"))
+    return verdict, tables
 
 
 @functools.cache
