@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from support import small_spec
 
 import ionops
 from ionops.cli import main
@@ -181,7 +182,7 @@ def test_mlp_surrogates_predict_their_test_split(mlp, tmp_path, capsys):
     solved = surrogate.solve(test.inputs.numpy()[:2]).astype(np.float32)
     assert np.allclose(solved, test.states.numpy()[:2], atol=1e-6)
     assert main(["predict", "--from", str(checkpoint), "--input", "u0=0.2,w0=0.05,k=0.5",
-                 "--input", "0.3,0.01,0.1", "-o", str(out)]) == 0  # fmt: skip
+                 "--input", "0.3,0.01,0.1", "-o", str(out), "--overwrite"]) == 0  # fmt: skip
     assert "2 trajectories of u, w on 11 points" in capsys.readouterr().out
 
 
@@ -254,6 +255,49 @@ def test_bad_sources_are_named(fno, tmp_path, capsys, monkeypatch):
     mlp_source.write_text("amplitude\n1\n")
     assert main(["predict", "--from", str(checkpoint), "--inputs", str(mlp_source)]) == 2
     assert "lacks ['t_stim']" in capsys.readouterr().err
+
+
+def test_silent_acceptances_are_refused_by_name(fno, tmp_path, capsys):
+    """An extra CSV column, --split with a CSV or without --inputs, a dataset of another
+    ionic model or grid, and an existing output are each refused, naming both sides."""
+    import re
+
+    checkpoint, dataset, _ = fno
+    table = tmp_path / "stimuli.csv"
+    table.write_text("amplitude,t_stim,note\n20,1,7\n")
+    other_model = tmp_path / "fhn.h5"
+    generate(small_spec("fhn"), other_model, progress=False)
+    other_grid = tmp_path / "hh-coarse.h5"
+    generate(small_spec("hh", n_t=32), other_grid, progress=False)
+    out = tmp_path / "out.h5"
+    cases = [
+        (["--inputs", str(table)], r"column 'note' is not an input of this surrogate"),
+        (["--inputs", str(table), "--split", "validation"], r"--split validation: .* is a CSV"),
+        (["--stimulus", "20,1", "--split", "test"], r"--split test: .*no --inputs was given"),
+        (
+            ["--inputs", str(other_model)],
+            r"another problem .*ionic model: the file's fhn, the "
+            r"surrogate's hh",
+        ),
+        (
+            ["--inputs", str(other_grid), "--compare"],
+            r"grid: the file's 32 points to 100 ms, "
+            r"the surrogate's \d+ points",
+        ),
+    ]
+    for arguments, message in cases:
+        assert main(["predict", "--from", str(checkpoint), "-o", str(out), *arguments]) == 2
+        assert re.search(message, capsys.readouterr().err), arguments
+        assert not out.exists()
+    assert main(["predict", "--from", str(checkpoint), "-o", str(out), "--inputs",
+                 str(dataset)]) == 0  # fmt: skip
+    written = out.read_bytes()
+    assert main(["predict", "--from", str(checkpoint), "-o", str(out), "--stimulus", "20,1"]) == 2
+    assert re.search(r"--output .*out.h5 exists: give --overwrite", capsys.readouterr().err)
+    assert out.read_bytes() == written
+    assert main(["predict", "--from", str(checkpoint), "-o", str(out), "--stimulus", "20,1",
+                 "--overwrite"]) == 0  # fmt: skip
+    assert len(h5py.File(out)["test/amplitude"]) == 1
 
 
 class _Payload:
@@ -337,11 +381,12 @@ def test_a_surrogate_of_no_inputs_predicts_its_one_trajectory(problem, tmp_path,
     assert np.allclose(written.splits["test"].states.numpy(), prediction.states, atol=1e-6)
     for way in (["--input", ""], [], ["--input", "u0=0.5,w0=0,k=0"]):
         assert main(["predict", "--from", str(checkpoint), *way, "--compare",
-                     "-o", str(out)]) == 0, way  # fmt: skip
+                     "-o", str(out), "--overwrite"]) == 0, way  # fmt: skip
         assert "1 trajectories of u, w" in capsys.readouterr().out
     csv = tmp_path / "a.csv"
     csv.write_text("u0\n0.5\n0.5\n")
-    assert main(["predict", "--from", str(checkpoint), "--inputs", str(csv), "-o", str(out)]) == 0
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(csv), "-o", str(out),
+                 "--overwrite"]) == 0  # fmt: skip
     assert "2 trajectories of u, w" in capsys.readouterr().out
 
 
@@ -365,7 +410,7 @@ def test_an_input_held_fixed_is_accepted_at_its_value_only(problem, tmp_path, ca
         capsys.readouterr().err
     )
     assert main(["predict", "--from", str(checkpoint), "--input", "u0=0.2,w0=0.05,k=0",
-                 "-o", str(out)]) == 0  # fmt: skip
+                 "-o", str(out), "--overwrite"]) == 0  # fmt: skip
     with pytest.raises(UserError, match=r"k = 0.5 .* fixed at 0"):
         surrogate.predict({"u0": [0.1, 0.2], "w0": [0.0, 0.0], "k": [0.0, 0.5]})
     same = surrogate.predict({"u0": [0.1], "w0": [0.0], "k": [0.0]}).states

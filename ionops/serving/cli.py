@@ -46,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--inputs", type=Path, metavar="FILE",
                         help="a CSV file (header: input names) or a dataset file")  # fmt: skip
-    parser.add_argument("--split", default="test", help="the split of a dataset --inputs file")
+    parser.add_argument("--split", help="the split of a dataset --inputs file (default: test)")
     parser.add_argument("--output", "-o", type=Path,
                         help="the prediction file (default: WORKDIR/predictions/...)")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing prediction file")  # fmt: skip
     parser.add_argument("--compare", action="store_true",
                         help="also solve the inputs and print the errors")  # fmt: skip
     parser.add_argument("--plot", type=Path, metavar="FILE",
@@ -78,6 +80,9 @@ def _run(args: argparse.Namespace) -> int:
     rows, stored = _rows(args, surrogate)
     output = args.output or _default_output(source, surrogate)
     _check_writable(output, "--output")
+    if output.exists() and not args.overwrite:
+        raise UserError(f"--output {output} exists: give --overwrite to replace it, or another "
+                        "--output")  # fmt: skip
     print(surrogate.describe())
     keep_freed_memory()
     with warnings.catch_warnings(record=True) as caught:
@@ -149,10 +154,15 @@ def _rows(args: argparse.Namespace, surrogate: Any) -> tuple[Any, Any]:
         return np.zeros((1, 0)), None
     if sum(given) != 1:
         raise UserError("give the inputs one way: --stimulus, --input or --inputs")
+    if args.split is not None and args.inputs is None:
+        raise UserError(f"--split {args.split}: it chooses the split of a dataset --inputs "
+                        "file, and no --inputs was given")  # fmt: skip
     if args.inputs is not None:
         from ionops.serving.sources import read_inputs
 
-        return read_inputs(args.inputs, names, args.split, surrogate.fixed_inputs)
+        return read_inputs(
+            args.inputs, names, args.split, surrogate.fixed_inputs, surrogate=surrogate
+        )
     if args.stimulus and names != ["amplitude", "t_stim"]:
         raise UserError(f"--stimulus is for operator surrogates; this one takes "
                         f"{', '.join(names)}: use --input")  # fmt: skip

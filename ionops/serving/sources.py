@@ -89,6 +89,8 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     store = tracking_uri or mlflow.get_tracking_uri()
+    if uri.startswith("runs:/"):
+        _check_run_holds(uri, store)
     with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder, fluent_store(store):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
@@ -97,6 +99,27 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
             raise UserError(f"cannot read the MLflow model {uri} ({first}); the tracking store "
                             f"is {store}") from None  # fmt: skip
         return Surrogate(load_checkpoint(checkpoint_in(Path(local), uri)), uri)
+
+
+def _check_run_holds(uri: str, store: str) -> None:
+    """Refuse ``runs:/RUN_ID/PATH`` whose run is not in ``store`` or logged nothing at PATH."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    run_id, _, artifact = uri.removeprefix("runs:/").partition("/")
+    client = MlflowClient(tracking_uri=store)
+    try:
+        client.get_run(run_id)
+        logged = [item.path for item in client.list_artifacts(run_id)]
+    except MlflowException:
+        raise UserError(f"{uri}: no run {run_id!r} in the tracking store {store}") from None
+    top = artifact.strip("/").split("/")[0]
+    if top and top not in logged:
+        raise UserError(
+            f"{uri}: run {run_id} has no logged surrogate at {top!r} (it holds "
+            f"{', '.join(logged) or 'no artifacts'}); a retraining's seed runs hold one "
+            "(runs:/RUN_ID/surrogate), and its registered model is models:/NAME/VERSION"
+        )
 
 
 def predict(source: str | Path, inputs: Any, *, seed: int | None = None,
@@ -114,18 +137,25 @@ def predict(source: str | Path, inputs: Any, *, seed: int | None = None,
 Inputs = tuple[np.ndarray, np.ndarray | None]  # rows, and the solver's trajectories if stored
 
 
-def read_inputs(path: Path, names: Sequence[str], split: str = "test",
-                fixed: Mapping[str, float] | None = None) -> Inputs:  # fmt: skip
-    """Inputs from a CSV file (a header naming the inputs) or a dataset file (its ``split``):
-    (n, n_inputs) rows and, for a dataset file, the solver's trajectories it holds.
+def read_inputs(path: Path, names: Sequence[str], split: str | None = None,
+                fixed: Mapping[str, float] | None = None, *,
+                surrogate: Surrogate | None = None) -> Inputs:  # fmt: skip
+    """Inputs from a CSV file (a header naming the inputs) or a dataset file (its ``split``,
+    ``test`` by default): (n, n_inputs) rows and, for a dataset file, the solver's
+    trajectories it holds.
 
-    A column of an input the surrogate holds ``fixed`` is accepted at that value only; a
-    surrogate of no inputs predicts one trajectory per row (CSV) or sample (dataset).
+    A column of an input the surrogate holds ``fixed`` is accepted at that value only, and
+    any other column is refused; a surrogate of no inputs predicts one trajectory per row
+    (CSV) or sample (dataset). With ``surrogate``, a dataset of another ionic model, state
+    set or grid is refused.
     """
     if not path.is_file():
         raise UserError(f"--inputs {path}: no such file")
     if path.suffix.lower() in (".h5", ".hdf5"):
-        return _dataset_inputs(path, names, split, fixed or {})
+        return _dataset_inputs(path, names, split or "test", fixed or {}, surrogate)
+    if split is not None:
+        raise UserError(f"--split {split}: {path} is a CSV file, which has no splits; --split "
+                        "chooses the split of a dataset file (.h5)")  # fmt: skip
     import csv
 
     with path.open(newline="") as handle:
@@ -136,6 +166,12 @@ def read_inputs(path: Path, names: Sequence[str], split: str = "test",
             raise UserError(f"{path}: the header {header} lacks {missing}; this surrogate takes "
                             f"columns {', '.join(names)}")  # fmt: skip
         held = [n for n in header if n in (fixed or {})]
+        extra = [n for n in header if n not in names and n not in held]
+        if extra:
+            takes = ", ".join(names) or "none"
+            raise UserError(f"{path}: column {', '.join(repr(n) for n in extra)} is not an "
+                            f"input of this surrogate (it takes {takes}); remove the column, "
+                            "or give the surrogate that takes it")  # fmt: skip
         rows, held_values = [], []
         for line, row in enumerate(reader, start=2):
             cleaned = {k.strip(): v for k, v in row.items() if k is not None}
@@ -150,8 +186,8 @@ def read_inputs(path: Path, names: Sequence[str], split: str = "test",
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names)), None
 
 
-def _dataset_inputs(path: Path, names: Sequence[str], split: str,
-                    fixed: Mapping[str, float]) -> Inputs:  # fmt: skip
+def _dataset_inputs(path: Path, names: Sequence[str], split: str, fixed: Mapping[str, float],
+                    surrogate: Surrogate | None) -> Inputs:  # fmt: skip
     from ionops.datasets.kinds import get_kind
     from ionops.datasets.store import open_file, read_attributes
 
@@ -161,6 +197,9 @@ def _dataset_inputs(path: Path, names: Sequence[str], split: str,
         if split not in handle:
             raise UserError(f"{path} has no {split} split; choose one of {sorted(handle)}")
         group = handle[split]
+        if surrogate is not None:
+            time = group["time"] if "time" in group else handle.get("time")
+            _check_same_problem(path, attributes, None if time is None else time[...], surrogate)
         found = kind.split_inputs(group, attributes)
         if not found:
             raise UserError(f"{path}: the {split} split holds no inputs")
@@ -175,3 +214,23 @@ def _dataset_inputs(path: Path, names: Sequence[str], split: str,
     for column, name in enumerate(names):
         rows[:, column] = found[name]
     return rows, trajectories
+
+
+def _check_same_problem(path: Path, attributes: Mapping[str, Any], time: np.ndarray | None,
+                        surrogate: Surrogate) -> None:  # fmt: skip
+    """Refuse a dataset of another ionic model, state set or grid than ``surrogate``'s."""
+    found = {"ionic model": str(attributes.get("model")),
+             "states": ", ".join(attributes.get("state_names", []))}  # fmt: skip
+    wanted = {"ionic model": surrogate.ionic_model, "states": ", ".join(surrogate.state_names)}
+    if time is not None and time.ndim == 1 and surrogate.time.ndim == 1:
+        found["grid"] = f"{time.size} points to {time[-1]:g} ms"
+        wanted["grid"] = f"{surrogate.time.size} points to {surrogate.time[-1]:g} ms"
+        if time.size == surrogate.time.size and np.allclose(time, surrogate.time, rtol=1e-9):
+            found["grid"] = wanted["grid"]
+    differ = [what for what in wanted if found[what] != wanted[what]]
+    if differ:
+        both = "; ".join(f"{what}: the file's {found[what]}, the surrogate's {wanted[what]}"
+                         for what in differ)  # fmt: skip
+        raise UserError(f"--inputs {path} is a dataset of another problem than the surrogate "
+                        f"({both}): give a dataset of the surrogate's problem, or a CSV of "
+                        "inputs")  # fmt: skip
