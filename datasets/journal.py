@@ -109,7 +109,16 @@ class JournalWriter:
         self._handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        """Close the file; one that holds no record is removed (a run that wrote nothing, on
+        a full disk say, leaves no empty journal behind for each attempt)."""
+        import contextlib
+
+        try:
+            self._handle.close()
+        finally:
+            with contextlib.suppress(OSError):
+                if self.path.stat().st_size == 0:
+                    self.path.unlink()
 
     def __enter__(self) -> JournalWriter:
         return self

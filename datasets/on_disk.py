@@ -47,6 +47,8 @@ def prepare(plan: GenerationPlan, output: Path, *, overwrite: bool, resume: bool
             )
         changed = plan.differences(found)
         if not changed:
+            if partial.is_dir():  # left by a kill between the file's rename and this removal
+                shutil.rmtree(partial, ignore_errors=True)
             return {"complete": True, "n_samples": n_samples}
         listed = "; ".join(d.describe("this command")
                            for d in changed[:3])  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ionops import __version__
 from ionops.errors import IonopsError, disk_full
@@ -63,10 +64,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = disk_full(exc)
         if where is None:
             raise
-        print(f"ionops: error: disk full{where}: free some space and run the same command "
-              "again (it continues where it stopped)", file=sys.stderr)  # fmt: skip
+        print(f"ionops: error: disk full{where or _fullest(argv)}: free some space and run the "
+              "same command again (it continues where it stopped)", file=sys.stderr)  # fmt: skip
         return 2
     return status
+
+
+def _fullest(argv: Sequence[str] | None) -> str:
+    """`` at PATH (N kB free)``: of the places this command writes (the working folder, the
+    paths it was given, the temporary folder), the one with the least room, where the error
+    itself did not say which file it was writing."""
+    import shutil
+    import tempfile
+
+    from ionops.workdir import default_workdir
+
+    given = [Path(a.partition("=")[2] or a) for a in (sys.argv[1:] if argv is None else argv)
+             if "/" in a or a.endswith((".h5", ".pt", ".png"))]  # fmt: skip
+    room = {}
+    for place in [default_workdir(), *given, Path(tempfile.gettempdir())]:
+        existing = place.absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        try:
+            room[place] = shutil.disk_usage(existing).free
+        except OSError:
+            continue
+    if not room:
+        return ""
+    place = min(room, key=lambda p: room[p])
+    return f" at {place} ({room[place] // 1024} kB free)"
 
 
 if __name__ == "__main__":

@@ -23,12 +23,22 @@ class ConfigError(UserError, ValueError):
     """An experiment file or an override does not fit the schema."""
 
 
+class DiskFull(IonopsError):
+    """A write refused for want of room, where ionops knows the place: ``where`` is `` at PATH``."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
 def disk_full(exc: BaseException) -> str | None:
     """`` at PATH`` (or ``""``) where ``exc`` or what caused it is a full disk; None otherwise."""
     import errno
 
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, DiskFull):
+            return seen.where
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             return f" at {seen.filename}" if seen.filename else ""
         if "database or disk is full" in str(seen):

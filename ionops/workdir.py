@@ -55,6 +55,10 @@ def ensure_dataset(experiment: Any, workdir: Path, path: Path | None = None) -> 
     if not given and not file.exists():
         print(f"no dataset at {file}: generating it first (ionops generate {experiment.name})")
         generate(spec_from_config(experiment.data), file)
+    if given and file.is_dir():
+        inside = sorted(p.name for p in file.glob("*.h5"))[:5]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise UserError(f"--data {file} is a folder; give a dataset file{hint}")
     if given and not file.is_file():
         raise UserError(f"--data {file}: no such dataset file")
     fix = "give the dataset of these settings, or set these [data] keys to the file's"

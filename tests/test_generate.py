@@ -63,6 +63,10 @@ def test_a_finished_file_is_reported_complete_and_another_one_is_named(tmp_path)
     for resume in (False, True):  # rerunning after the file appeared continues: nothing to do
         report = generate(small_spec("fhn"), path, resume=resume, progress=False)
         assert not report.written and path.read_bytes() == before
+    leftover = tmp_path / "fhn.h5.partial"  # a kill between the file's rename and the cleanup
+    leftover.mkdir()
+    assert not generate(small_spec("fhn"), path, progress=False).written
+    assert not leftover.exists() and path.read_bytes() == before
     with pytest.raises(
         UserError, match=r"holds another dataset \(data.seed: 3 in the file, 4 in this command\)"
     ):

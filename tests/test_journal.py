@@ -36,3 +36,15 @@ def test_torn_and_corrupt_records_are_ignored(tmp_path):
     corrupt[70] ^= 0xFF  # flips a payload byte of the first record
     path.write_bytes(bytes(corrupt))
     assert read_journals(tmp_path) == {}
+
+
+def test_a_journal_that_holds_no_record_is_not_left_behind(tmp_path):
+    """A run that writes nothing (a full disk, a failure before the first sample) leaves no
+    empty journal for each attempt; one with a record stays."""
+    empty, kept = tmp_path / "a-r0000.journal", tmp_path / "b-r0000.journal"
+    with JournalWriter(empty):
+        pass
+    with JournalWriter(kept) as writer:
+        writer.append(0, 0, 1, (0, 0, 0, 0, 0, 0), b"x" * 10)
+    assert not empty.exists()
+    assert sorted(read_journals(tmp_path)) == [(0, 0)]

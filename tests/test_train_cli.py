@@ -48,3 +48,13 @@ def test_a_configuration_the_grid_cannot_hold_is_refused(tmp_path):
     result = _train(tmp_path, "--set", "model.k_max=60")
     assert result.returncode == 2
     assert "k_max = 60: allowed 1..37 for n_t = 64 with n_pad = 8" in result.stderr
+
+
+def test_a_data_folder_is_named_as_a_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fhn.h5").write_bytes(b"")
+    result = _train(tmp_path / "work", "--data", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert f"--data {tmp_path / 'data'} is a folder; give a dataset file (it holds fhn.h5)" in (
+        result.stderr
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ionops.errors import UserError
+from ionops.errors import DiskFull, UserError
 
 FORMAT = "ionops-checkpoint"
 FORMAT_VERSION = 1
@@ -39,9 +39,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     except (OSError, RuntimeError) as exc:
         # torch reports a full disk as "iostream error" without errno: look at the disk
         if shutil.disk_usage(path.parent).free < FULL_BELOW or getattr(exc, "errno", 0) == 28:
-            raise UserError(f"disk full at {path.parent}: the checkpoint {path.name} could not "
-                            "be written (the previous one is kept); free some space and run "
-                            "the same command again") from None  # fmt: skip
+            raise DiskFull(f"disk full at {path.parent}: the checkpoint {path.name} could not "
+                           "be written (the previous one is kept); free some space and run "
+                           "the same command again", f" at {path.parent}") from None  # fmt: skip
         raise
     finally:
         temporary.unlink(missing_ok=True)

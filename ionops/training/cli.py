@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 from ionops.config import dump_toml, load_experiment
 from ionops.config_cli import add_experiment_argument, add_override_option
+from ionops.errors import UserError, disk_full
 from ionops.workdir import default_workdir, ensure_dataset
 
 
@@ -39,16 +42,12 @@ def _run(args: argparse.Namespace) -> int:
     from ionops import tracking
     from ionops.models.family import Training
     from ionops.models.registry import get_family
-    from ionops.training.loop import EpochReport, TrainSettings, train
+    from ionops.training.loop import EpochReport, train
 
     config = load_experiment(args.experiment, args.overrides)
     family: Training = get_family(config.family)
     workdir = default_workdir()
-    settings = TrainSettings.from_config(
-        config.training, device=args.device, mixed_precision=args.mixed_precision
-    )
-    settings.torch_device()  # a device that does not exist is refused before any work
-    tracking.client(workdir)  # and an MLflow server that does not answer
+    settings = _settings(args, config, workdir)
     path = ensure_dataset(config, workdir, args.data)
     data = family.load_data(config, path)
     trial = family.own_trial(config, data)
@@ -60,10 +59,9 @@ def _run(args: argparse.Namespace) -> int:
     objective = family.objective(data, trial, config)
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = workdir / "runs" / run_name
-    parameter_count = trial.parameter_count
     _refuse_another_configuration(run_dir, family.name, arguments, settings)
-    writer = _start_run(config, workdir, run_dir, {"dataset": str(path),
-                                                   "parameter_count": parameter_count})  # fmt: skip
+    described = {"dataset": str(path), "parameter_count": trial.parameter_count}
+    writer = _start_run(config, workdir, run_dir, described)
     bar = tqdm(total=settings.epochs, disable=args.no_progress, unit="epoch", desc=run_name)
     metric = f"validation/{family.metric}"
 
@@ -82,8 +80,11 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         writer.end_quietly(tracking.KILLED)
         raise
-    except BaseException:
+    except BaseException as exc:
         writer.end_quietly(tracking.FAILED)
+        full = _full_disk(exc, args, run_dir)
+        if full is not None:
+            raise full from exc
         raise
     finally:
         bar.close()
@@ -91,10 +92,38 @@ def _run(args: argparse.Namespace) -> int:
                     "train_seconds": result.train_seconds}, step=settings.epochs)  # fmt: skip
     writer.artifact(run_dir / "experiment.toml")
     writer.end(tracking.FINISHED)
-    print(summary(result, parameter_count, objective.state_names, family))
+    print(summary(result, trial.parameter_count, objective.state_names, family))
     print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
     print(f"MLflow run {writer.run_id}; browse with: {tracking.ui_command(workdir)}")
     return 0
+
+
+def _settings(args: argparse.Namespace, config: Any, workdir: Path) -> Any:
+    """The training settings; a device that does not exist, and a tracking store that cannot
+    be used, refused before any work."""
+    from ionops import tracking
+    from ionops.training.loop import TrainSettings
+
+    settings = TrainSettings.from_config(config.training, device=args.device,
+                                         mixed_precision=args.mixed_precision)  # fmt: skip
+    settings.torch_device()
+    tracking.client(workdir)
+    return settings
+
+
+def _full_disk(exc: BaseException, args: argparse.Namespace, run_dir: Path) -> UserError | None:
+    """A full disk that stopped the training, as an error that says how to continue the run
+    (the same command would start another run: the default run name holds the time)."""
+    where = disk_full(exc)
+    if where is None:
+        return None
+    again = " ".join(["ionops", "train", str(args.experiment),
+                      *(f"--set {o}" for o in args.overrides),
+                      *(["--data", str(args.data)] if args.data else []),
+                      "--run-name", run_dir.name])  # fmt: skip
+    return UserError(f"disk full{where or ' at ' + str(run_dir)}: the training stopped; its "
+                     "run continues from its last checkpoint (if it wrote one) once there is "
+                     f"room: free some space and run {again}")  # fmt: skip
 
 
 def _refuse_another_configuration(run_dir: Path, family: str, arguments: dict[str, Any],
@@ -116,9 +145,50 @@ def _start_run(config: Any, workdir: Path, run_dir: Path, extra: dict[str, Any])
     (run_dir / "experiment.toml").write_text(dump_toml(config))
     client = tracking.client(workdir)
     experiment = tracking.experiment_id(client, f"ionops/{config.label}/train", workdir)
-    writer = tracking.RunWriter.start(client, experiment, run_dir.name, {"ionops.kind": "train"})
+    _close_abandoned(client, experiment)
+    owner = {"ionops.kind": "train", "ionops.host": socket.gethostname(),
+             "ionops.pid": str(os.getpid())}  # fmt: skip
+    if (run_dir / "checkpoint.pt").exists():  # a run continued: its MLflow run, reopened
+        earlier = client.search_runs(
+            [experiment], f"attributes.run_name = '{run_dir.name}' and "
+            "tags.`ionops.kind` = 'train'", max_results=1, order_by=["attributes.start_time DESC"]
+        )  # fmt: skip
+        if earlier and earlier[0].info.status != tracking.FINISHED:
+            run_id = earlier[0].info.run_id
+            client.update_run(run_id, status="RUNNING")
+            for key, value in owner.items():
+                client.set_tag(run_id, key, value)
+            return tracking.RunWriter(client, run_id)
+    writer = tracking.RunWriter.start(client, experiment, run_dir.name, owner)
     writer.params({**config.model_dump(exclude_none=True), **extra})
     return writer
+
+
+def _close_abandoned(client: Any, experiment: str) -> None:
+    """End as FAILED the training runs left RUNNING by a process of this machine that is gone
+    (killed, or stopped by a full disk that refused even the run's end), saying so."""
+    from ionops import tracking
+
+    host = socket.gethostname()
+    for run in client.search_runs([experiment], "attributes.status = 'RUNNING' and "
+                                  f"tags.`ionops.host` = '{host}'"):  # fmt: skip
+        pid = int(run.data.tags.get("ionops.pid", "0"))
+        if pid and not _alive(pid):
+            client.set_tag(run.info.run_id, "ionops.outcome", "abandoned")
+            client.set_tag(run.info.run_id, "ionops.failure", f"its process ({pid}) ended without "
+                           "closing the run (killed, or a full disk); continue it with the same "
+                           f"command and --run-name {run.info.run_name}")  # fmt: skip
+            client.set_terminated(run.info.run_id, status=tracking.FAILED)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def summary(result: Any, parameter_count: int, state_names: Sequence[str],
