@@ -21,15 +21,48 @@ between leaves two traces that would change the search's decisions:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from ionops.errors import UserError
 from ionops.workdir import write_json
+
+
+def keep_in(trial: Any, folder: Path) -> None:
+    """Give a trial Tune creates after a restore the folder the search is in now.
+
+    Tune 2.60 points the trials it restores at the folder it restores from, but new ones
+    take the storage its search generator pickled: where the search was started. A search
+    whose folder was moved would write their checkpoints there (Tune refuses, and each such
+    trial errors). Called by the schedulers as each trial is added, before it starts.
+    """
+    storage = getattr(trial, "storage", None)
+    if storage is not None and Path(storage.storage_fs_path) != Path(folder):
+        moved = copy.copy(storage)
+        moved.storage_fs_path = str(folder)
+        trial.set_storage(moved)
+
+
+class FolderFIFO(FIFOScheduler):
+    """Tune's first-in-first-out scheduler, keeping new trials in the search's folder (see
+    :func:`keep_in`)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+
+    def relocate(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        keep_in(trial, self.folder)
+        super().on_trial_add(tune_controller, trial)
 
 
 class PersistentASHA(ASHAScheduler):
@@ -49,6 +82,7 @@ class PersistentASHA(ASHAScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._load_once()
+        keep_in(trial, self.state_file.parent)
         super().on_trial_add(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
@@ -138,7 +172,7 @@ class PersistentASHA(ASHAScheduler):
         self._loaded = True
         if not self.state_file.exists():
             return
-        saved = json.loads(self.state_file.read_text())
+        saved = _read(self.state_file)
         at = saved.get("stopped_at", {})
         self.stopped = {trial_id: tuple(at.get(trial_id, (0, float("nan"))))
                         for trial_id in saved["stopped"]}  # fmt: skip
@@ -159,9 +193,23 @@ def stopped_trials(state_file: Path) -> dict[str, tuple[int, float]]:
     older state file did not record them), from a :class:`PersistentASHA` state file."""
     if not Path(state_file).exists():
         return {}
-    saved = json.loads(Path(state_file).read_text())
+    saved = _read(Path(state_file))
     at = saved.get("stopped_at", {})
     return {trial_id: tuple(at.get(trial_id, (0, math.nan))) for trial_id in saved["stopped"]}
+
+
+def _read(state_file: Path) -> dict[str, Any]:
+    """ASHA's saved state; a damaged file is refused by name (its decisions cannot be
+    guessed: a trial it stopped would train again, or one it kept would stay stopped)."""
+    try:
+        saved = json.loads(state_file.read_text())
+        if not (isinstance(saved, dict) and isinstance(saved.get("stopped"), list)
+                and isinstance(saved.get("rungs"), list)):  # fmt: skip
+            raise ValueError("not ASHA's state as ionops writes it")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"ASHA's state file {state_file} is damaged ({exc}); start the search "
+                        "over with --overwrite (its trials are lost)") from None  # fmt: skip
+    return saved
 
 
 def rung_epochs(**settings: Any) -> frozenset[int]:

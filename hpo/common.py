@@ -55,14 +55,62 @@ def sigterm_as_sigusr1() -> Iterator[None]:
 def start_parent(
     workdir: Path, experiment: ExperimentConfig, kind: str, run_name: str, params: dict[str, Any]
 ) -> dict[str, str]:
-    """The MLflow parent run of a search or retraining, in experiment ``ionops/LABEL/KIND``."""
+    """The MLflow parent run of a search or retraining, in experiment ``ionops/LABEL/KIND``,
+    and the store it is in (a resumed search must find it there: :func:`check_home`)."""
     from ionops import tracking
 
     client = tracking.client(workdir)
     experiment_id = tracking.experiment_id(client, f"ionops/{experiment.label}/{kind}", workdir)
     parent = tracking.RunWriter.start(client, experiment_id, run_name, {"ionops.kind": kind})
     parent.params(params)
-    return {"parent_run_id": parent.run_id, "mlflow_experiment_id": experiment_id}
+    return {"parent_run_id": parent.run_id, "mlflow_experiment_id": experiment_id,
+            "store": tracking.tracking_uri(workdir)}  # fmt: skip
+
+
+def read_state(path: Path, what: str, fix: str) -> dict[str, Any] | None:
+    """A search's or retraining's state file (None where there is none); a damaged one is
+    refused by name with ``fix`` (its runs cannot be found again without it)."""
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or "parent_run_id" not in state:
+            raise ValueError("not a state file ionops wrote")
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        from ionops.errors import UserError
+
+        raise UserError(f"the {what}'s state file {path} is damaged ({exc}); {fix}") from None
+    return state
+
+
+def check_home(folder: Path, state: dict[str, Any], workdir: Path, what: str) -> None:
+    """Refuse to continue a search or retraining whose MLflow parent run is not in the store
+    it runs with now (its folder was copied or moved without its working folder's store, or
+    MLFLOW_TRACKING_URI changed): its trials would log to runs that are not there. A working
+    folder moved or copied whole keeps its store, and continues in it."""
+    from mlflow.exceptions import MlflowException
+
+    from ionops import tracking
+    from ionops.errors import UserError
+
+    store = tracking.tracking_uri(workdir)
+    try:
+        run = tracking.client(workdir).get_run(state["parent_run_id"])
+        found = str(run.info.experiment_id) == str(state["mlflow_experiment_id"])
+    except MlflowException:
+        found = False
+    if not found:
+        started = state.get("store", "the store it was started with")
+        raise UserError(
+            f"the {what} in {folder} logs to MLflow run {state['parent_run_id']} of the store "
+            f"{started}, which the store it would use now ({store}) does not hold (a {what} "
+            "folder copied or moved without its working folder's mlflow.db, or another "
+            f"MLFLOW_TRACKING_URI): continue it with the store it was started with (move the "
+            f"folder back into its working folder, or set MLFLOW_TRACKING_URI), or start it "
+            "over here with --overwrite"
+        )
 
 
 def trainable(experiment: ExperimentConfig, data: Any, plan: TrialPlan, gpus: float) -> Any:
@@ -75,7 +123,8 @@ def trainable(experiment: ExperimentConfig, data: Any, plan: TrialPlan, gpus: fl
     )
 
 
-def restored(folder: Path, runnable: Any, what: str) -> Any | None:
+def restored(folder: Path, runnable: Any, what: str, workdir: Path,
+             state: dict[str, Any]) -> Any | None:  # fmt: skip
     """The Tuner saved in ``folder/tune``, restored to continue; None when there is none.
 
     Tune restores from pickles, so it reads only the snapshot ionops signed
@@ -110,6 +159,8 @@ def restored(folder: Path, runnable: Any, what: str) -> Any | None:
     for part in [scheduler, *callbacks]:  # the folder may have moved since Tune pickled them
         if hasattr(part, "relocate"):
             part.relocate(folder)
+        if hasattr(part, "rehome"):  # and the MLflow runs are the state's, in today's store
+            part.rehome(workdir, state)
     return tuner
 
 

@@ -109,7 +109,9 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
         per_sample.append(_per_sample(folder / f"seed-{seed}" / PER_SAMPLE_FILE))
     dataset = ensure_dataset(experiment, workdir)
     state_names = list(read_attributes(dataset)["state_names"])
-    search = load_outcome(Path(state["search"]))
+    recorded = Path(state["search"])  # absolute: where the working folder was when retrained
+    here = workdir / "searches" / recorded.name  # where it is now, if it moved
+    search = load_outcome(here if (here / "search.json").exists() else recorded)
     return Retrained(name, experiment, folder, state, summary, checkpoint, per_sample, dataset,
                      state_names, search.trials, search.metric)  # fmt: skip
 

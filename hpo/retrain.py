@@ -11,7 +11,6 @@ relative L1, L2 and H1 and per-variable errors besides.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import statistics
@@ -23,10 +22,12 @@ from ionops import tracking
 from ionops.config import ExperimentConfig
 from ionops.errors import UserError
 from ionops.hpo.common import (
+    check_home,
     connect_for,
     fit,
     gpus_per_trial,
     load_data,
+    read_state,
     restored,
     run_config,
     start_parent,
@@ -100,6 +101,8 @@ def _run_retrain(experiment: ExperimentConfig, search: Path, workdir: Path,
         return _outcome(folder, existing, complete=True)
     tracking.client(workdir)  # an MLflow server or a Ray head that does not answer: refused now
     check_address(options.address)
+    if existing is not None:
+        check_home(folder, existing, workdir, "retraining")
     data = load_data(experiment, workdir)
     resources = connect_for(data, options.address)
     # written once the data and Ray are in place: a failed start leaves nothing behind
@@ -167,10 +170,9 @@ def _open_state(
 
 
 def _existing_state(folder: Path, best: Any, seeds: list[int]) -> dict[str, Any] | None:
-    path = folder / STATE_FILE
-    if not path.exists():
+    state = read_state(folder / STATE_FILE, "retraining", f"remove {folder} to retrain again")
+    if state is None:
         return None
-    state: dict[str, Any] = json.loads(path.read_text())
     if state["point"] != best.point or state["seeds"] != seeds:
         raise UserError(
             f"{folder} retrains trial #{state['index']} with seeds {state['seeds']}; the "
@@ -192,10 +194,11 @@ def _tuner(
 ) -> Any:
     from ray import tune
 
+    from ionops.hpo.asha import FolderFIFO
     from ionops.hpo.runs import TrialRuns
 
     runnable = trainable(experiment, data, plan, gpus_per_trial)
-    resumed = restored(folder, runnable, "retraining")
+    resumed = restored(folder, runnable, "retraining", workdir, state)
     if resumed is not None:
         return resumed
     family = get_family(experiment.family)
@@ -212,7 +215,7 @@ def _tuner(
     return tune.Tuner(
         runnable,
         param_space={**state["point"], "seed": tune.grid_search(state["seeds"])},
-        tune_config=tune.TuneConfig(reuse_actors=False),
+        tune_config=tune.TuneConfig(reuse_actors=False, scheduler=FolderFIFO(folder)),
         run_config=run_config(folder, experiment, [runs]),
     )
 

@@ -157,6 +157,13 @@ class TrialRuns(Callback):
         if self.stopped_file is not None:
             self.stopped_file = Path(folder) / self.stopped_file.name
 
+    def rehome(self, workdir: Path, state: dict[str, Any]) -> None:
+        """Log to the working folder the search runs in now and to the parent run its state
+        names (Tune pickled the working folder and the ids the search started with)."""
+        self.workdir = Path(workdir)
+        self.experiment_id = str(state["mlflow_experiment_id"])
+        self.parent_run_id = str(state["parent_run_id"])
+
     def existing_runs(self) -> dict[str, KnownRun]:
         """The child runs already under the parent, by trial id."""
         client = self._client or tracking.client(self.workdir)

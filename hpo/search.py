@@ -17,7 +17,6 @@ candidate (with ``search.scheduler = "fifo"``, every one to the end).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import asdict, dataclass
@@ -28,10 +27,12 @@ from ionops import tracking
 from ionops.config import ExperimentConfig
 from ionops.errors import UserError
 from ionops.hpo.common import (
+    check_home,
     connect_for,
     fit,
     gpus_per_trial,
     load_data,
+    read_state,
     restored,
     restored_parts,
     run_config,
@@ -117,13 +118,21 @@ def _empty(folder: Path) -> None:
 def _run_search(experiment: ExperimentConfig, workdir: Path, options: SearchOptions, name: str,
                 folder: Path) -> SearchOutcome:  # fmt: skip
     from ionops.cluster.runtime import check_address
-    from ionops.hpo.asha import rung_epochs
+    from ionops.hpo.asha import rung_epochs, stopped_trials
 
     state = _read_state(folder, experiment, name)
     if state is not None and state.get("complete"):
         return load_outcome(folder)
     tracking.client(workdir)  # an MLflow server that does not answer: refused now
     check_address(options.address)  # and a Ray head that does not answer
+    if state is not None:
+        check_home(folder, state, workdir, "search")
+        stopped_trials(folder / "asha.json")  # a damaged ASHA state: refused now, by name
+    elif (folder / "tune").is_dir() and any((folder / "tune").iterdir()):
+        raise UserError(
+            f"the search in {folder} has Tune's state but no {STATE_FILE} (removed?): without "
+            "it the search's MLflow runs cannot be found again; start it over with --overwrite"
+        )
     family = get_family(experiment.family)
     data = load_data(experiment, workdir)
     family.check_data(experiment, data)
@@ -196,15 +205,14 @@ def _tuner(
     progress: bool,
 ) -> Any:
     from ray import tune
-    from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.hyperopt import HyperOptSearch
 
-    from ionops.hpo.asha import PersistentASHA
+    from ionops.hpo.asha import FolderFIFO, PersistentASHA
     from ionops.hpo.runs import TrialRuns
 
     runnable = trainable(experiment, data, plan, gpus_per_trial)
-    resumed = restored(folder, runnable, "search")
+    resumed = restored(folder, runnable, "search", workdir, state)
     if resumed is not None:
         kept, callbacks = restored_parts(resumed)
         runs_of = [c for c in callbacks if isinstance(c, TrialRuns)]
@@ -216,7 +224,7 @@ def _tuner(
     metric = search_metric(experiment)
     scheduler = (
         PersistentASHA(folder / "asha.json", time_attr="epoch", **asha_settings(experiment))
-        if search.scheduler == "asha" else FIFOScheduler()
+        if search.scheduler == "asha" else FolderFIFO(folder)
     )  # fmt: skip
 
     def describe(config: dict[str, Any]) -> dict[str, Any]:
@@ -265,10 +273,14 @@ def _open_state(
 
 def _read_state(folder: Path, experiment: ExperimentConfig, name: str) -> dict[str, Any] | None:
     """The search's state file if there is one (refused if it ran another experiment)."""
-    path = folder / STATE_FILE
-    if not path.exists():
+    state = read_state(
+        folder / STATE_FILE,
+        "search",
+        "start the search over with "
+        "--overwrite (its trials are lost), or put back a copy of the file",
+    )
+    if state is None:
         return None
-    state: dict[str, Any] = json.loads(path.read_text())
     wanted = experiment.model_dump(mode="json")
     recorded = _as_now(state["experiment"])
     if recorded != wanted:

@@ -23,10 +23,13 @@ def small_spec(model: str = "hh", **changes) -> GenerationSpec:
     return GenerationSpec(model=model, **settings)
 
 
-def start_tune(workdir: Path, name: str, uri: str, *settings: str) -> subprocess.Popen:
+def start_tune(workdir: Path, name: str, uri: str | None, *settings: str) -> subprocess.Popen:
     """``ionops tune fhn`` on a tiny search (6 trials, 8 epochs; ``settings`` more ``--set``
-    overrides), its output in ``NAME.log``."""
-    env = {**os.environ, "IONOPS_WORKDIR": str(workdir), "MLFLOW_TRACKING_URI": uri}
+    overrides) with the tracking store ``uri`` (None: the working folder's own), its output
+    in ``NAME.log``."""
+    env = {**os.environ, "IONOPS_WORKDIR": str(workdir), "MLFLOW_TRACKING_URI": uri or ""}
+    if uri is None:
+        del env["MLFLOW_TRACKING_URI"]
     log = (workdir / f"{name}.log").open("a")
     overrides = [part for setting in settings for part in ("--set", setting)]
     return subprocess.Popen([IONOPS, "tune", "fhn", *SMALL_SEARCH, *overrides, "--name", name],

@@ -149,6 +149,53 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
         assert sorted(m.step for m in validation) == steps
 
 
+@pytest.mark.slow
+def test_a_moved_or_copied_working_folder_resumes_in_its_own_store(tmp_path, straight):
+    """A search killed, its working folder copied and then moved (as from scratch to project
+    space): each resumes where it now is, to the uninterrupted result, every trial's run in
+    its own store; nothing is written where the folder was."""
+    import shutil
+
+    import mlflow
+
+    first = tmp_path / "first"
+    first.mkdir()
+    search = _tune(first, "moved", None)
+    _wait_for_trials(search, first, "moved", 2)
+    search.kill()
+    search.wait()
+    time.sleep(1)  # the trial's worker follows its driver
+    copy, moved = tmp_path / "copy", tmp_path / "moved"
+    shutil.copytree(first, copy, symlinks=True)
+    first.rename(moved)
+    expected = _trials(straight, "straight")
+    stable = ("index", "outcome", "epochs", "d_v", "n_layers", "k_max", "learning_rate")
+    for workdir in (moved, copy):
+        search = _tune(workdir, "moved", None)
+        assert search.wait(timeout=600) == 0, (workdir / "moved.log").read_text()[-3000:]
+        assert "resuming the search" in (workdir / "moved.log").read_text()
+        resumed = _trials(workdir, "moved")
+        assert [[t[k] for k in stable] for t in resumed] == [[t[k] for k in stable]
+                                                             for t in expected]  # fmt: skip
+        client = mlflow.tracking.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("ionops/fhn-fno/search")
+        (parent,) = client.search_runs([experiment.experiment_id],
+                                       "tags.`ionops.kind` = 'search'")  # fmt: skip
+        assert parent.info.status == "FINISHED"
+        under = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        children = client.search_runs([experiment.experiment_id], under)
+        assert sorted(c.data.tags["ionops.trial_id"] for c in children) == sorted(
+            t["trial_id"] for t in resumed
+        )
+        for child in children:
+            epochs = int(next(t["epochs"] for t in resumed
+                              if t["trial_id"] == child.data.tags["ionops.trial_id"]))  # fmt: skip
+            steps = sorted(m.step for m in client.get_metric_history(child.info.run_id,
+                                                                     "train_loss"))  # fmt: skip
+            assert steps == list(range(1, epochs + 1)), "every epoch logged once, in this store"
+    assert not first.exists(), "something was written where the working folder was"
+
+
 def _asha_events(folder: Path) -> dict[str, int]:
     """How many rung records and early stops ASHA has saved in a search folder."""
     path = folder / "asha.json"
