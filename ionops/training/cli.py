@@ -138,30 +138,51 @@ def _refuse_another_configuration(run_dir: Path, family: str, arguments: dict[st
 
 
 def _start_run(config: Any, workdir: Path, run_dir: Path, extra: dict[str, Any]) -> Any:
-    """The run's folder (with the experiment as it ran) and its MLflow run, parameters logged."""
+    """The run's MLflow run (parameters logged), then its folder with the experiment as it ran:
+    a store that refuses the run leaves no folder behind."""
     from ionops import tracking
+    from ionops.workdir import write_atomic
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "experiment.toml").write_text(dump_toml(config))
     client = tracking.client(workdir)
     experiment = tracking.experiment_id(client, f"ionops/{config.label}/train", workdir)
     _close_abandoned(client, experiment)
-    owner = {"ionops.kind": "train", "ionops.host": socket.gethostname(),
-             "ionops.pid": str(os.getpid())}  # fmt: skip
-    if (run_dir / "checkpoint.pt").exists():  # a run continued: its MLflow run, reopened
-        earlier = client.search_runs(
-            [experiment], f"attributes.run_name = '{run_dir.name}' and "
-            "tags.`ionops.kind` = 'train'", max_results=1, order_by=["attributes.start_time DESC"]
-        )  # fmt: skip
-        if earlier and earlier[0].info.status != tracking.FINISHED:
-            run_id = earlier[0].info.run_id
-            client.update_run(run_id, status="RUNNING")
-            for key, value in owner.items():
-                client.set_tag(run_id, key, value)
-            return tracking.RunWriter(client, run_id)
-    writer = tracking.RunWriter.start(client, experiment, run_dir.name, owner)
-    writer.params({**config.model_dump(exclude_none=True), **extra})
+    writer = _open_run(client, experiment, run_dir)
+    if writer is None:
+        owner = _owner()
+        writer = tracking.RunWriter.start(client, experiment, run_dir.name, owner)
+        writer.params({**config.model_dump(exclude_none=True), **extra})
+    try:
+        write_atomic(run_dir / "experiment.toml", dump_toml(config))
+    except BaseException:
+        writer.end_quietly(tracking.FAILED)
+        raise
     return writer
+
+
+def _owner() -> dict[str, str]:
+    """The tags that say which process runs a training (see :func:`_close_abandoned`)."""
+    return {"ionops.kind": "train", "ionops.host": socket.gethostname(),
+            "ionops.pid": str(os.getpid())}  # fmt: skip
+
+
+def _open_run(client: Any, experiment: str, run_dir: Path) -> Any | None:
+    """The MLflow run of a training continued from its checkpoint, reopened; None if there is
+    none to continue (a new run is made)."""
+    from ionops import tracking
+
+    if not (run_dir / "checkpoint.pt").exists():
+        return None
+    earlier = client.search_runs(
+        [experiment], f"attributes.run_name = '{run_dir.name}' and tags.`ionops.kind` = 'train'",
+        max_results=1, order_by=["attributes.start_time DESC"],
+    )  # fmt: skip
+    if not earlier or earlier[0].info.status == tracking.FINISHED:
+        return None
+    run_id = earlier[0].info.run_id
+    client.update_run(run_id, status="RUNNING")
+    for key, value in _owner().items():
+        client.set_tag(run_id, key, value)
+    return tracking.RunWriter(client, run_id)
 
 
 def _close_abandoned(client: Any, experiment: str) -> None:
