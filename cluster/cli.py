@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "cluster",
         help="Ray over a SLURM allocation; job steps that checkpoint and requeue",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=_plain(__doc__.split("\n\n", 1)[1]) if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -136,3 +136,8 @@ def _run(args: argparse.Namespace) -> int:
           f"({restarts} requeues of at most {args.max_requeues}); resubmit to continue",
           flush=True)  # fmt: skip
     return EXIT_INTERRUPTED
+
+
+def _plain(text: str) -> str:
+    """The module's reST as terminal text: ``code`` and `code` shown bare."""
+    return text.replace("``", "").replace("`", "")

@@ -141,6 +141,11 @@ def _search_summary(outcome: Any, family: Any, top: int = 5) -> str:
         best = outcome.best
         lines.append(f"best: #{best.index} {best.trial_id}, {best.point['parameter_count']:,} "
                      f"parameters ({outcome.folder / 'best.json'})")  # fmt: skip
+    shown = min(top, len(ranked))
+    if shown < len(outcome.trials):
+        lines.append(f"(the best {shown} of {len(outcome.trials)} trials; every trial is "
+                     "in trials.csv below, and in the MLflow UI under the search's parent "
+                     "run)")  # fmt: skip
     lines.append(f"trials: {outcome.folder / 'trials.csv'}")
     return "\n".join(lines)
 

@@ -34,6 +34,7 @@ from ionops.hpo.common import (
     trainable,
 )
 from ionops.hpo.outcome import load_outcome
+from ionops.hpo.runs import is_result
 from ionops.hpo.search import trial_count
 from ionops.hpo.trainable import PER_SAMPLE_FILE, TrialPlan, search_metric
 from ionops.locks import folder_lock
@@ -130,10 +131,8 @@ def _run_retrain(experiment: ExperimentConfig, search: Path, workdir: Path,
                 target.mkdir(parents=True, exist_ok=True)
                 for name in ("checkpoint.pt", PER_SAMPLE_FILE):
                     shutil.copyfile(Path(saved) / name, target / name)
-            finished[seed] = {
-                k: float(v) for k, v in result.metrics.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            }  # fmt: skip
+            finished[seed] = {k: float(v) for k, v in result.metrics.items()
+                              if is_result(k, v)}  # fmt: skip
     errored = [r for r in grid if r.error is not None]
     if errored:
         raise UserError(f"{len(errored)} of {len(seeds)} seeds failed; first error: "

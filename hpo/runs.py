@@ -9,9 +9,10 @@
 - batches metrics: one ``log_batch`` per trial every ``flush_seconds``, and at
   once when a result carries a checkpoint, so everything up to a checkpoint
   Tune may resume from is in MLflow before Tune records that checkpoint;
-- ends every run FINISHED (trained to the last epoch), KILLED (stopped by
-  ASHA, or still running when the search was interrupted) or FAILED, with the
-  outcome in the ``ionops.outcome`` tag.
+- ends every run FINISHED (trained to the last epoch, or stopped early by
+  ASHA: it did what it was asked, and the UI shows no failure), KILLED (still
+  running when the search was interrupted) or FAILED, with the outcome in the
+  ``ionops.outcome`` tag.
 
 It keeps only plain settings between sessions (Tune pickles callbacks with
 the search), and opens its MLflow client in ``setup``.
@@ -40,7 +41,7 @@ METRICS = {"train_loss", "learning_rate", "train_seconds", "trial_seconds", "pea
 # the ionops outcome of a trial, and the MLflow status its run ends with
 OUTCOMES = {
     "completed": tracking.FINISHED,
-    "stopped": tracking.KILLED,
+    "stopped": tracking.FINISHED,
     "errored": tracking.FAILED,
     "interrupted": tracking.KILLED,
 }
@@ -201,7 +202,7 @@ class TrialRuns(Callback):
     def _record(run: _OpenRun, row: dict[str, Any]) -> None:
         """Queue one epoch's metrics, unless that epoch is logged already."""
         epoch = int(row.get("epoch", 0))
-        values = {k: float(v) for k, v in row.items() if _is_metric(k, v)}
+        values = {k: float(v) for k, v in row.items() if is_result(k, v)}
         if row.get("final"):  # the run's summary: what its last epoch did not log already
             fresh = {k: v for k, v in values.items()
                      if not (epoch == run.last_step and k in run.logged_last)}  # fmt: skip
@@ -281,9 +282,13 @@ def delete_orphans(client: Any, experiment_id: str, parent_run_id: str, trials: 
     return len(orphans)
 
 
-def _is_metric(key: str, value: Any) -> bool:
+def is_result(key: str, value: Any) -> bool:
+    """Whether a reported key is a result: a ``split/metric`` of the family or one of the
+    run's figures (:data:`METRICS`); not Tune's bookkeeping (``pid``, ``timestamp``,
+    ``iterations_since_restore``...) nor the trial's settings, which Tune adds as
+    ``config/NAME`` and ionops logs as parameters."""
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    return numeric and (key in METRICS or "/" in key)
+    return numeric and (key in METRICS or ("/" in key and not key.startswith("config/")))
 
 
 class Progress:

@@ -1,8 +1,8 @@
-"""ionops: neural-operator surrogates of stiff ionic models.
+"""ionops: neural surrogates of stiff ionic models.
 
-Generate a dataset with a stiff solver, search FNO hyperparameters with
-TPE/ASHA on Ray Tune, retrain the best configuration with several seeds, and
-review everything in MLflow.
+Generate a dataset with a stiff solver, search a surrogate family's
+hyperparameters (FNO, MLP, neural ODE...) with TPE/ASHA on Ray Tune, retrain
+the best configuration with several seeds, and review everything in MLflow.
 
 Public surface of the root package (subpackages list their own):
 
@@ -14,11 +14,19 @@ Public surface of the root package (subpackages list their own):
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path as _Path
 
-from ionops._lazy import lazy_exports
-from ionops.caches import use_user_numba_cache
-from ionops.config import ExperimentConfig, load_experiment
-from ionops.errors import IonopsError, UserError
+# From a checkout's root, Python finds this folder before the installed package, and the
+# subpackages that live beside it in the checkout (datasets/, hpo/, models/, cluster/,
+# configs/: the wheel maps them into ionops) would be missing: look for them there too.
+_checkout = _Path(__file__).resolve().parent.parent
+if (_checkout / "pyproject.toml").is_file() and (_checkout / "datasets" / "__init__.py").is_file():
+    __path__.append(str(_checkout))
+
+from ionops._lazy import lazy_exports  # noqa: E402 (after the path above)
+from ionops.caches import use_user_numba_cache  # noqa: E402 (after the path above)
+from ionops.config import ExperimentConfig, load_experiment  # noqa: E402 (after the path above)
+from ionops.errors import IonopsError, UserError  # noqa: E402 (after the path above)
 
 use_user_numba_cache()  # before any compiled kernel is declared
 

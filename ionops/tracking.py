@@ -53,7 +53,7 @@ def client(workdir: Path) -> Any:
     check_store(uri)
     workdir.mkdir(parents=True, exist_ok=True)
     if uri.startswith(("http://", "https://")):
-        _check_reachable(uri)
+        check_reachable(uri)
     if uri.startswith("sqlite:///"):
         _create_store(Path(uri.removeprefix("sqlite:///")))
     if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -220,7 +220,8 @@ def _inspect(path: Path, size: int, modified: int) -> tuple[str, frozenset[str]]
 
 
 @functools.cache
-def _check_reachable(uri: str, timeout: float = 5.0) -> None:
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Refuse, within seconds and by name, a tracking server that does not answer."""
     import urllib.error
     import urllib.request
 

@@ -66,3 +66,23 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(args, fragment):
     assert result.stderr.startswith("ionops: error:")
     assert fragment in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_search_table_says_when_it_shows_only_some_trials(tmp_path):
+    from ionops.hpo.cli import _search_summary
+    from ionops.hpo.outcome import SearchOutcome, TrialRecord
+    from ionops.models.registry import get_family
+
+    trials = [TrialRecord(i, f"t{i}", "completed", 4, 0.1 * i, {"d_v": 8, "parameter_count": 10})
+              for i in range(1, 8)]  # fmt: skip
+    outcome = SearchOutcome(tmp_path, True, trials, trials[0], "parent", "validation/rel_l2")
+    table = _search_summary(outcome, get_family("fno"))
+    assert "(the best 5 of 7 trials; every trial is in trials.csv" in table
+    assert "of 3 trials" not in _search_summary(
+        SearchOutcome(tmp_path, True, trials[:3], trials[0], "parent", "validation/rel_l2"),
+        get_family("fno"),
+    )
+    assert (
+        "ionops" in run_ionops("--help").stdout and "fno, mlp, node" in run_ionops("--help").stdout
+    )
+    assert "``" not in run_ionops("cluster", "--help").stdout

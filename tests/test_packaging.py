@@ -79,3 +79,19 @@ def test_wheel_holds_only_the_ionops_package_and_imports_from_it(tmp_path):
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "commands:" in help_text
+
+
+def test_the_checkout_root_does_not_shadow_the_subpackages():
+    """Python run from the checkout's root finds ./ionops before the installed package; its
+    subpackages (datasets/, hpo/... beside it) are found too. Run without site's path hooks
+    (an editable install's finder would hide the problem), as a non-editable install is."""
+    import site
+
+    root = Path(__file__).resolve().parents[1]
+    code = (f"import sys; sys.path.extend({site.getsitepackages()!r}); import "
+            "ionops.datasets.catalog, ionops.hpo, ionops.configs; "
+            "print(ionops.__file__)")  # fmt: skip
+    found = subprocess.run([sys.executable, "-S", "-c", code], cwd=root, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert found.returncode == 0, found.stderr[-1000:]
+    assert found.stdout.strip() == str(root / "ionops" / "__init__.py")

@@ -300,6 +300,32 @@ def test_silent_acceptances_are_refused_by_name(fno, tmp_path, capsys):
     assert len(h5py.File(out)["test/amplitude"]) == 1
 
 
+def test_an_mlflow_uri_is_read_from_the_working_folders_store_and_none_is_made(
+    fno, tmp_path, monkeypatch, capsys
+):
+    """``load_surrogate("models:/...")`` reads the store ``ionops predict`` reads (the working
+    folder's), whatever the current folder, and never creates a store as a side effect."""
+    from ionops import tracking
+    from ionops.serving.mlflow_model import log_surrogate
+
+    checkpoint, _, _ = fno
+    elsewhere, work = tmp_path / "elsewhere", tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("IONOPS_WORKDIR", str(work))
+    with pytest.raises(UserError, match=r"no MLflow store at .*work/mlflow.db: nothing was logged"):
+        load_surrogate("models:/tiny/1")
+    assert main(["predict", "--from", "models:/tiny/1", "--stimulus", "20,1"]) == 2
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert not work.exists() and list(elsewhere.iterdir()) == []
+    client = tracking.client(work)
+    run = tracking.RunWriter.start(client, tracking.experiment_id(client, "x", work), "r")
+    log_surrogate(tracking.tracking_uri(work), run.run_id, checkpoint, "tiny")
+    surrogate = load_surrogate("models:/tiny/1")
+    assert surrogate.ionic_model == "hh" and list(elsewhere.iterdir()) == []
+
+
 class _Payload:
     """What a hostile checkpoint would run when unpickled: it creates a file."""
 

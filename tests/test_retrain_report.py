@@ -87,11 +87,17 @@ def test_search_retrain_and_report_for_two_models(tmp_path):
     parent = client.search_runs([retrain.experiment_id], "tags.`ionops.kind` = 'retrain'")[0]
     assert parent.info.status == "FINISHED"
     assert "test/rel_l2/mean" in parent.data.metrics
+    bookkeeping = ("pid", "timestamp", "iterations_since_restore", "config/", "time_")
+    assert not [k for k in parent.data.metrics if k.startswith(bookkeeping)], "Tune's keys"
+    summary = (tmp_path / "retrains" / "hh-fno-unconstrained" / "summary.csv").read_text()
+    assert not [line for line in summary.splitlines() if line.startswith(bookkeeping)]
     children = client.search_runs(
         [retrain.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
     )
     assert sorted(c.data.params["seed"] for c in children) == ["0", "1"]
     assert {c.info.status for c in children} == {"FINISHED"}
+    for child in children:  # the trial's settings are parameters, not one-point metrics
+        assert not [k for k in child.data.metrics if k.startswith(bookkeeping)]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/examples.png", "report/summary.md"} <= artifacts
     assert retrain.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -141,7 +141,7 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path, mlflow_se
     by_id = {t["trial_id"]: t for t in resumed}
     for child in children:
         trial = by_id[child.data.tags["ionops.trial_id"]]
-        status = {"completed": "FINISHED", "stopped": "KILLED"}[trial["outcome"]]
+        status = {"completed": "FINISHED", "stopped": "FINISHED"}[trial["outcome"]]
         assert (child.info.status, child.data.tags["ionops.outcome"]) == (status, trial["outcome"])
         steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "train_loss"))
         assert steps == list(range(1, int(trial["epochs"]) + 1)), "every epoch logged once"
@@ -268,7 +268,7 @@ def test_kills_right_after_asha_decides_change_no_decision(tmp_path, straight):
     assert sorted(c.data.tags["ionops.trial_id"] for c in children) == sorted(by_id)
     for child in children:
         trial = by_id[child.data.tags["ionops.trial_id"]]
-        status = {"completed": "FINISHED", "stopped": "KILLED"}[trial["outcome"]]
+        status = {"completed": "FINISHED", "stopped": "FINISHED"}[trial["outcome"]]
         assert child.info.status == status
         steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "train_loss"))
         assert steps == list(range(1, int(trial["epochs"]) + 1)), "every epoch logged once"

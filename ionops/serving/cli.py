@@ -139,8 +139,7 @@ def _tracking_uri(source: str) -> str | None:
     from ionops import tracking
     from ionops.workdir import default_workdir
 
-    tracking.client(default_workdir())  # a server that does not answer: refused within seconds
-    return tracking.tracking_uri(default_workdir())
+    return tracking.tracking_uri(default_workdir())  # checked, not created, where it is read
 
 
 def _rows(args: argparse.Namespace, surrogate: Any) -> tuple[Any, Any]:

@@ -88,7 +88,7 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
     from ionops.tracking import fluent_store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    store = tracking_uri or mlflow.get_tracking_uri()
+    store = _mlflow_store(tracking_uri)
     if uri.startswith("runs:/"):
         _check_run_holds(uri, store)
     with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder, fluent_store(store):
@@ -99,6 +99,24 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
             raise UserError(f"cannot read the MLflow model {uri} ({first}); the tracking store "
                             f"is {store}") from None  # fmt: skip
         return Surrogate(load_checkpoint(checkpoint_in(Path(local), uri)), uri)
+
+
+def _mlflow_store(tracking_uri: str | None) -> str:
+    """The store an MLflow model URI is read from: ``tracking_uri``, else the working folder's
+    (``$MLFLOW_TRACKING_URI``, or ``WORKDIR/mlflow.db``), as the command line reads it; one
+    that cannot be used is refused, and a missing SQLite store is not created."""
+    from ionops import tracking
+    from ionops.workdir import default_workdir
+
+    store = tracking_uri or tracking.tracking_uri(default_workdir())
+    tracking.check_store(store)
+    if store.startswith(("http://", "https://")):
+        tracking.check_reachable(store)
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists():
+        raise UserError(f"no MLflow store at {store.removeprefix('sqlite:///')}: nothing was "
+                        "logged there; set IONOPS_WORKDIR to the working folder whose runs "
+                        "you mean, or MLFLOW_TRACKING_URI (or pass tracking_uri)")  # fmt: skip
+    return store
 
 
 def _check_run_holds(uri: str, store: str) -> None:
