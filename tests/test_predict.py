@@ -90,6 +90,32 @@ def test_predicting_the_test_split_gives_the_runs_own_test_errors(fno, capsys, t
         assert np.array_equal(handle["test/solver_states"][...], test.targets.numpy())
 
 
+def test_near_zero_truths_leave_the_relative_means_and_keep_an_absolute_error(tmp_path, capsys):
+    """FHN's no-stimulus and nap samples (|V| ~ 0 to 0.002) have relative errors that mean
+    nothing: undefined there and left out of the means, said so, with the RMS error in
+    physical units beside it for every sample."""
+    dataset = tmp_path / "fhn.h5"
+    generate(small_spec("fhn", fraction=0.05), dataset, progress=False)
+    attributes = load_dataset(dataset, "none", splits=("test",)).attributes
+    experiment = load_experiment("fhn", [*FNO_TINY, f"data.n_t={attributes['n_t']}"])
+    checkpoint = tmp_path / "fhn.pt"
+    _trained(experiment, dataset, checkpoint)
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(dataset), "--compare",
+                 "-o", str(tmp_path / "p.h5")]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "phys_rmse" in printed
+    test = load_dataset(dataset, "none", splits=("test",)).splits["test"]
+    surrogate = load_surrogate(checkpoint)
+    prediction = surrogate.predict({"amplitude": test.amplitude, "t_stim": test.t_stim})
+    surrogate.compare(prediction, test.targets.numpy())
+    near_zero = np.abs(test.targets.numpy()[:, 0]).max(axis=-1) < 0.01
+    assert near_zero.any(), "the test split has no-stimulus or nap samples"
+    assert np.isnan(prediction.errors["phys_rel_l2"][near_zero, 0]).all()
+    assert np.isfinite(prediction.errors["phys_rmse"]).all()
+    undefined = int(np.isnan(prediction.errors["phys_rel_l2"]).any(axis=1).sum())
+    assert f"phys_rel_l2: undefined for {undefined} of {len(test)} samples" in printed
+
+
 def test_compare_solves_again_as_the_dataset_did(fno):
     checkpoint, dataset, _ = fno
     surrogate = load_surrogate(checkpoint)

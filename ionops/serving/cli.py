@@ -230,4 +230,14 @@ def _error_table(prediction: Any, against: str, family: Any) -> str:
         cells = [metrics[k].format(means.get(f"{k}/{name}")) if metrics[k].per_state else ""
                  for k in keys]  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    import numpy as np
+
+    for key in keys:
+        values = prediction.errors[key]
+        if metrics[key].relative and np.isnan(values).any():
+            undefined = int(np.isnan(values).any(axis=tuple(range(1, values.ndim))).sum())
+            lines.append(f"{key}: undefined for {undefined} of {len(prediction)} samples (a "
+                         "truth near zero: below 1% of a typical trajectory in some state), "
+                         "left out of its mean; the absolute errors measure every "
+                         "sample")  # fmt: skip
     return "\n".join(lines)

@@ -240,6 +240,7 @@ class FNOFamily(SurrogateFamily):
         Metric("phys_rel_h1", "relative H1 in physical units", percent=True, relative=True),
         Metric("phys_rel_h1_paper", "relative H1 (the paper's code) in physical units",
                percent=True, relative=True, per_state=False),
+        Metric("phys_rmse", "RMS error in physical units", unit="state"),
     )  # fmt: skip
     metric = "rel_l2"
     summary_metrics = ("rel_l1", "rel_l2", "rel_h1")

@@ -113,7 +113,8 @@ def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physic
                 physical_truth: torch.Tensor, normalizer: Any,
                 dt: float) -> dict[str, torch.Tensor]:  # fmt: skip
     """Per-sample errors of a prediction, normalised (``rel_l2``...) and physical
-    (``phys_...``, undefined where the truth is small against the typical trajectory)."""
+    (``phys_rel_...``, undefined where the truth is below 1 % of the typical trajectory, and
+    ``phys_rmse``, the RMS error in each state's unit, defined everywhere)."""
     from ionops.training import metrics
 
     # the typical trajectory on the truth's grid: statistics per variable (or none) are one
@@ -122,4 +123,5 @@ def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physic
     typical = typical.expand(-1, physical_truth.shape[-1])
     errors = metrics.per_sample_errors(normalised, normalised_truth, dt)
     physical_errors = metrics.per_sample_errors(physical, physical_truth, dt, typical)
+    physical_errors["rmse"] = metrics.rms(physical, physical_truth)  # defined for every sample
     return errors | {f"phys_{k}": v for k, v in physical_errors.items()}
