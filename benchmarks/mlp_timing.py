@@ -1,7 +1,8 @@
 """Timing the MLP surrogates' baselines and networks on the CPU (benchmarks/mlp_surrogates.py).
 
 - :func:`euler_kernel`: explicit Euler of ``fhn_werneck`` vectorised over
-  blocks of samples and compiled (numba), the paper's baseline;
+  blocks of samples and compiled (numba), the paper's baseline, the package's
+  kernel that the report's Pareto figure times too;
 - :func:`bdf_seconds`: the project's BDF, estimated from a sample;
 - :func:`time_network`: a network's time, eager PyTorch and ONNX Runtime.
 """
@@ -16,24 +17,17 @@ import numpy as np
 
 
 def euler_kernel() -> Any:
-    """Explicit Euler of fhn_werneck over blocks of samples, FHN inlined, parallel over blocks."""
-    from numba import njit, prange
+    """The paper's baseline as the report's Pareto figure times it: explicit Euler of
+    fhn_werneck with its default parameters (:mod:`ionops.models.families.mlp_baseline`),
+    called as ``run(u0, w0, k, dt, steps, every, out)``."""
+    from ionops.datasets.ionic import get_ionic_model
+    from ionops.models.families.mlp_baseline import fhn_werneck_kernel
 
-    @njit(parallel=True, fastmath=True, cache=True)
+    kernel = fhn_werneck_kernel()
+    p = get_ionic_model("fhn_werneck").parameter_vector()
+
     def run(u0, w0, k, dt, steps, every, out):  # type: ignore[no-untyped-def]
-        n, block = u0.size, 1024
-        for b in prange((n + block - 1) // block):
-            lo, hi = b * block, min(n, (b + 1) * block)
-            u, w = u0[lo:hi].copy(), w0[lo:hi].copy()
-            drive = 0.04 * k[lo:hi] + 0.08
-            out[lo:hi, 0, 0], out[lo:hi, 1, 0] = u, w
-            for step in range(1, steps + 1):
-                for j in range(hi - lo):
-                    uj, wj = u[j], w[j]
-                    u[j] = uj + dt * 10.0 * (uj * (uj - 0.4) * (1.0 - uj) - wj + drive[j])
-                    w[j] = wj + dt * (0.04 * uj - 0.16 * wj)
-                if step % every == 0:
-                    out[lo:hi, 0, step // every], out[lo:hi, 1, step // every] = u, w
+        kernel(u0, w0, k, p, dt, steps, every, out)
 
     return run
 
