@@ -89,12 +89,12 @@ def _from_mlflow(uri: str, tracking_uri: str | None) -> Surrogate:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     store = _mlflow_store(tracking_uri)
-    if uri.startswith("runs:/"):
-        _check_run_holds(uri, store)
     with tempfile.TemporaryDirectory(prefix="ionops-model-") as folder, fluent_store(store):
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
         except Exception as exc:  # MlflowException, OSError: a URI that names nothing
+            if uri.startswith("runs:/"):
+                _check_run_holds(uri, store)  # say what the run is missing, where it is that
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot read the MLflow model {uri} ({first}); the tracking store "
                             f"is {store}") from None  # fmt: skip
