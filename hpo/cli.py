@@ -74,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="each experiment's search name, in order (default: EXPERIMENT-FAMILY-SPACE)",
     )  # fmt: skip
     report.add_argument("--out", type=Path, help="output folder (default: WORKDIR/reports/...)")
+    report.add_argument("--states", metavar="NAMES",
+                        help="the states example figures draw, comma-separated "
+                             "(default: all)")  # fmt: skip
     report.set_defaults(handler=_report)
 
 
@@ -209,7 +212,8 @@ def _report(args: argparse.Namespace) -> int:
         experiment = load_experiment(source, args.overrides)
         chosen.append((search_name(experiment, name), experiment))
     workdir = default_workdir()
-    out = make_report(chosen, workdir, args.out)
+    states = [name.strip() for name in args.states.split(",")] if args.states else None
+    out = make_report(chosen, workdir, args.out, states)
     for summary in sorted(out.rglob("summary.md")):
         print(f"\n{summary.parent.name}: mean ± std over seeds\n{summary.read_text()}", end="")
     if (out / "models.md").exists():

@@ -44,12 +44,14 @@ class Retrained:
     folder: Path
     state: dict[str, Any]
     summary: dict[str, Any]
-    checkpoint: dict[str, Any]  # the first seed's
+    checkpoint: dict[str, Any]  # the registered seed's (the best by validation)
     per_sample: list[dict[str, dict[str, np.ndarray]]]  # every seed's
     dataset: Path  # the experiment's dataset file
     state_names: list[str]
     trials: list[Any]  # the search's TrialRecords (every candidate of a candidate search)
     search_metric: str
+    seed: int = 0  # the seed whose surrogate was registered, drawn in one-seed figures
+    show_states: list[str] | None = None  # the states example figures draw (None: all)
 
     @property
     def family(self) -> Training:
@@ -57,13 +59,24 @@ class Retrained:
 
 
 def make_report(
-    experiments: list[tuple[str, ExperimentConfig]], workdir: Path, out: Path | None = None
+    experiments: list[tuple[str, ExperimentConfig]],
+    workdir: Path,
+    out: Path | None = None,
+    states: list[str] | None = None,
 ) -> Path:
-    """Report each named retraining (and compare several); return the report's folder."""
+    """Report each named retraining (and compare several); return the report's folder.
+    ``states``: the state variables example figures draw (default: every one)."""
     import matplotlib
 
     matplotlib.use("Agg")
     loaded = [_load(name, experiment, workdir) for name, experiment in experiments]
+    for item in loaded:
+        unknown = [name for name in states or () if name not in item.state_names]
+        if unknown:
+            raise UserError(f"--states {','.join(states or ())}: {item.name} has no state "
+                            f"{', '.join(unknown)}; its states: "
+                            f"{', '.join(item.state_names)}")  # fmt: skip
+        item.show_states = list(states) if states else None
     out = out or workdir / "reports" / "-".join(r.name for r in loaded)
     _check_writable(out)
     client = tracking.client(workdir)
@@ -79,6 +92,8 @@ def make_report(
             shutil.copyfile(item.folder / table, folder / table)
             files.append(folder / table)
         writer = tracking.RunWriter(client, item.state["parent_run_id"])
+        files += [path.with_suffix(".json") for path in files
+                  if path.suffix == ".png" and path.with_suffix(".json").exists()]  # fmt: skip
         for path in files:
             writer.artifact(path, "report")
     if len(loaded) > 1:
@@ -103,7 +118,8 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     state = json.loads((folder / "retrain.json").read_text())
     summary = json.loads((folder / "summary.json").read_text())
     seeds = state["seeds"]
-    checkpoint = load_checkpoint(folder / f"seed-{seeds[0]}" / "checkpoint.pt")
+    seed = int((state.get("model") or {}).get("seed", seeds[0]))  # the registered one
+    checkpoint = load_checkpoint(folder / f"seed-{seed}" / "checkpoint.pt")
     per_sample = []
     for seed in seeds:
         per_sample.append(_per_sample(folder / f"seed-{seed}" / PER_SAMPLE_FILE))
@@ -113,7 +129,7 @@ def _load(name: str, experiment: ExperimentConfig, workdir: Path) -> Retrained:
     here = workdir / "searches" / recorded.name  # where it is now, if it moved
     search = load_outcome(here if (here / "search.json").exists() else recorded)
     return Retrained(name, experiment, folder, state, summary, checkpoint, per_sample, dataset,
-                     state_names, search.trials, search.metric)  # fmt: skip
+                     state_names, search.trials, search.metric, seed)  # fmt: skip
 
 
 def _check_writable(out: Path) -> None:
@@ -157,9 +173,10 @@ def _training_figure(item: Retrained, path: Path) -> Path:
             x, y = zip(*rows, strict=True)
             axis.plot(x, y, label=f"test {item.family.metric_of(metric).label}")
     axis.set(xlabel="epoch", ylabel="error", yscale="log",
-             title=f"{item.name}: training (seed {item.state['seeds'][0]})")  # fmt: skip
+             title=f"{item.name}: training of seed {item.seed} (registered: best by "
+                   "validation)")  # fmt: skip
     axis.legend()
-    return save_figure(figure, path)
+    return save_figure(figure, path, facts={"seed": item.seed, "epochs": len(history)})
 
 
 def test_errors(item: Retrained) -> np.ndarray:
@@ -175,12 +192,34 @@ def _variables_figure(item: Retrained, path: Path) -> Path:
     names = item.state_names
     figure, axis = plt.subplots(figsize=(max(6.4, 0.35 * len(names) + 2), 4.2))
     columns = [errors[:, k][np.isfinite(errors[:, k])] for k in range(len(names))]
-    axis.boxplot(columns, tick_labels=names)
+    draw_groups(axis, columns, names)
     axis.set(yscale="log", ylabel=f"test {item.family.metric_of(item.family.metric).label} "
-             "per sample",
+             "per sample (mean over seeds)",
              title=f"{item.name}: per state variable")  # fmt: skip
     axis.tick_params(axis="x", labelrotation=90 if len(names) > 8 else 0)
-    return save_figure(figure, path)
+    counts = {name: len(column) for name, column in zip(names, columns, strict=True)}
+    return save_figure(figure, path, facts={"states": names, "samples": counts})
+
+
+SMALL_GROUP = 2  # samples up to which a group is drawn as points: a box of one or two misleads
+
+
+def draw_groups(axis: Any, groups: list[np.ndarray], labels: list[str]) -> list[str]:
+    """Boxes of per-sample values, one per group, each labelled with its sample count; a
+    group of one or two samples is drawn as its points instead. Returns how each was drawn
+    (``box``, ``points`` or ``none``)."""
+    drawn = []
+    boxed = [k for k, group in enumerate(groups) if len(group) > SMALL_GROUP]
+    if boxed:
+        axis.boxplot([groups[k] for k in boxed], positions=[k + 1 for k in boxed])
+    for k, group in enumerate(groups):
+        if 0 < len(group) <= SMALL_GROUP:
+            axis.scatter([k + 1] * len(group), group, color="tab:orange", zorder=3, s=20)
+        drawn.append("box" if k in boxed else "points" if len(group) else "none")
+    axis.set_xticks(range(1, len(groups) + 1),
+                    [f"{label}\nn={len(group)}" for label, group in zip(labels, groups,
+                                                                        strict=True)])  # fmt: skip
+    return drawn
 
 
 def _model_rows(loaded: list[Retrained]) -> list[dict[str, Any]]:

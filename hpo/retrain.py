@@ -272,6 +272,7 @@ def _write_summary(folder: Path, state: dict[str, Any], workdir: Path, family: A
     write_json(folder / "summary.json", {"parameter_count": parameters, "seeds": state["seeds"],
                                           "mean_std": summary})  # fmt: skip
     state["model"] = _log_model(folder, state, workdir, main.name)
+    _describe_model(tracking.client(workdir), folder, state, family, summary)
     client = tracking.client(workdir)
     parent = tracking.RunWriter(client, state["parent_run_id"])
     parent.metrics({f"{k}/mean": v[0] for k, v in summary.items()}
@@ -299,6 +300,41 @@ def _log_model(folder: Path, state: dict[str, Any], workdir: Path, main: str) ->
         version = log_surrogate(tracking.tracking_uri(workdir), run_id,
                                 folder / f"seed-{seed}" / "checkpoint.pt", name)  # fmt: skip
     return {"seed": seed, "name": name, "version": version, "uri": f"models:/{name}/{version}"}
+
+
+def _describe_model(client: Any, folder: Path, state: dict[str, Any], family: Any,
+                    summary: dict[str, tuple[float, float]]) -> None:  # fmt: skip
+    """The registered model and its version say what they are in the MLflow UI: family, ionic
+    model, data, the search and trial, the seed and why, and the test errors (also as tags)."""
+    import json
+
+    from ionops.training.checkpoint import load_checkpoint
+
+    model = state["model"]
+    checkpoint = load_checkpoint(folder / f"seed-{model['seed']}" / "checkpoint.pt")
+    described = checkpoint.get("surrogate") or {"attributes": "{}"}
+    attributes = json.loads(described["attributes"])
+    ionic, states = str(attributes.get("model")), ", ".join(attributes.get("state_names", []))
+    search = Path(state["search"]).name
+    errors = []
+    for name in family.summary_metrics:
+        if f"test/{name}" in summary:
+            metric, (mean, spread) = family.metric_of(name), summary[f"test/{name}"]
+            errors.append(f"{metric.label} {metric.format(mean)} ± {metric.format(spread)}")
+    text = (f"{family.name} surrogate of {ionic} ({states}), from the search {search}: trial "
+            f"#{state['index']} ({state['trial_id']}), retrained with seeds {state['seeds']}; "
+            f"this is seed {model['seed']}, the best by validation {family.metric}. Test "
+            f"errors over the seeds (mean ± std): {'; '.join(errors)}.")  # fmt: skip
+    client.update_model_version(model["name"], model["version"], description=text)
+    tags = {"ionops.family": family.name, "ionops.ionic_model": ionic, "ionops.search": search,
+            "ionops.trial": str(state["trial_id"]), "ionops.seed": str(model["seed"])}  # fmt: skip
+    for key, value in tags.items():
+        client.set_model_version_tag(model["name"], model["version"], key, value)
+    client.update_registered_model(model["name"], description=(
+        f"ionops {family.name} surrogates of {ionic} retrained from the search {search}; each "
+        "version says its trial, seed and test errors"))  # fmt: skip
+    for key in ("ionops.family", "ionops.ionic_model", "ionops.search"):
+        client.set_registered_model_tag(model["name"], key, tags[key])
 
 
 def _outcome(folder: Path, state: dict[str, Any], complete: bool) -> RetrainOutcome:

@@ -1,4 +1,6 @@
-"""What every report figure shares: written atomically, closed after saving."""
+"""What every report figure shares: written atomically, closed after saving, and what it
+draws (``facts``: its seed, states, sample counts...) beside it as JSON, for readers and
+tests that check a figure by its data rather than by eye."""
 
 from __future__ import annotations
 
@@ -6,9 +8,16 @@ from pathlib import Path
 from typing import Any
 
 
-def save_figure(figure: Any, path: Path, dpi: int = 120) -> Path:
-    """Save ``figure`` to ``path`` through a temporary file (never a half PNG) and close it."""
+def save_figure(figure: Any, path: Path, dpi: int = 120,
+                facts: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Save ``figure`` to ``path`` through a temporary file (never a half PNG) and close it;
+    ``facts``, where given, go to ``path`` with the suffix ``.json``."""
     import matplotlib.pyplot as plt
+
+    if facts is not None:
+        from ionops.workdir import write_json
+
+        write_json(path.with_suffix(".json"), facts)
 
     figure.tight_layout()
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")

@@ -78,6 +78,20 @@ def test_search_retrain_and_report_for_two_models(tmp_path):
         for name in ("training.png", "subsets.png", "examples.png", "variables.png",
                      "summary.md", "summary.csv"):  # fmt: skip
             assert (report / f"{model}-fno-unconstrained" / name).stat().st_size > 0
+    for model, states in (("fhn", ["V", "w"]), ("hh", ["V", "m", "h", "n"])):
+        # each figure checked by what it drew: every state, the registered seed, the counts
+        folder, retrained = report / f"{model}-fno-unconstrained", tmp_path / "retrains"
+        registered = json.loads((retrained / f"{model}-fno-unconstrained" /
+                                 "retrain.json").read_text())["model"]["seed"]  # fmt: skip
+        examples = json.loads((folder / "examples.json").read_text())
+        assert examples["states"] == states and examples["seed"] == registered
+        assert json.loads((folder / "training.json").read_text())["seed"] == registered
+        subsets = json.loads((folder / "subsets.json").read_text())["subsets"]
+        assert set(examples["samples"]) == set(subsets)
+        for facts in subsets.values():
+            assert facts["drawn_as"] == ("points" if facts["test_samples"] <= 2 else "box")
+        variables = json.loads((folder / "variables.json").read_text())
+        assert variables["states"] == states
     rows = (report / "models.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == ["2", "4"]  # FHN, then HH's 4 states
     assert "| test relative L2 |" in out
@@ -120,6 +134,13 @@ def _predict_through_every_loading_path(workdir: Path, client, parent_run_id: st
     seed, name = state["model"]["seed"], "ionops-hh-fno-unconstrained"
     assert state["model"]["uri"] == f"models:/{name}/1"
     assert client.get_model_version(name, "1").run_id == parent_run_id
+    version = client.get_model_version(name, "1")  # it says what it is in the UI
+    assert version.description.startswith("fno surrogate of hh (V, m, h, n), from the search "
+                                          "hh-fno-unconstrained: trial #")  # fmt: skip
+    assert f"this is seed {seed}, the best by validation rel_l2" in version.description
+    assert "Test errors over the seeds (mean ± std): relative L1 " in version.description
+    assert version.tags["ionops.ionic_model"] == "hh" and version.tags["ionops.seed"] == str(seed)
+    assert client.get_registered_model(name).tags["ionops.family"] == "fno"
     expected = state["per_seed"][str(seed)]
     (dataset,) = (workdir / "data").glob("hh_*.h5")
     test = load_dataset(dataset, "none", splits=("test",)).splits["test"]

@@ -7,7 +7,7 @@
   explicit Euler at Δt = 0.1 ms (the paper's baseline), the benchmark's kernel
   timed in this run on this machine's cores (:mod:`.mlp_baseline`);
 - ``examples.png`` (Fig. 1): test trajectories of the retrained surrogate
-  (first seed): solver, surrogate and their difference.
+  (the registered seed): solver, surrogate and their difference.
 
 Trial times come from the search itself (each trial's last evaluation of its
 validation split, scaled to 100,000 trajectories); trials that ran side by
