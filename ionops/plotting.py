@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 
-def save_figure(figure: Any, path: Path, dpi: int = 120,
-                facts: dict[str, Any] | None = None) -> Path:  # fmt: skip
+def save_figure(figure: Any, path: Path, dpi: int = 120, facts: dict[str, Any] | None = None,
+                tight: bool = True) -> Path:  # fmt: skip
     """Save ``figure`` to ``path`` through a temporary file (never a half PNG) and close it;
-    ``facts``, where given, go to ``path`` with the suffix ``.json``."""
+    ``facts``, where given, go to ``path`` with the suffix ``.json``; ``tight``: lay it out
+    tightly first (False: the caller laid it out)."""
     import matplotlib.pyplot as plt
 
     if facts is not None:
@@ -19,7 +20,8 @@ def save_figure(figure: Any, path: Path, dpi: int = 120,
 
         write_json(path.with_suffix(".json"), facts)
 
-    figure.tight_layout()
+    if tight:
+        figure.tight_layout()
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         figure.savefig(temporary, dpi=dpi)

@@ -4,6 +4,7 @@ Surrogates are trained here for a few epochs on tiny datasets; the round trip th
 a retraining and the MLflow registry is in tests/test_retrain_report.py.
 """
 
+import json
 import pickle
 
 import h5py
@@ -226,6 +227,13 @@ def test_inputs_outside_the_trained_ranges_are_predicted_with_a_warning(fno, tmp
     assert "warning: input amplitude" in captured.err and "and 1 more" in captured.err
     assert (tmp_path / "p.png").stat().st_size > 0
     assert len(h5py.File(tmp_path / "p.h5")["test/amplitude"]) == 3
+    assert json.loads((tmp_path / "p.json").read_text()) == {  # all it draws, and says so
+        "samples": 3, "of_samples": 3, "states": ["V", "m", "h", "n"]}  # fmt: skip
+    many = tmp_path / "many.csv"
+    many.write_text("t_stim,amplitude\n" + "".join(f"2.0,{1 + k}\n" for k in range(8)))
+    assert main(["predict", "--from", str(checkpoint), "--inputs", str(many), "--plot",
+                 str(tmp_path / "q.png"), "-o", str(tmp_path / "q.h5")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "q.json").read_text())["samples"] == 6  # of 8: the title says
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def prediction_figure(prediction: Any, path: Path) -> Path:
 
     names = prediction.state_names[:MAX_STATES]
     units = prediction.state_units
-    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     shown = range(min(MAX_SAMPLES, len(prediction)))
     for column, (axis, name) in enumerate(zip(axes[0], names, strict=True)):
@@ -36,7 +36,16 @@ def prediction_figure(prediction: Any, path: Path) -> Path:
         unit = f" ({units[column]})" if column < len(units) and units[column] else ""
         axis.set_xlabel("t (ms)")
         axis.set_ylabel(f"{name}{unit}")
-    axes[0][0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(
+        handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False
+    )  # below the panels, off the curves
     compared = " (dashed: solver)" if prediction.solver_states is not None else ""
-    figure.suptitle(f"surrogate prediction{compared}", fontsize=10)
-    return save_figure(figure, path)
+    drawn = (f"; {len(shown)} of {len(prediction)} samples" if len(shown) < len(prediction)
+             else "")  # fmt: skip
+    states = (f"; states {', '.join(names)} of {len(prediction.state_names)}"
+              if len(names) < len(prediction.state_names) else "")  # fmt: skip
+    figure.suptitle(f"surrogate prediction{compared}{drawn}{states}", fontsize=10)
+    figure.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 3), 1, 1))
+    facts = {"samples": len(shown), "of_samples": len(prediction), "states": list(names)}
+    return save_figure(figure, path, facts=facts, tight=False)
