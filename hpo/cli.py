@@ -113,7 +113,7 @@ def _tune(args: argparse.Namespace) -> int:
     from ionops.models.registry import get_family
 
     print(_search_summary(outcome, get_family(experiment.family)))
-    print(f"MLflow: {tracking.ui_command(workdir)}")
+    print(f"MLflow: {tracking.ui_command(workdir, *_mlflow_ids(outcome.folder / 'search.json'))}")
     if not outcome.complete:
         again = " ".join(["ionops", "tune", args.experiment,
                           *(f"--set {o}" for o in args.overrides),
@@ -193,8 +193,17 @@ def _retrain(args: argparse.Namespace) -> int:
     if outcome.model:
         print(f"model: {outcome.model['uri']} (seed {outcome.model['seed']}); predict with "
               f"`ionops predict --from {outcome.model['uri']} --input ...`")  # fmt: skip
-    print(f"MLflow: {tracking.ui_command(workdir)}")
+    ids = _mlflow_ids(outcome.folder / "retrain.json")
+    print(f"MLflow: {tracking.ui_command(workdir, *ids)}")
     return 0
+
+
+def _mlflow_ids(state_file: Path) -> tuple[str | None, str | None]:
+    """The MLflow experiment and parent run a search's or retraining's state names."""
+    import json
+
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    return state.get("mlflow_experiment_id"), state.get("parent_run_id")
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -29,14 +29,29 @@ def tracking_uri(workdir: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
 
 
-def ui_command(workdir: Path) -> str:
-    """The command that opens the MLflow UI on this store (on loopback)."""
+# the UI's model-training view: MLflow 3.17 opens its GenAI view (traces, tokens) unless the
+# link asks (or the user switched once: the UI remembers it in the browser)
+ML_VIEW = "workflowType=machine_learning"
+
+
+def ui_link(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """The UI's page of an experiment's runs (or of one run), in its model-training view."""
+    route = "/experiments"
+    if experiment_id is not None:
+        route += f"/{experiment_id}" + (f"/runs/{run_id}" if run_id else "/runs")
+    return f"{base.rstrip('/')}/#{route}?{ML_VIEW}"
+
+
+def ui_command(workdir: Path, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """The command that opens the MLflow UI on this store (on loopback), and the page to open
+    (the experiment's runs, or the run, in the model-training view)."""
     uri = tracking_uri(workdir)
     if not uri.startswith("sqlite:"):
-        return f"open {uri} in a browser"
+        return f"open {ui_link(uri, experiment_id, run_id)} in a browser"
     artifacts = (workdir.resolve() / "mlartifacts").as_uri()
     return (
         f"mlflow ui --backend-store-uri {uri} --default-artifact-root {artifacts} --host 127.0.0.1"
+        f", then open {ui_link('http://127.0.0.1:5000', experiment_id, run_id)}"
     )
 
 

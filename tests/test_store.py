@@ -213,3 +213,21 @@ def test_a_moved_working_folder_keeps_its_artifacts_in_its_own_store(tmp_path, m
     found = {p.relative_to(moved / "mlartifacts").as_posix() for p in moved.rglob("note.txt")}
     assert found == {f"{run_id}/artifacts/note.txt", f"{run_id}/artifacts/later/note.txt",
                      f"{later.run_id}/artifacts/note.txt"}  # fmt: skip
+
+
+def test_the_ui_link_opens_the_model_training_view(tmp_path, monkeypatch):
+    """MLflow 3.17's UI opens on its GenAI view unless the link asks for the model-training
+    one (checked in a real browser with tools/mlflow_ui_screenshots.py)."""
+    from ionops import tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.ui_command(tmp_path).endswith(
+        "then open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    )
+    assert tracking.ui_command(tmp_path, "3", "abc").endswith(
+        "/#/experiments/3/runs/abc?workflowType=machine_learning"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.ui_command(tmp_path, "3") == (
+        "open http://127.0.0.1:5999/#/experiments/3/runs?workflowType=machine_learning in a browser"
+    )

@@ -94,8 +94,16 @@ def _run(args: argparse.Namespace) -> int:
     writer.end(tracking.FINISHED)
     print(summary(result, trial.parameter_count, objective.state_names, family))
     print(f"checkpoint: {run_dir / 'checkpoint.pt'}")
-    print(f"MLflow run {writer.run_id}; browse with: {tracking.ui_command(workdir)}")
+    print(f"MLflow run {writer.run_id}; browse with: {_ui(workdir, writer)}")
     return 0
+
+
+def _ui(workdir: Path, writer: Any) -> str:
+    """How to open the UI on this run."""
+    from ionops import tracking
+
+    experiment = writer.client.get_run(writer.run_id).info.experiment_id
+    return tracking.ui_command(workdir, experiment, writer.run_id)
 
 
 def _settings(args: argparse.Namespace, config: Any, workdir: Path) -> Any:
