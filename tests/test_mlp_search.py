@@ -2,6 +2,7 @@
 report, MLflow (real Ray, real MLflow on SQLite, real subprocesses)."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -74,6 +75,10 @@ def test_mlp_search_candidates_retrain_and_report(tmp_path):
     for name in ("training.png", "variables.png", "shapes.png", "pareto.png", "examples.png",
                  "summary.md"):  # fmt: skip
         assert (report / name).stat().st_size > 0, name
+    shapes = json.loads((report / "shapes.json").read_text())  # what the figure drew
+    assert shapes["trials"] == sum(s["trials"] for s in shapes["shapes"].values()) > 0
+    for facts in shapes["shapes"].values():
+        assert facts["drawn_as"] == ("points" if facts["trials"] <= 2 else "box")
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ionops/fhn-mlp-b/search")

@@ -58,13 +58,17 @@ def _shapes_figure(item: Any, path: Path) -> Path:
     scatter.set(xlabel="neurons (sum of hidden widths)", ylabel=f"{item.search_metric}",
                 yscale="log", title="every trial by size and shape")  # fmt: skip
     scatter.legend(fontsize=8)
-    groups = [[t.metric for t in trials if t.point["shape"] == s] for s in shapes]
-    if groups:
-        boxes.boxplot(groups, tick_labels=shapes)
-    boxes.set(yscale="log", ylabel=item.search_metric, title="by shape")
+    from ionops.hpo.report import draw_groups
+
+    groups = [np.array([t.metric for t in trials if t.point["shape"] == s]) for s in shapes]
+    drawn = draw_groups(boxes, groups, shapes) if groups else []
+    boxes.set(yscale="log", ylabel=item.search_metric, title="by shape (1-2 trials: points)")
     boxes.tick_params(axis="x", labelrotation=30)
     figure.suptitle(f"{item.name}: the search's trials ({len(trials)})")
-    return save_figure(figure, path)
+    counts = {shape: {"trials": len(group), "drawn_as": how}
+              for shape, group, how in zip(shapes, groups, drawn, strict=True)}  # fmt: skip
+    facts = {"trials": len(trials), "shapes": counts}
+    return save_figure(figure, path, facts=facts)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -1,7 +1,7 @@
 """The neural-ODE family's report: the paper's figure panels and Tables 2 and 3.
 
 - ``forecast.png`` (the paper's Figs. 1, 3-7 layout): spike raster, V(t) against the solver,
-  the V-n phase portrait (top); each gate against the solver (bottom); the first seed's
+  the V-n phase portrait (top); each gate against the solver (bottom); the registered seed's
   forecast of the test trajectory from its initial state, the training window shaded;
 - ``tables.md``: every seed's spike scores (Table 2) and RMSE per state over the
   extrapolation window and after ``t_end_ms`` (Table 3), mean ± std over the seeds, with
@@ -81,9 +81,9 @@ def _forecast_figure(item: Any, data: Any, predicted: np.ndarray, path: Path) ->
         axis.set(xlabel="t (ms)", ylabel=names[state], title=f"{names[state]}(t)")
     for axis in axes.flat[len(gates) + columns :]:
         axis.set_visible(False)
-    figure.suptitle(f"{item.name}: test forecast of seed {item.state['seeds'][0]} "
-                    f"(window [0, {window:g}] ms shaded)")  # fmt: skip
-    return save_figure(figure, path)
+    figure.suptitle(f"{item.name}: test forecast of seed {item.seed} (the registered one; "
+                    f"window [0, {window:g}] ms shaded)")  # fmt: skip
+    return save_figure(figure, path, facts={"seed": item.seed, "states": list(names)})
 
 
 def _mean_std(values: list[float]) -> str:
