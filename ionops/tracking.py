@@ -110,10 +110,11 @@ _SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databric
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def check_store(uri: str) -> None:
+def check_store(uri: str, write: bool = True) -> None:
     """Refuse a tracking store ionops cannot use, before any work starts: an unknown scheme,
-    MLflow's file store, or a SQLite file that is a folder, read-only, not SQLite, damaged or
-    not an MLflow store. Each error names the store, what is wrong and what to do."""
+    MLflow's file store, or a SQLite file that is a folder, read-only (where it is to be
+    written: ``write``), not SQLite, damaged or not an MLflow store. Each error names the
+    store, what is wrong and what to do."""
     scheme = uri.partition(":")[0].split("+")[0].lower() if ":" in uri else uri
     given = f"MLFLOW_TRACKING_URI = {uri!r}" if os.environ.get("MLFLOW_TRACKING_URI") else None
     unset = "unset MLFLOW_TRACKING_URI to use the working folder's own store"
@@ -126,10 +127,10 @@ def check_store(uri: str) -> None:
                         f"{', '.join(_SCHEMES)}); fix the URI or {unset}")  # fmt: skip
     if scheme == "sqlite":
         _check_sqlite(Path(uri.partition(":///")[2] or uri.removeprefix("sqlite://")), given,
-                      unset)  # fmt: skip
+                      unset, write)  # fmt: skip
 
 
-def _check_sqlite(path: Path, given: str | None, unset: str) -> None:
+def _check_sqlite(path: Path, given: str | None, unset: str, write: bool) -> None:
     import sqlite3
     import stat
 
@@ -146,7 +147,7 @@ def _check_sqlite(path: Path, given: str | None, unset: str) -> None:
         return
     mode = path.stat().st_mode
     writable = os.access(path, os.W_OK) and mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-    if not writable or not os.access(folder, os.W_OK | os.X_OK):
+    if write and (not writable or not os.access(folder, os.W_OK | os.X_OK)):
         what = path if not writable else folder
         raise UserError(f"{where} cannot be written ({what} is read-only); make it writable "
                         f"(chmod u+w {what}) or {move.partition(', ')[2]}")  # fmt: skip

@@ -109,7 +109,7 @@ def _mlflow_store(tracking_uri: str | None) -> str:
     from ionops.workdir import default_workdir
 
     store = tracking_uri or tracking.tracking_uri(default_workdir())
-    tracking.check_store(store)
+    tracking.check_store(store, write=False)  # reading a model: a read-only store will do
     if store.startswith(("http://", "https://")):
         tracking.check_reachable(store)
     if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists():
