@@ -160,10 +160,13 @@ def _check_sqlite(path: Path, given: str | None, unset: str, write: bool) -> Non
         state = "is empty" if not header else "is not an SQLite database"
         raise UserError(f"{where} {state} (damaged, or another file); {move}")
     try:
-        verdict, tables = _inspect(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns)
+        verdict, tables = _inspect(path.resolve(), path.stat().st_size, path.stat().st_mtime_ns,
+                                   writable=bool(writable))  # fmt: skip
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            return  # another process writes it now: a store in use, not a damaged one
+        if any(word in str(exc) for word in ("locked", "busy", "readonly")):
+            # another process writes it now, or (read-only) a kill left a journal that the
+            # next writer rolls back: a store in use or interrupted, not a damaged one
+            return
         raise UserError(f"{where} is damaged ({exc}); {move}") from None
     except sqlite3.DatabaseError as exc:
         raise UserError(f"{where} is damaged ({exc}); {move}") from None
@@ -223,12 +226,15 @@ def _create_store(path: Path) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _inspect(path: Path, size: int, modified: int) -> tuple[str, frozenset[str]]:
+def _inspect(path: Path, size: int, modified: int, writable: bool) -> tuple[str, frozenset[str]]:
     """SQLite's quick check of a store and its tables (once per process for a given state of
-    the file: the check reads the whole file)."""
+    the file: the check reads the whole file). Opened for writing where it may be: a process
+    killed mid-transaction leaves a hot journal, which SQLite rolls back on opening (as MLflow
+    would), and which a read-only connection cannot."""
     import sqlite3
 
-    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+    mode = "rw" if writable else "ro"
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True,
                                             timeout=10)) as db:  # fmt: skip
         verdict = str(db.execute("PRAGMA quick_check").fetchone()[0])
         tables = frozenset(str(row[0]) for row in db.execute("SELECT name FROM sqlite_master"))

@@ -235,3 +235,30 @@ def test_the_ui_link_opens_the_model_training_view(tmp_path, monkeypatch):
     assert tracking.ui_command(tmp_path, "3") == (
         "open http://127.0.0.1:5999/#/experiments/3/runs?workflowType=machine_learning in a browser"
     )
+
+
+def test_a_store_left_mid_transaction_by_a_kill_is_not_damaged(tmp_path):
+    """A process killed mid-transaction (kill -9 of a search) leaves a hot journal beside the
+    store: SQLite rolls it back on the next opening, and the store is used, not refused (a
+    read-only check could not roll it back and called such a store damaged)."""
+    import subprocess
+    import sys
+
+    from ionops import tracking
+
+    store = tmp_path / "mlflow.db"
+    _good_store(store)
+    killed = (
+        "import os, sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('PRAGMA cache_size=1'); db.execute('BEGIN IMMEDIATE')\n"
+        "db.execute('CREATE TABLE filler (x)')\n"
+        "for _ in range(2000): db.execute('INSERT INTO filler VALUES (?)', (os.urandom(200),))\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(store)], check=True)
+    assert (tmp_path / "mlflow.db-journal").exists()
+    tracking.check_store(f"sqlite:///{store}")
+    assert not (tmp_path / "mlflow.db-journal").exists()  # rolled back
+    with sqlite3.connect(store) as db:
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'filler'").fetchall()
