@@ -31,7 +31,7 @@ from ionops.config import ExperimentConfig
 from ionops.errors import UserError
 from ionops.models.family import Training
 from ionops.models.registry import get_family
-from ionops.plotting import save_figure
+from ionops.plotting import draw_groups, save_figure
 from ionops.workdir import write_atomic
 
 
@@ -199,27 +199,6 @@ def _variables_figure(item: Retrained, path: Path) -> Path:
     axis.tick_params(axis="x", labelrotation=90 if len(names) > 8 else 0)
     counts = {name: len(column) for name, column in zip(names, columns, strict=True)}
     return save_figure(figure, path, facts={"states": names, "samples": counts})
-
-
-SMALL_GROUP = 2  # samples up to which a group is drawn as points: a box of one or two misleads
-
-
-def draw_groups(axis: Any, groups: list[np.ndarray], labels: list[str]) -> list[str]:
-    """Boxes of per-sample values, one per group, each labelled with its sample count; a
-    group of one or two samples is drawn as its points instead. Returns how each was drawn
-    (``box``, ``points`` or ``none``)."""
-    drawn = []
-    boxed = [k for k, group in enumerate(groups) if len(group) > SMALL_GROUP]
-    if boxed:
-        axis.boxplot([groups[k] for k in boxed], positions=[k + 1 for k in boxed])
-    for k, group in enumerate(groups):
-        if 0 < len(group) <= SMALL_GROUP:
-            axis.scatter([k + 1] * len(group), group, color="tab:orange", zorder=3, s=20)
-        drawn.append("box" if k in boxed else "points" if len(group) else "none")
-    axis.set_xticks(range(1, len(groups) + 1),
-                    [f"{label}\nn={len(group)}" for label, group in zip(labels, groups,
-                                                                        strict=True)])  # fmt: skip
-    return drawn
 
 
 def _model_rows(loaded: list[Retrained]) -> list[dict[str, Any]]:

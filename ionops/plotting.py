@@ -4,6 +4,7 @@ tests that check a figure by its data rather than by eye."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,24 @@ def save_figure(figure: Any, path: Path, dpi: int = 120, facts: dict[str, Any] |
         plt.close(figure)
         temporary.unlink(missing_ok=True)
     return path
+
+
+SMALL_GROUP = 2  # samples up to which a group is drawn as points: a box of one or two misleads
+
+
+def draw_groups(axis: Any, groups: Sequence[Any], labels: list[str]) -> list[str]:
+    """Boxes of per-sample values, one per group, each labelled with its sample count; a
+    group of one or two samples is drawn as its points instead. Returns how each was drawn
+    (``box``, ``points`` or ``none``)."""
+    drawn = []
+    boxed = [k for k, group in enumerate(groups) if len(group) > SMALL_GROUP]
+    if boxed:
+        axis.boxplot([groups[k] for k in boxed], positions=[k + 1 for k in boxed])
+    for k, group in enumerate(groups):
+        if 0 < len(group) <= SMALL_GROUP:
+            axis.scatter([k + 1] * len(group), group, color="tab:orange", zorder=3, s=20)
+        drawn.append("box" if k in boxed else "points" if len(group) else "none")
+    axis.set_xticks(range(1, len(groups) + 1),
+                    [f"{label}\nn={len(group)}" for label, group in zip(labels, groups,
+                                                                        strict=True)])  # fmt: skip
+    return drawn

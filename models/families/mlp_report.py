@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ionops.models.families.mlp_baseline import PER, euler_baseline
-from ionops.plotting import save_figure
+from ionops.plotting import draw_groups, save_figure
 
 
 def figures(item: Any, folder: Path) -> list[Path]:
@@ -58,8 +58,6 @@ def _shapes_figure(item: Any, path: Path) -> Path:
     scatter.set(xlabel="neurons (sum of hidden widths)", ylabel=f"{item.search_metric}",
                 yscale="log", title="every trial by size and shape")  # fmt: skip
     scatter.legend(fontsize=8)
-    from ionops.hpo.report import draw_groups
-
     groups = [np.array([t.metric for t in trials if t.point["shape"] == s]) for s in shapes]
     drawn = draw_groups(boxes, groups, shapes) if groups else []
     boxes.set(yscale="log", ylabel=item.search_metric, title="by shape (1-2 trials: points)")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ionops.plotting import save_figure
+from ionops.plotting import draw_groups, save_figure
 
 
 def figures(item: Any, folder: Path) -> list[Path]:
@@ -54,8 +54,6 @@ def _training_subsets(item: Any) -> set[int]:
 
 def _subsets_figure(item: Any, data: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
-
-    from ionops.hpo.report import draw_groups
 
     errors = np.nanmean(_test_errors(item), axis=1)
     labels = data.splits["test"].subset
