@@ -95,3 +95,17 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def fno(hh_dataset, tmp_path_factory):
+    """A tiny HH FNO trained on the shared dataset: (checkpoint, dataset, result)."""
+    from support import FNO_TINY, trained
+
+    from ionops.config import load_experiment
+    from ionops.datasets.loading import load_dataset
+
+    attributes = load_dataset(hh_dataset, "none", splits=("test",)).attributes
+    experiment = load_experiment("hh", [*FNO_TINY, f"data.n_t={attributes['n_t']}"])
+    checkpoint = tmp_path_factory.mktemp("fno") / "checkpoint.pt"
+    return checkpoint, hh_dataset, trained(experiment, hh_dataset, checkpoint)

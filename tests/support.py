@@ -51,3 +51,28 @@ def wait_for_trials(
         assert time.monotonic() < deadline, "the search made no progress"
         time.sleep(0.2)
     time.sleep(0.3)  # inside the trial, between checkpoints
+
+
+FNO_TINY = ["model.d_v=8", "model.n_layers=2", "model.k_max=6", "training.epochs=3",
+            "training.batch_size=8"]  # fmt: skip
+MLP_TINY = ["data.train=600", "data.validation=20", "data.test=6", "data.t_end_ms=10.0",
+            "training.epochs=4", "training.batch_size=64", "model.widths=[16, 16]",
+            'model.activations=["tanh", "tanh"]']  # fmt: skip
+
+
+def trained(experiment, dataset, checkpoint):
+    """Train the experiment's own network on ``dataset`` and return the run's result."""
+    import torch
+
+    from ionops.models.registry import get_family
+    from ionops.training import TrainSettings, train
+
+    family = get_family(experiment.family)
+    data = family.load_data(experiment, dataset)
+    trial = family.own_trial(experiment, data)
+    torch.manual_seed(0)
+    model = family.build(trial.arguments)
+    settings = TrainSettings.from_config(trial.training, eval_splits=("validation",),
+                                         final_splits=("test",))  # fmt: skip
+    return train(model, family.objective(data, trial, experiment), settings,
+                 family=family.name, arguments=trial.arguments, checkpoint=checkpoint)  # fmt: skip
