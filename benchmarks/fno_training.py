@@ -67,7 +67,7 @@ def _measure(library: str, name: str, steps: int) -> dict[str, float]:
 
     from ionops.models import FNOArchitecture
     from ionops.models.fno import flops_per_sample
-    from ionops.training.metrics import loss
+    from ionops.models.operator.metrics import loss
 
     torch.manual_seed(0)
     config = CONFIGS[name]

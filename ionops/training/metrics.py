@@ -1,4 +1,4 @@
-"""Relative errors of predicted trajectories: the training loss and the reported metrics.
+"""Relative errors of predicted trajectories, as families report them.
 
 All functions take predictions and truths of shape (batch, n_states, n_t) and
 return per-sample, per-variable errors (batch, n_states) unless they say
@@ -9,9 +9,6 @@ per state variable:
 - ``rel_h1`` with the derivative in physical time (ms):
   ``sqrt(||e||^2 + ||de/dt||^2) / sqrt(||y||^2 + ||dy/dt||^2)``, derivatives
   by second-order central differences on the grid (one-sided at the ends);
-- ``rel_h1_paper``: the convention of paper 000's code (neuraloperator's
-  H1 loss): Fourier derivative with integer wavenumbers on the unit period,
-  all state variables pooled into one norm per sample, (batch,) only.
 
 A relative error means nothing where the truth is near zero (FHN's
 no-stimulus samples in physical units, |V| ~ 0.002 against a typical 0.5:
@@ -19,11 +16,9 @@ their relative errors ran to 4-65x and ruled the means): given ``typical``
 trajectories (n_states, n_t), a sample whose truth norm is below
 ``UNDEFINED_BELOW`` (1 %) of the typical norm gets NaN, the summaries
 average over the samples where the error is defined, and ``rms`` (the
-root-mean-square error in the state's own unit) measures every sample. The
-loss is the
-relative L2 error averaged over state variables and over the batch (with a
-tiny floor on the norm). Averaging (not summing) over the batch keeps the loss scale, and so the
-learning rate, independent of the batch size and of a short last batch.
+root-mean-square error in the state's own unit) measures every sample. A
+family's own conventions (the FNO paper's H1 and loss) live with the family
+(:mod:`ionops.models.operator.metrics`).
 """
 
 from __future__ import annotations
@@ -37,7 +32,7 @@ UNDEFINED_BELOW = 1e-2  # of the typical trajectory's norm: a relative error is 
 Norm = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _relative(
+def relative(
     norm: Norm, pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None, power: int
 ) -> torch.Tensor:
     """norm(e) / norm(y); NaN where norm(y) < UNDEFINED_BELOW^power * norm(typical)."""
@@ -59,13 +54,13 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
 def rel_l1(
     pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None = None
 ) -> torch.Tensor:
-    return _relative(_l1, pred, true, typical, 1)
+    return relative(_l1, pred, true, typical, 1)
 
 
 def rel_l2(
     pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None = None
 ) -> torch.Tensor:
-    return _relative(_l2, pred, true, typical, 1)
+    return relative(_l2, pred, true, typical, 1)
 
 
 def rms(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
@@ -85,36 +80,4 @@ def rel_h1(
     def h1_squared(x: torch.Tensor) -> torch.Tensor:
         return x.pow(2).sum(-1) + time_derivative(x, dt).pow(2).sum(-1)
 
-    return torch.sqrt(_relative(h1_squared, pred, true, typical, 2))
-
-
-def rel_h1_paper(
-    pred: torch.Tensor, true: torch.Tensor, typical: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The paper's code convention: spectral H1 with integer wavenumbers, variables pooled."""
-    n_t = true.shape[-1]
-    k = torch.fft.rfftfreq(n_t, d=1.0 / n_t, device=true.device)
-    weight = 1.0 + k.pow(2)
-
-    def norm2(x: torch.Tensor) -> torch.Tensor:
-        return (weight * torch.fft.rfft(x, dim=-1).abs().pow(2)).sum(dim=(-1, -2))
-
-    return torch.sqrt(_relative(norm2, pred, true, typical, 2))
-
-
-def loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """The training loss: relative L2 averaged over state variables and samples."""
-    norms = torch.linalg.vector_norm(true, dim=-1).clamp_min(EPS)
-    return (torch.linalg.vector_norm(pred - true, dim=-1) / norms).mean()
-
-
-def per_sample_errors(
-    pred: torch.Tensor, true: torch.Tensor, dt: float, typical: torch.Tensor | None = None
-) -> dict[str, torch.Tensor]:
-    """Every metric for a batch: (batch, n_states) each, and ``rel_h1_paper`` (batch,)."""
-    return {
-        "rel_l1": rel_l1(pred, true, typical),
-        "rel_l2": rel_l2(pred, true, typical),
-        "rel_h1": rel_h1(pred, true, dt, typical),
-        "rel_h1_paper": rel_h1_paper(pred, true, typical),
-    }
+    return torch.sqrt(relative(h1_squared, pred, true, typical, 2))

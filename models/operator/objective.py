@@ -28,7 +28,7 @@ class OperatorObjective(Objective):
 
     Errors: ``rel_l1``, ``rel_l2``, ``rel_h1`` (n, n_states) in normalised space,
     the same in physical units (``phys_...``), and ``rel_h1_paper`` (n,); see
-    :mod:`ionops.training.metrics`.
+    :mod:`ionops.models.operator.metrics`.
     """
 
     def __init__(self, data: Dataset) -> None:
@@ -63,7 +63,7 @@ class OperatorObjective(Objective):
             yield split.inputs.index_select(0, index), split.targets.index_select(0, index)
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        from ionops.training import metrics
+        from ionops.models.operator import metrics
 
         inputs, targets = batch
         return metrics.loss(model(inputs).float(), targets)
@@ -115,7 +115,8 @@ def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physic
     """Per-sample errors of a prediction, normalised (``rel_l2``...) and physical
     (``phys_rel_...``, undefined where the truth is below 1 % of the typical trajectory, and
     ``phys_rmse``, the RMS error in each state's unit, defined everywhere)."""
-    from ionops.training import metrics
+    from ionops.models.operator import metrics
+    from ionops.training.metrics import rms
 
     # the typical trajectory on the truth's grid: statistics per variable (or none) are one
     # column, which the H1 norm's time derivative cannot take
@@ -123,5 +124,5 @@ def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physic
     typical = typical.expand(-1, physical_truth.shape[-1])
     errors = metrics.per_sample_errors(normalised, normalised_truth, dt)
     physical_errors = metrics.per_sample_errors(physical, physical_truth, dt, typical)
-    physical_errors["rmse"] = metrics.rms(physical, physical_truth)  # defined for every sample
+    physical_errors["rmse"] = rms(physical, physical_truth)  # defined for every sample
     return errors | {f"phys_{k}": v for k, v in physical_errors.items()}
