@@ -12,8 +12,8 @@ def test_registry_lists_the_models_and_rejects_unknown_names():
     assert {"fhn", "hh"} <= set(available())
     with pytest.raises(
         UserError,
-        match=r"unknown ionic model .lr91.; known models: fhn, fhn_werneck, hh, hh_modern, "
-        "izhikevich, lif, ord",
+        match=r"unknown ionic model .lr91.; known models: fhn, fhn_werneck, hh, hh_fractional, "
+        "hh_modern, izhikevich, lif, ord",
     ):
         get_ionic_model("lr91")
 

@@ -61,6 +61,9 @@ class IonicModel:
     each crossing to its tolerance, resets and restarts, and returns the event
     times (:attr:`ionops.datasets.solver.Solution.events`).
 
+    ``parameter_sets`` names published sets of parameter values (Izhikevich's RS, IB, CH,
+    FS), each a mapping of overrides.
+
     ``caputo`` maps each state whose time derivative is a Caputo derivative to the
     parameter holding its order alpha, in (0, 1] (1: the ordinary derivative), as in the
     fractional Hodgkin-Huxley membrane C_m D^alpha V = I - I_ion; the right-hand side is
@@ -86,6 +89,7 @@ class IonicModel:
     observables: tuple[str, ...] = ()
     currents: Mapping[str, Callable[[Any, Any], Any]] = field(default_factory=dict)
     caputo: Mapping[str, str] = field(default_factory=dict)
+    parameter_sets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for state, order in self.caputo.items():
@@ -141,6 +145,16 @@ class IonicModel:
     @property
     def n_states(self) -> int:
         return len(self.state_names)
+
+    def parameter_set(self, name: str | None) -> dict[str, float]:
+        """The parameter values of the named set (none: no overrides); an unknown name lists
+        the sets that exist."""
+        if name is None:
+            return {}
+        if name not in self.parameter_sets:
+            known = ", ".join(self.parameter_sets) or "none"
+            raise UserError(f"{self.name} has no parameter set {name!r}; its sets: {known}")
+        return dict(self.parameter_sets[name])
 
     def parameter_vector(self, overrides: Mapping[str, float] | None = None) -> NDArray[np.float64]:
         """The parameter vector in compiled order, with named overrides applied."""

@@ -72,7 +72,7 @@ def rate_values(v: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
 def vector_field(y: Sequence[Any], i_app: Any, p: Sequence[float]) -> tuple[Any, Any, Any, Any]:
     """(dV/dt, dn/dt, dm/dt, dh/dt) of states ``y = (V, n, m, h)`` at current ``i_app``."""
     v, n, m, h = y[0], y[1], y[2], y[3]
-    cm, g_na, g_k, g_l, e_na, e_k, e_l = p
+    cm, g_na, g_k, g_l, e_na, e_k, e_l = (p[k] for k in range(7))  # a fractional model adds alpha
     alpha_n, beta_n, alpha_m, beta_m, alpha_h, beta_h = rate_values(v)
     i_ion = g_na * m**3 * h * (v - e_na) + g_k * n**4 * (v - e_k) + g_l * (v - e_l)
     return (

@@ -12,6 +12,9 @@ Kernels in :mod:`ionops.datasets.ionic.izhikevich_kernels`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -25,6 +28,13 @@ PARAMETER_SETS = {
     "FS": {"a": 0.1, "b": 0.2, "c": -65.0, "d": 2.0},
 }
 PEAK = 30.0  # mV, where a spike is cut and v reset
+
+
+def vector_field(y: Sequence[Any], i_app: Any, p: Sequence[float]) -> tuple[Any, Any]:
+    """(dv/dt, du/dt) in arithmetic alone (numpy arrays or torch tensors); the reset at the
+    peak is an event."""
+    v, u = y[0], y[1]
+    return 0.04 * v * v + 5.0 * v + 140.0 - u + i_app, p[0] * (p[1] * v - u)
 
 
 def _start(p: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -51,5 +61,7 @@ def model() -> IonicModel:
         parameter_check=_check,
         stimulus_name="I",
         observables=("v",),
-        notes={"a, b, c, d": "regular spiking (RS); IB, CH and FS in PARAMETER_SETS"},
+        vector_field=vector_field,
+        parameter_sets=PARAMETER_SETS,
+        notes={"a, b, c, d": "regular spiking (RS); the parameter sets IB, CH and FS"},
     )

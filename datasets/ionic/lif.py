@@ -11,6 +11,9 @@ times are known in closed form (``tests/test_events.py``). Kernels in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -18,6 +21,11 @@ from ionops.datasets.ionic.base import IonicModel
 from ionops.errors import UserError
 
 PARAMETERS = {"tau_m": 10.0, "v_rest": -65.0, "v_th": -50.0, "v_reset": -65.0}
+
+
+def vector_field(y: Sequence[Any], i_app: Any, p: Sequence[float]) -> tuple[Any]:
+    """(dV/dt,) in arithmetic alone (numpy arrays or torch tensors); the reset is an event."""
+    return ((-(y[0] - p[1]) + i_app) / p[0],)
 
 
 def _at_rest(p: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -48,5 +56,6 @@ def model() -> IonicModel:
         parameter_check=_check,
         stimulus_name="RI",
         observables=("V",),
+        vector_field=vector_field,
         notes={"RI": "the applied input is R I, in mV"},
     )
