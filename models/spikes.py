@@ -78,6 +78,36 @@ def score(time: NDArray[np.float64], truth: NDArray[np.float64], predicted: NDAr
     true_t, true_h = peaks(time, truth, threshold)
     pred_t, pred_h = peaks(time, predicted, threshold) if np.isfinite(predicted).all() else (
         np.empty(0), np.empty(0))  # fmt: skip
+    values, undefined, pairs = _timing(true_t, pred_t, window)
+    if pairs:
+        i, j = np.array(pairs).T
+        values["amplitude_deviation"] = float(np.mean(np.abs(pred_h[j] - true_h[i])))
+    else:
+        undefined["amplitude_deviation"] = undefined["phase_drift"]
+    span = float(np.ptp(truth))
+    if np.isfinite(predicted).all() and span > 0:
+        values["amplitude_error"] = abs(float(np.ptp(predicted)) - span) / span
+    else:
+        undefined["amplitude_error"] = ("the forecast is not finite" if span > 0 else
+                                        "the truth is flat")  # fmt: skip
+    return SpikeScore(values, undefined, true_t.size, pred_t.size)
+
+
+def event_score(true_times: NDArray[np.float64], predicted_times: NDArray[np.float64],
+                window: float) -> SpikeScore:  # fmt: skip
+    """The timing metrics of spikes given as times (a reset model's events); their
+    amplitudes are the reset's, so the amplitude metrics are undefined."""
+    true_t, pred_t = np.asarray(true_times, float), np.asarray(predicted_times, float)
+    values, undefined, _ = _timing(true_t, pred_t, window)
+    undefined["amplitude_deviation"] = undefined["amplitude_error"] = (
+        "spikes are events with a reset, not peaks")  # fmt: skip
+    return SpikeScore(values, undefined, true_t.size, pred_t.size)
+
+
+def _timing(true_t: NDArray[np.float64], pred_t: NDArray[np.float64],
+            window: float) -> tuple[dict[str, float], dict[str, str], list[tuple[int, int]]]:  # fmt: skip
+    """Precision, recall, F1, phase drift and ISI error of matched spike times (NaN where
+    undefined, the reason beside), and the matched pairs."""
     pairs = match(true_t, pred_t, window)
     values = dict.fromkeys(SPIKE_METRICS, math.nan)
     undefined: dict[str, str] = {}
@@ -98,10 +128,9 @@ def score(time: NDArray[np.float64], truth: NDArray[np.float64], predicted: NDAr
     if n_match:
         i, j = np.array(pairs).T
         values["phase_drift"] = float(np.mean(np.abs(pred_t[j] - true_t[i])))
-        values["amplitude_deviation"] = float(np.mean(np.abs(pred_h[j] - true_h[i])))
     else:
-        reason = no_prediction if not n_pred else f"no predicted spike within {window:g} ms"
-        undefined["phase_drift"] = undefined["amplitude_deviation"] = reason
+        undefined["phase_drift"] = (no_prediction if not n_pred else
+                                    f"no predicted spike within {window:g} ms")  # fmt: skip
     consecutive = [(a, b) for a, b in itertools.pairwise(pairs) if b[0] == a[0] + 1]
     if consecutive:
         errors = [abs((pred_t[b[1]] - pred_t[a[1]]) - (true_t[b[0]] - true_t[a[0]]))
@@ -110,10 +139,4 @@ def score(time: NDArray[np.float64], truth: NDArray[np.float64], predicted: NDAr
     else:
         undefined["isi_error"] = ("no two consecutive spikes matched" if n_pred else
                                   no_prediction)  # fmt: skip
-    span = float(np.ptp(truth))
-    if np.isfinite(predicted).all() and span > 0:
-        values["amplitude_error"] = abs(float(np.ptp(predicted)) - span) / span
-    else:
-        undefined["amplitude_error"] = ("the forecast is not finite" if span > 0 else
-                                        "the truth is flat")  # fmt: skip
-    return SpikeScore(values, undefined, n_true, n_pred)
+    return values, undefined, pairs
