@@ -29,7 +29,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402 (after the thread setting)
+import numpy as np
 
 GRID_MS = 0.01  # the output grid: a "time step" of the LIF target
 
@@ -49,14 +49,21 @@ class Case:
 
 CASES = {
     "hh": Case("hh_modern", 50.0, ("constant", 10.0, 0.0)),
-    "fhh08": Case("hh_fractional", 100.0, ("step", 10.0, 10.0), {"alpha": 0.8},
-                  window_ms=0.01, fpinn=True),  # fmt: skip
-    "fhh06": Case("hh_fractional", 100.0, ("step", 10.0, 10.0), {"alpha": 0.6},
-                  window_ms=0.01, fpinn=True),  # fmt: skip
-    **{f"izh_{name}": Case("izhikevich", 200.0, ("constant", 10.0, 0.0), parameter_set=name,
-                           spikes="events") for name in ("RS", "IB", "CH", "FS")},  # fmt: skip
-    "lif": Case("lif", 100.0, ("constant", 20.0, 0.0), window_ms=0.1, splitting="none",
-                spikes="events"),  # fmt: skip
+    "fhh08": Case(
+        "hh_fractional", 100.0, ("step", 10.0, 10.0), {"alpha": 0.8}, window_ms=0.01, fpinn=True
+    ),
+    "fhh06": Case(
+        "hh_fractional", 100.0, ("step", 10.0, 10.0), {"alpha": 0.6}, window_ms=0.01, fpinn=True
+    ),
+    **{
+        f"izh_{name}": Case(
+            "izhikevich", 200.0, ("constant", 10.0, 0.0), parameter_set=name, spikes="events"
+        )
+        for name in ("RS", "IB", "CH", "FS")
+    },
+    "lif": Case(
+        "lif", 100.0, ("constant", 20.0, 0.0), window_ms=0.1, splitting="none", spikes="events"
+    ),
 }
 
 
@@ -132,10 +139,8 @@ def run_one(task: tuple[str, str, int, int]) -> dict[str, Any]:
     truth, true_events = reference(case, times)
     if predicted_spikes is None:
         predicted_spikes = _spikes(case, times, states[0], problem)
-    if case.spikes == "peaks":
-        true_spikes = _spikes(case, times, truth[0], problem)
-    else:
-        true_spikes = true_events
+    peaks = case.spikes == "peaks"
+    true_spikes = _spikes(case, times, truth[0], problem) if peaks else true_events
     spikes = event_score(true_spikes, predicted_spikes, 2.0)
     lif_error = (float(np.abs(predicted_spikes - true_spikes).max())
                  if case.model == "lif" and predicted_spikes.size == true_spikes.size
@@ -169,7 +174,8 @@ def _summary(values: list[float]) -> str:
     if len(finite) == 1:
         return f"{finite[0]:.3g}"
     return f"{statistics.mean(finite):.3g} ± {statistics.stdev(finite):.2g}" + (
-        f" ({len(values) - len(finite)} undefined)" if len(finite) < len(values) else "")
+        f" ({len(values) - len(finite)} undefined)" if len(finite) < len(values) else ""
+    )
 
 
 def main() -> None:
@@ -192,8 +198,8 @@ def main() -> None:
         results = list(pool.map(run_one, tasks))
         l1 = pool.submit(l1_seconds).result()
     total = time.perf_counter() - started
-    print(f"| case | method | rel L2 (V) | worst state rel L2 | spike F1 | phase drift (ms) "
-          f"| spikes (pred/true) | seconds |")  # fmt: skip
+    print("| case | method | rel L2 (V) | worst state rel L2 | spike F1 | phase drift (ms) "
+          "| spikes (pred/true) | seconds |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for result in results:
@@ -214,23 +220,26 @@ def _targets(table: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
     def rows(name: str, method: str) -> list[dict[str, Any]]:
         return table.get((name, method), [])
 
+    def worst(name: str) -> float:
+        return max(r["rel_l2"][0] for r in rows(name, "splitting"))
+
     checks = []
     if rows("hh", "splitting"):
         checks.append(("HH splitting rel L2(V) <= 1e-2",
-                       max(r["rel_l2"][0] for r in rows("hh", "splitting")) <= 1e-2))  # fmt: skip
+                       worst("hh") <= 1e-2))  # fmt: skip
     if rows("fhh08", "splitting"):
         checks.append(("fractional HH a=0.8 rel L2(V) <= 2e-2",
-                       max(r["rel_l2"][0] for r in rows("fhh08", "splitting")) <= 2e-2))  # fmt: skip
+                       worst("fhh08") <= 2e-2))  # fmt: skip
     for name in ("izh_RS", "izh_IB", "izh_CH", "izh_FS"):
         if rows(name, "splitting"):
             ok = all(r["f1"] == 1.0 and r["drift"] <= 0.5 for r in rows(name, "splitting"))
             checks.append((f"{name} F1 = 1, drift <= 0.5 ms", ok))
     if rows("lif", "splitting"):
-        checks.append(("LIF spike times within 0.01 ms of the closed form",
-                       all(r["lif_error"] <= GRID_MS for r in rows("lif", "splitting"))))  # fmt: skip
+        close = all(r["lif_error"] <= GRID_MS for r in rows("lif", "splitting"))
+        checks.append(("LIF spike times within 0.01 ms of the closed form", close))
     for (name, method), found in table.items():
         if method != "splitting":
-            fails = all(r["rel_l2"][0] >= 0.5 or not r["f1"] == 1.0 for r in found)
+            fails = all(r["rel_l2"][0] >= 0.5 or r["f1"] != 1.0 for r in found)
             checks.append((f"{name} {method} fails (rel L2(V) >= 0.5 or spikes missed)", fails))
     for what, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {what}")

@@ -11,6 +11,7 @@ resets: an integrate-and-fire or Izhikevich neuron's spikes are what such a netw
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -30,11 +31,14 @@ def state_scales(start: NDArray[np.float64]) -> NDArray[np.float64]:
 class HorizonNetwork(nn.Module):
     """z(t) over [0, t_end] with z(0) = start exactly (states in physical units)."""
 
+    start: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, widths: Sequence[int], start: Sequence[float], t_end: float) -> None:
         super().__init__()
         sizes = [1, *widths, len(start)]
         layers: list[nn.Module] = []
-        for k, (into, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for k, (into, out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(into, out))
             if k < len(sizes) - 2:
                 layers.append(nn.Tanh())

@@ -104,8 +104,10 @@ def event_score(true_times: NDArray[np.float64], predicted_times: NDArray[np.flo
     return SpikeScore(values, undefined, true_t.size, pred_t.size)
 
 
-def _timing(true_t: NDArray[np.float64], pred_t: NDArray[np.float64],
-            window: float) -> tuple[dict[str, float], dict[str, str], list[tuple[int, int]]]:  # fmt: skip
+Timing = tuple[dict[str, float], dict[str, str], list[tuple[int, int]]]
+
+
+def _timing(true_t: NDArray[np.float64], pred_t: NDArray[np.float64], window: float) -> Timing:
     """Precision, recall, F1, phase drift and ISI error of matched spike times (NaN where
     undefined, the reason beside), and the matched pairs."""
     pairs = match(true_t, pred_t, window)

@@ -31,8 +31,10 @@ goes on from the crossing. Everything here is float64 on the CPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -173,13 +175,15 @@ class Problem:
 @dataclass
 class March:
     """A march's result: the state at every window's end (``times``, ``states`` (S, K)),
-    the events (spike times, ms), each sub-step's final RMS residual and iterations."""
+    the events (spike times, ms), each sub-step's final RMS residual, the Gauss-Newton steps
+    and the seconds the march took."""
 
     times: list[float] = field(default_factory=list)
     states: list[NDArray[np.float64]] = field(default_factory=list)
     events: list[float] = field(default_factory=list)
     residuals: list[float] = field(default_factory=list)
     iterations: int = 0
+    seconds: float = 0.0
 
     def arrays(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         return np.array(self.times), np.array(self.states).T
@@ -353,6 +357,29 @@ class Marcher:
             terms[k] = (term, lower)
         return terms
 
+    # -- a march's state, for checkpoints ------------------------------------------------------
+
+    def state(self, record: March) -> dict[str, Any]:
+        """What resuming this march needs: every group's coefficients, the L1 nodes, the
+        record so far (numpy arrays and numbers only)."""
+        return {"coefficients": [c.copy() for c in self.coefficients],
+                "nodes": self.nodes.copy() if self.caputo_states else np.empty(0),
+                "times": np.array(record.times), "states": np.array(record.states),
+                "events": np.array(record.events), "residuals": np.array(record.residuals),
+                "iterations": record.iterations, "seconds": record.seconds}  # fmt: skip
+
+    def restore(self, state: Mapping[str, Any]) -> March:
+        """The march :meth:`state` saved, in place; its record."""
+        self.coefficients = [np.asarray(c, dtype=np.float64).copy()
+                             for c in state["coefficients"]]  # fmt: skip
+        if self.caputo_states:
+            self.nodes = np.asarray(state["nodes"], dtype=np.float64).copy()
+        return March(list(np.asarray(state["times"], dtype=np.float64)),
+                     [np.asarray(z, dtype=np.float64) for z in state["states"]],
+                     list(np.asarray(state["events"], dtype=np.float64)),
+                     list(np.asarray(state["residuals"], dtype=np.float64)),
+                     int(state["iterations"]), float(state["seconds"]))  # fmt: skip
+
     # -- windows --------------------------------------------------------------------------------
 
     def window(self, z0: NDArray[np.float64], t0: float, length: float,
@@ -390,6 +417,7 @@ class Marcher:
         model = self.problem.model
         events = model.has_events
         p = self.problem.parameters
+        started = time.perf_counter()
         for end in self.boundaries():
             if end <= t + 1e-12 or (until is not None and end > until + 1e-12):
                 continue
@@ -406,6 +434,7 @@ class Marcher:
             z, t = z_new, end
             record.times.append(t)
             record.states.append(z.copy())
+        record.seconds += time.perf_counter() - started
         return record
 
     def _locate(self, z0: NDArray[np.float64], t0: float, length: float,
