@@ -25,6 +25,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -149,7 +150,8 @@ def run_one(task: tuple[str, str, int, int]) -> dict[str, Any]:
             "rel_l2": relative_l2(states, truth).tolist(), "states": list(model.state_names),
             "f1": spikes.values["f1"], "drift": spikes.values["phase_drift"],
             "spikes": f"{spikes.predicted_spikes}/{spikes.true_spikes}",
-            "lif_error": lif_error}  # fmt: skip
+            "lif_error": lif_error,
+            "curve": (times, states[0], truth[0]) if seed == 0 else None}  # fmt: skip
 
 
 def l1_seconds() -> float:
@@ -184,6 +186,7 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pinn-iterations", type=int, default=3000)
+    parser.add_argument("--figures", default=None, help="a folder for V(t) of seed 0 per model")
     args = parser.parse_args()
     names = args.cases.split(",")
     unknown = [n for n in names if n not in CASES]
@@ -214,6 +217,36 @@ def main() -> None:
     print(f"\nL1 reference, alpha 0.8, 100 ms at 1e-3 ms, one core: {l1:.2f} s (target < 10 s)")
     print(f"whole benchmark on {args.workers} workers: {total / 60:.1f} min (target <= 60)")
     _targets(table)
+    if args.figures:
+        _figures(table, args.figures)
+
+
+def _figures(table: dict[tuple[str, str], list[dict[str, Any]]], folder: str) -> None:
+    """V(t) of seed 0 of every method against the reference, one figure per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in dict.fromkeys(case for case, _ in table):
+        figure, axis = plt.subplots(figsize=(10, 3.2))
+        drawn = False
+        for (case, method), rows in table.items():
+            curve = next((r["curve"] for r in rows if r["curve"] is not None), None)
+            if case != name or curve is None:
+                continue
+            times, predicted, truth = curve
+            if not drawn:
+                axis.plot(times, truth, color="k", lw=1.0, label="reference")
+                drawn = True
+            axis.plot(times, predicted, "--", lw=1.0, label=method)
+        axis.set(xlabel="t (ms)", ylabel="V (mV)", title=f"{name}: seed 0")
+        axis.legend(loc="upper right")
+        figure.savefig(out / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+    print(f"figures: {folder}")
 
 
 def _targets(table: dict[tuple[str, str], list[dict[str, Any]]]) -> None:

@@ -14,7 +14,7 @@ from ionops.config import (
 from ionops.errors import ConfigError
 
 
-def test_ships_the_fno_mlp_and_node_papers_experiments():
+def test_ships_the_fno_mlp_node_and_splitting_papers_experiments():
     assert shipped_experiments() == [
         "fhn",
         "fhn-mlp-a",
@@ -23,6 +23,7 @@ def test_ships_the_fno_mlp_and_node_papers_experiments():
         "fhn-mlp-c-trajectory",
         "hh",
         "hh-node",
+        "hh-splitting",
         "ord",
     ]
 
@@ -53,8 +54,8 @@ def test_the_schema_lists_exactly_the_declared_ionic_models():
     from ionops.datasets.ionic import available_models, get_ionic_model
 
     assert sorted(typing.get_args(IonicModelName)) == available_models()
-    assert available_models() == ["fhn", "fhn_werneck", "hh", "hh_modern", "izhikevich", "lif",
-                                  "ord"]  # fmt: skip
+    assert available_models() == ["fhn", "fhn_werneck", "hh", "hh_fractional", "hh_modern",
+                                  "izhikevich", "lif", "ord"]  # fmt: skip
     for name in available_models():
         assert get_ionic_model(name).name == name
 
@@ -223,7 +224,7 @@ def test_override_into_a_value_is_refused():
 def test_unknown_experiment_names_the_shipped_ones(tmp_path):
     shipped = (
         r"neither a shipped name \(fhn, fhn-mlp-a, fhn-mlp-b, fhn-mlp-c, "
-        r"fhn-mlp-c-trajectory, hh, hh-node, ord\)"
+        r"fhn-mlp-c-trajectory, hh, hh-node, hh-splitting, ord\)"
     )
     with pytest.raises(ConfigError, match=shipped):
         load_experiment(tmp_path / "missing.toml")

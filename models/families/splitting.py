@@ -147,8 +147,9 @@ class SplittingFamily(SurrogateFamily):
         if model.method == "splitting" and ionic.caputo:
             ratio = model.window_ms / step
             if abs(ratio - round(ratio)) > 1e-9 * ratio or round(ratio) < 2:
-                raise UserError(f"model.window_ms = {model.window_ms:g} is not a whole number "
-                                f"(at least 2) of L1 steps (data.caputo_step_ms = {step:g})")  # fmt: skip
+                raise UserError(f"model.window_ms = {model.window_ms:g} is not a whole "
+                                f"number (at least 2) of L1 steps (data.caputo_step_ms = "
+                                f"{step:g})")  # fmt: skip
         if model.method == "fpinn" and not ionic.caputo:
             raise UserError(f"model.method = 'fpinn' is the fractional PINN: {ionic.name} has "
                             "no Caputo derivative; use method = 'pinn'")  # fmt: skip
