@@ -8,7 +8,7 @@ point: configuring it again gives the same trial, which the retraining relies on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ionops.errors import UserError
@@ -56,3 +56,23 @@ def check_points(
             f"(record keys {changed}, arguments {trial.arguments} -> {again.arguments}): "
             "configure(record) must give the same trial back"
         )
+
+
+def point_widths(point: Mapping[str, Any], widths: Sequence[int]) -> list[int] | None:
+    """The hidden widths a point names: a space's one width per layer (``widths`` and
+    ``depth``, the depth ``widths``' own where the point has none), or a record's
+    ``"64-64-64"``; None where it names none."""
+    if "widths" not in point:
+        return None
+    width = point["widths"]
+    if isinstance(width, str):
+        return [int(w) for w in width.split("-")]
+    return [int(width)] * int(point.get("depth", len(widths)))
+
+
+def check_cap(experiment: ExperimentConfig, widths: Sequence[int], count: int) -> None:
+    """Refuse a network over an integer ``search.parameter_cap`` in the constrained space."""
+    cap = experiment.search.parameter_cap
+    if experiment.search.space == "constrained" and isinstance(cap, int) and count > cap:
+        raise UserError(f"widths {list(widths)} give {count} parameters, over "
+                        f"search.parameter_cap = {cap}")  # fmt: skip

@@ -48,6 +48,7 @@ from ionops.models.family import (
     chosen_space,
     on_grid,
 )
+from ionops.models.points import check_cap, point_widths
 
 if TYPE_CHECKING:
     from torch import nn
@@ -192,12 +193,9 @@ class NodeFamily(SurrogateFamily):
         model = cast(NodeSection, experiment.model)
         space = cast(NodeSpace, chosen_space(experiment))
         update: dict[str, Any] = {}
-        if "widths" in point:
-            width = point["widths"]  # a space's one width per layer, or a record's "64-64-64"
-            if isinstance(width, str):
-                update["widths"] = [int(w) for w in width.split("-")]
-            else:
-                update["widths"] = [int(width)] * int(point.get("depth", len(model.widths)))
+        widths = point_widths(point, model.widths)
+        if widths is not None:
+            update["widths"] = widths
         for name in ("physics_weight", "noise_scale"):
             if name in point:
                 update[name] = on_grid(point[name], getattr(space, name))
@@ -210,11 +208,7 @@ class NodeFamily(SurrogateFamily):
             rate = on_grid(point["learning_rate"], space.learning_rate)
             training = training.model_copy(update={"learning_rate": rate})
         trial = self._trial(chosen, training, data)
-        cap = experiment.search.parameter_cap
-        if experiment.search.space == "constrained" and isinstance(cap, int) and \
-                trial.parameter_count > cap:  # fmt: skip
-            raise UserError(f"widths {chosen.widths} give {trial.parameter_count} parameters, "
-                            f"over search.parameter_cap = {cap}")  # fmt: skip
+        check_cap(experiment, chosen.widths, trial.parameter_count)
         return trial
 
     def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:

@@ -47,6 +47,7 @@ from ionops.models.family import (
     chosen_space,
     on_grid,
 )
+from ionops.models.points import check_cap, point_widths
 
 if TYPE_CHECKING:
     from torch import nn
@@ -185,12 +186,9 @@ class SplittingFamily(SurrogateFamily):
         model = cast(SplittingSection, experiment.model)
         space = cast(SplittingSpace, chosen_space(experiment))
         update: dict[str, Any] = {}
-        if "widths" in point:
-            width = point["widths"]  # a space's one width per layer, or a record's "16-16"
-            if isinstance(width, str):
-                update["widths"] = [int(w) for w in width.split("-")]
-            else:
-                update["widths"] = [int(width)] * int(point.get("depth", len(model.widths)))
+        widths = point_widths(point, model.widths)
+        if widths is not None:
+            update["widths"] = widths
         if "feature_scale" in point:
             update["feature_scale"] = on_grid(point["feature_scale"], space.feature_scale)
         for name in ("window_ms", "collocation", "splitting"):
@@ -202,11 +200,7 @@ class SplittingFamily(SurrogateFamily):
             _check_window(chosen.window_ms, float(data_section.dt_ms),
                           float(data_section.t_end_ms))  # fmt: skip
         trial = self._trial(chosen, experiment, data)
-        cap = experiment.search.parameter_cap
-        if experiment.search.space == "constrained" and isinstance(cap, int) and \
-                trial.parameter_count > cap:  # fmt: skip
-            raise UserError(f"widths {chosen.widths} give {trial.parameter_count} parameters, "
-                            f"over search.parameter_cap = {cap}")  # fmt: skip
+        check_cap(experiment, chosen.widths, trial.parameter_count)
         return trial
 
     def own_trial(self, experiment: ExperimentConfig, data: Any) -> TrialConfig:
