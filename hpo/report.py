@@ -57,6 +57,16 @@ class Retrained:
     def family(self) -> Training:
         return get_family(self.experiment.family)
 
+    def registered(self) -> tuple[Any, Any]:
+        """The experiment's dataset as the family loads it, and the registered seed's network
+        with its trained weights, in evaluation mode."""
+        family = self.family
+        data = family.load_data(self.experiment, self.dataset)
+        model = family.build(self.checkpoint["arguments"])
+        model.load_state_dict(self.checkpoint["model"])
+        model.eval()
+        return data, model
+
 
 def make_report(
     experiments: list[tuple[str, ExperimentConfig]],

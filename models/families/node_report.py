@@ -30,11 +30,7 @@ def figures(item: Any, folder: Path) -> list[Path]:
     from ionops.models.families.node_learning import NodeObjective
 
     family = item.family
-    data = family.load_data(item.experiment, item.dataset)
-    checkpoint = item.checkpoint
-    model = family.build(checkpoint["arguments"])
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
+    data, model = item.registered()
     trial = family.own_trial(item.experiment, data)
     objective = NodeObjective(data, trial)
     predicted = objective.trajectory(model, "test")

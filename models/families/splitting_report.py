@@ -27,11 +27,7 @@ def figures(item: Any, folder: Path) -> list[Path]:
     from ionops.models.families.splitting_learning import SplittingObjective
 
     family = item.family
-    data = family.load_data(item.experiment, item.dataset)
-    checkpoint = item.checkpoint
-    model = family.build(checkpoint["arguments"])
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
+    data, model = item.registered()
     objective = SplittingObjective(data, family.own_trial(item.experiment, data))
     times, states, _ = objective.trajectory(model, "test")
     return [_figure(item, data, times, states, folder / "trajectory.png"),
