@@ -55,7 +55,7 @@ def test_the_schema_lists_exactly_the_declared_ionic_models():
 
     assert sorted(typing.get_args(IonicModelName)) == available_models()
     assert available_models() == ["fhn", "fhn_werneck", "hh", "hh_fractional", "hh_modern",
-                                  "izhikevich", "lif", "ord"]  # fmt: skip
+                                  "izhikevich", "lif", "ord", "tt04"]  # fmt: skip
     for name in available_models():
         assert get_ionic_model(name).name == name
 

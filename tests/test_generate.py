@@ -97,7 +97,7 @@ def test_a_finished_file_is_reported_complete_and_another_one_is_named(tmp_path)
         (
             small_spec("lr91"),
             "unknown ionic model 'lr91'; known models: fhn, fhn_werneck, hh, hh_fractional, "
-            "hh_modern, izhikevich, lif, ord",
+            "hh_modern, izhikevich, lif, ord, tt04",
         ),
         (small_spec("hh", n_t=4), "n_t = 4: too few grid points; need at least 8"),
         (small_spec("hh", t_end_ms=50.0), "T_stim up to 100.0 ms lies beyond the horizon T = 50"),

@@ -13,7 +13,7 @@ def test_registry_lists_the_models_and_rejects_unknown_names():
     with pytest.raises(
         UserError,
         match=r"unknown ionic model .lr91.; known models: fhn, fhn_werneck, hh, hh_fractional, "
-        "hh_modern, izhikevich, lif, ord",
+        "hh_modern, izhikevich, lif, ord, tt04",
     ):
         get_ionic_model("lr91")
 
