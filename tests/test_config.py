@@ -103,7 +103,7 @@ def test_dump_round_trips_through_the_loader(tmp_path):
         ("model.d_v=0", ["model.d_v", "0", "greater than or equal to 1"]),
         ("model.activation=swish", ["model.activation", "swish", "'tanh', 'relu', 'gelu'"]),
         ("data.fraction=1.5", ["data.fraction", "1.5", "less than or equal to 1"]),
-        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'izhikevich', 'lif' or 'ord'"]),
+        ("data.ionic_model=lr91", ["data.ionic_model", "lr91", "'lif', 'ord' or 'tt04'"]),
         ("training.epochs=ten", ["training.epochs", "ten", "valid integer"]),
     ],
 )
