@@ -14,7 +14,8 @@ with a Caputo derivative. The splits:
 
 File layout (root attributes as every dataset's, plus these settings)::
 
-    /<split>/time (n_t,) float64 ms;  /<split>/states (S, n_t) float64
+    /<split>/time (n_t,) float64 ms;  /<split>/states (S, n_t) float64 of float32 values
+    (every dataset's states are stored at float32 precision)
     /<split>/initial_state (S,) float64;  /<split>/event_times (n_events,) float64 ms
 """
 
