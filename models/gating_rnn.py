@@ -1,0 +1,171 @@
+"""The gating recurrent network of paper 004: Hodgkin-Huxley gates kept as gates in a network.
+
+Every state is scaled into [0, 1] by fixed, recorded ranges (:class:`Scaling`). The network
+steps the scaled state u_i of an ionic model to u_{i+1} over one sampling step dt:
+
+- N1 = phi1 (Dense in -> 30, relu; 30 -> 30, relu) and the gating layer (:class:`GatingLayer`,
+  the GNN): h_inf = sigma(W_inf x + b_inf), rho = sigma(W_tau x + b_tau) and
+  h <- rho h + (1 - rho) h_inf, one unit per classic gate (a Rush-Larsen step whose
+  steady state and rate are learned functions of the observables);
+- N2 = phi2 (Dense (in + gates) -> 30, 30 -> 30, relu), an LSTM (30 -> the other states'
+  count) and phi3 (Dense, sigmoid) for the other states (V, the non-classic gates and the
+  concentrations), which the observables also feed.
+
+The input of both is the observables (V and Ca_i for ten Tusscher 2004) and, here, the applied
+current: the paper's networks take the observables alone, so nothing in them says when a
+pacing pulse arrives; a free-running network needs it to pace at a cycle length it never saw.
+
+First-pass training (eq. 2.5.2) is next-step supervision of every state with the true gates
+fed to the gating layer (teacher forcing); the LSTM runs over the sequence. A free-running
+rollout feeds each prediction back. The gating layer converts to an ODE (eq. 2.7.1-2):
+tau = -dt / log rho, h' = (h_inf - h) / tau.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Fixed ranges: each state's (and the current's) low and high, mapped to 0 and 1."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: NDArray[np.floating], margin: float = 0.05) -> Scaling:
+        """Ranges of ``values`` (..., S, n_t) widened by ``margin`` of the spread each side."""
+        flat = np.moveaxis(np.asarray(values, dtype=np.float64), -2, 0).reshape(
+            values.shape[-2], -1)  # fmt: skip
+        low, high = flat.min(axis=1), flat.max(axis=1)
+        spread = np.where(high > low, high - low, 1.0)
+        return cls(tuple((low - margin * spread).tolist()),
+                   tuple((high + margin * spread).tolist()))  # fmt: skip
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """Scale (..., S) physical values into [0, 1]."""
+        low = torch.tensor(self.low, dtype=values.dtype, device=values.device)
+        high = torch.tensor(self.high, dtype=values.dtype, device=values.device)
+        return (values - low) / (high - low)
+
+    def inverse(self, scaled: torch.Tensor) -> torch.Tensor:
+        low = torch.tensor(self.low, dtype=scaled.dtype, device=scaled.device)
+        high = torch.tensor(self.high, dtype=scaled.dtype, device=scaled.device)
+        return low + scaled * (high - low)
+
+
+class GatingLayer(nn.Module):
+    """The GNN layer: each unit a gate stepped by rho h + (1 - rho) h_inf."""
+
+    def __init__(self, inputs: int, gates: int) -> None:
+        super().__init__()
+        self.steady = nn.Linear(inputs, gates)
+        self.rate = nn.Linear(inputs, gates)
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_inf, rho) at features ``x``."""
+        return torch.sigmoid(self.steady(x)), torch.sigmoid(self.rate(x))
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        steady, rho = self.parts(x)
+        return rho * h + (1.0 - rho) * steady
+
+    def time_constants(self, x: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h_inf, tau) of the equivalent ODE h' = (h_inf - h) / tau (eq. 2.7.1)."""
+        steady, rho = self.parts(x)
+        return steady, -dt / torch.log(rho)
+
+
+class GatingNetwork(nn.Module):
+    """N1 and N2 of the paper over a model's states split into ``gates`` (indices) and the
+    rest; ``observables`` (indices into the states) and the applied current are the input."""
+
+    def __init__(self, n_states: int, gates: Sequence[int], observables: Sequence[int],
+                 width: int = 30) -> None:  # fmt: skip
+        super().__init__()
+        self.gates = list(gates)
+        self.others = [k for k in range(n_states) if k not in self.gates]
+        self.observables = list(observables)
+        inputs = len(self.observables) + 1  # and the applied current
+        self.phi1 = nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width),
+                                  nn.ReLU())  # fmt: skip
+        self.gating = GatingLayer(width, len(self.gates))
+        self.phi2 = nn.Sequential(nn.Linear(inputs + len(self.gates), width), nn.ReLU(),
+                                  nn.Linear(width, width), nn.ReLU())  # fmt: skip
+        self.lstm = nn.LSTM(width, len(self.others), batch_first=True)
+        self.phi3 = nn.Sequential(nn.Linear(len(self.others), len(self.others)), nn.Sigmoid())
+
+    def inputs(self, states: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """The observables of scaled states (..., S) and the scaled current (...)."""
+        return torch.cat([states[..., self.observables], current[..., None]], dim=-1)
+
+    def teacher_forced(self, states: torch.Tensor, current: torch.Tensor,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Next-step predictions of the gates and the other states, (B, T, ...), from the
+        true scaled states (B, T, S) and currents (B, T): the first pass's inputs."""
+        v = self.inputs(states, current)
+        gates = self.gating(self.phi1(v), states[..., self.gates])
+        hidden, _ = self.lstm(self.phi2(torch.cat([v, gates], dim=-1)))
+        return gates, self.phi3(hidden)
+
+    def first_pass_loss(self, states: torch.Tensor, current: torch.Tensor,
+                        weight_decay: float) -> torch.Tensor:  # fmt: skip
+        """Eq. 2.5.2: squared errors of the next step's gates and other states, plus
+        ``weight_decay`` times the squared weights."""
+        gates, others = self.teacher_forced(states[:, :-1], current[:, :-1])
+        target = states[:, 1:]
+        loss = (gates - target[..., self.gates]).pow(2).mean() \
+            + (others - target[..., self.others]).pow(2).mean()  # fmt: skip
+        if weight_decay:
+            weights = sum(p.pow(2).sum() for n, p in self.named_parameters() if "weight" in n)
+            loss = loss + weight_decay * weights
+        return loss
+
+    @torch.no_grad()
+    def free_run(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """Scaled states (B, T, S) from ``start`` (B, S), each prediction fed back, under the
+        scaled currents (B, T) (the first row is the start)."""
+        batch, steps = current.shape
+        out = torch.empty(batch, steps, start.shape[-1], dtype=start.dtype, device=start.device)
+        out[:, 0] = start
+        memory = None
+        state = start
+        for k in range(steps - 1):
+            v = self.inputs(state, current[:, k])
+            gates = self.gating(self.phi1(v), state[..., self.gates])
+            hidden, memory = self.lstm(self.phi2(torch.cat([v, gates], dim=-1))[:, None],
+                                       memory)  # fmt: skip
+            state = torch.empty_like(state)
+            state[..., self.gates] = gates
+            state[..., self.others] = self.phi3(hidden[:, 0])
+            out[:, k + 1] = state
+        return out
+
+
+def apd(time: NDArray[np.float64], v: NDArray[np.float64], onsets: Sequence[float],
+        fraction: float = 0.9) -> NDArray[np.float64]:  # fmt: skip
+    """Each action potential's duration at ``fraction`` repolarisation (APD90 by default):
+    from its pacing ``onset`` to the first time after the peak that V falls below
+    peak - fraction (peak - V just before the onset); NaN where it does not before the next
+    onset."""
+    out = []
+    bounds = [*onsets[1:], float(time[-1])]
+    for onset, end in zip(onsets, bounds, strict=True):
+        window = (time >= onset) & (time <= end)
+        t, u = time[window], v[window]
+        if t.size < 3:
+            out.append(np.nan)
+            continue
+        peak = int(np.argmax(u))
+        before = max(int(np.searchsorted(time, onset)) - 1, 0)
+        level = u[peak] - fraction * (u[peak] - float(v[before]))
+        below = np.flatnonzero(u[peak:] < level)
+        out.append(float(t[peak + below[0]] - onset) if below.size else np.nan)
+    return np.array(out)

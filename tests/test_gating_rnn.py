@@ -1,0 +1,80 @@
+"""The gating network's building blocks (paper 004): the GNN layer is a Rush-Larsen step, its
+ODE form inverts the rate, the first-pass loss is next-step supervision, a free-running
+rollout feeds itself, and APD90 of a trace of known shape."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ionops.models.gating_rnn import GatingLayer, GatingNetwork, Scaling, apd
+
+
+def test_the_gating_layer_steps_a_gate_exactly_as_its_ode_over_the_step():
+    torch.manual_seed(0)
+    layer = GatingLayer(4, 3).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    h = torch.rand(5, 3, dtype=torch.float64)
+    dt = 0.7
+    steady, tau = layer.time_constants(x, dt)
+    # h' = (h_inf - h) / tau with h_inf and tau held over dt: h_inf + (h - h_inf) e^(-dt/tau)
+    exact = steady + (h - steady) * torch.exp(-dt / tau)
+    assert torch.allclose(layer(x, h), exact, rtol=1e-12, atol=1e-14)
+    assert (tau > 0).all() and ((steady > 0) & (steady < 1)).all()
+
+
+def test_scaling_maps_ranges_onto_zero_one_and_back():
+    values = np.stack([np.linspace(-90, 40, 50), np.linspace(1e-4, 1e-3, 50)])[None]
+    scaling = Scaling.of(values, margin=0.0)
+    scaled = scaling.forward(torch.tensor(values[0].T))
+    assert float(scaled.min()) == 0.0 and float(scaled.max()) == 1.0
+    assert torch.allclose(scaling.inverse(scaled), torch.tensor(values[0].T))
+
+
+def test_the_first_pass_loss_is_zero_only_for_the_exact_next_step():
+    torch.manual_seed(1)
+    network = GatingNetwork(5, gates=[1, 2], observables=[0]).double()
+    states = torch.rand(2, 6, 5, dtype=torch.float64)
+    current = torch.zeros(2, 6, dtype=torch.float64)
+    gates, others = network.teacher_forced(states[:, :-1], current[:, :-1])
+    assert gates.shape == (2, 5, 2) and others.shape == (2, 5, 3)
+    consistent = states.clone()
+    consistent[:, 1:, [1, 2]] = gates.detach()
+    consistent[:, 1:, [0, 3, 4]] = others.detach()
+    # the gates of step i+1 feed step i+1's prediction, so rebuild them one step at a time
+    for k in range(1, 6):
+        g, o = network.teacher_forced(consistent[:, :k], current[:, :k])
+        consistent[:, k, [1, 2]] = g[:, -1].detach()
+        consistent[:, k, [0, 3, 4]] = o[:, -1].detach()
+    assert float(network.first_pass_loss(consistent, current, 0.0)) < 1e-24
+    assert float(network.first_pass_loss(states, current, 0.0)) > 1e-3
+
+
+def test_a_free_run_is_the_teacher_forced_network_fed_its_own_output():
+    torch.manual_seed(2)
+    network = GatingNetwork(5, gates=[1, 2], observables=[0, 3]).double()
+    start = torch.rand(3, 5, dtype=torch.float64)
+    current = torch.rand(3, 8, dtype=torch.float64)
+    run = network.free_run(start, current)
+    assert run.shape == (3, 8, 5) and torch.equal(run[:, 0], start)
+    gates, others = network.teacher_forced(run[:, :-1], current[:, :-1])
+    assert torch.allclose(gates, run[:, 1:, [1, 2]], atol=1e-12)
+    assert torch.allclose(others, run[:, 1:, [0, 3, 4]], atol=1e-12)
+
+
+def test_apd90_of_an_exponential_repolarisation():
+    time = np.arange(0.0, 2000.0, 0.5)
+    onsets = [10.0, 1010.0]
+    v = np.full_like(time, -85.0)
+    for onset in onsets:  # up to +35 mV at the onset, then an exponential decay (tau 100 ms)
+        after = (time >= onset) & (time < onset + 1000.0)
+        v[after] = -85.0 + 120.0 * np.exp(-(time[after] - onset) / 100.0)
+    durations = apd(time, v, onsets)
+    # V falls below -85 + 0.1 * 120 at t = 100 ln 10 ms after the onset (on a 0.5 ms grid)
+    assert durations == pytest.approx([100.0 * math.log(10.0)] * 2, abs=0.5)
+    flat = np.full_like(time, -85.0)
+    flat[time > 500.0] = -90.0  # no upstroke: the peak is the onset, never 90 % repolarised
+    assert np.isnan(apd(time, flat, [600.0])[0])
