@@ -49,8 +49,8 @@ def test_the_first_pass_loss_is_zero_only_for_the_exact_next_step():
         g, o = network.teacher_forced(consistent[:, :k], current[:, :k])
         consistent[:, k, [1, 2]] = g[:, -1].detach()
         consistent[:, k, [0, 3, 4]] = o[:, -1].detach()
-    assert float(network.first_pass_loss(consistent, current, 0.0)) < 1e-24
-    assert float(network.first_pass_loss(states, current, 0.0)) > 1e-3
+    assert float(network.first_pass_loss(consistent, current, 0.0).detach()) < 1e-24
+    assert float(network.first_pass_loss(states, current, 0.0).detach()) > 1e-3
 
 
 def test_a_free_run_is_the_teacher_forced_network_fed_its_own_output():
