@@ -52,3 +52,19 @@ def draw_groups(axis: Any, groups: Sequence[Any], labels: list[str]) -> list[str
                     [f"{label}\nn={len(group)}" for label, group in zip(labels, groups,
                                                                         strict=True)])  # fmt: skip
     return drawn
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """A report table's cell for one score over seeds: mean ± sample standard deviation of the
+    defined (finite) values, with how many seeds leave it undefined."""
+    import math
+
+    import numpy as np
+
+    defined = [v for v in values if math.isfinite(v)]
+    if not defined:
+        return f"undefined in all {len(values)} seeds"
+    spread = float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0
+    text = f"{float(np.mean(defined)):.4g} ± {spread:.2g}"
+    missing = len(values) - len(defined)
+    return text + (f" (undefined in {missing} of {len(values)} seeds)" if missing else "")

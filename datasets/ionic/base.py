@@ -201,6 +201,13 @@ class IonicModel:
         return out
 
 
+def check_celltype(model: str, values: Mapping[str, float], celltypes: Mapping[float, str]) -> None:
+    """Reject a ``celltype`` parameter that names none of ``celltypes`` (value -> name)."""
+    if values["celltype"] not in celltypes:
+        allowed = ", ".join(f"{int(k)} ({v})" for k, v in celltypes.items())
+        raise UserError(f"{model}: celltype = {values['celltype']:g}; allowed: {allowed}")
+
+
 def _kernels(kernels: str | Any) -> Any:
     return importlib.import_module(kernels) if isinstance(kernels, str) else kernels
 

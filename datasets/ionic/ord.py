@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ionops.datasets.ionic.base import IonicModel
+from ionops.datasets.ionic.base import IonicModel, check_celltype
 from ionops.datasets.ionic.paced import paced_steady_state
-from ionops.errors import UserError
 
 STATE_NAMES = (
     "v", "nai", "nass", "ki", "kss", "cai", "cass", "cansr", "cajsr",
@@ -68,9 +67,7 @@ ORIGINAL_INITIAL_STATE = (
 
 def check_parameters(values: dict[str, float]) -> None:
     """Reject a cell type other than 0 (endo), 1 (epi) or 2 (M)."""
-    if values["celltype"] not in CELLTYPES:
-        allowed = ", ".join(f"{int(k)} ({v})" for k, v in CELLTYPES.items())
-        raise UserError(f"ord: celltype = {values['celltype']:g}; allowed: {allowed}")
+    check_celltype("ord", values, CELLTYPES)
 
 
 def _original(p: NDArray[np.float64]) -> NDArray[np.float64]:

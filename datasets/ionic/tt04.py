@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ionops.datasets.ionic.base import IonicModel
-from ionops.errors import UserError
+from ionops.datasets.ionic.base import IonicModel, check_celltype
 
 STATE_NAMES = ("V", "Xr1", "Xr2", "Xs", "m", "h", "j", "d", "f", "fCa", "s", "r", "Ca_i",
                "Ca_SR", "g", "Na_i", "K_i")  # fmt: skip
@@ -66,9 +65,7 @@ _ATOL = tuple(1e-5 if n == "V" else 1e-11 if n == "Ca_i" else 1e-9 for n in STAT
 
 def check_parameters(values: dict[str, float]) -> None:
     """Reject a cell type other than 0 (endo), 1 (epi) or 2 (M)."""
-    if values["celltype"] not in CELLTYPES:
-        allowed = ", ".join(f"{int(k)} ({v})" for k, v in CELLTYPES.items())
-        raise UserError(f"tt04: celltype = {values['celltype']:g}; allowed: {allowed}")
+    check_celltype("tt04", values, CELLTYPES)
 
 
 def _published(p: NDArray[np.float64]) -> NDArray[np.float64]:

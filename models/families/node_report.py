@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ionops.plotting import save_figure
+from ionops.plotting import mean_std, save_figure
 from ionops.workdir import write_atomic
 
 SPIKE_ROWS = (("f1", "spike F1", ""), ("precision", "precision", ""), ("recall", "recall", ""),
@@ -82,17 +81,6 @@ def _forecast_figure(item: Any, data: Any, predicted: np.ndarray, path: Path) ->
     return save_figure(figure, path, facts={"seed": item.seed, "states": list(names)})
 
 
-def _mean_std(values: list[float]) -> str:
-    defined = [v for v in values if math.isfinite(v)]
-    if not defined:
-        return f"undefined in all {len(values)} seeds"
-    mean = float(np.mean(defined))
-    spread = float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0
-    text = f"{mean:.4g} ± {spread:.2g}"
-    missing = len(values) - len(defined)
-    return text + (f" (undefined in {missing} of {len(values)} seeds)" if missing else "")
-
-
 def _tables(item: Any, path: Path) -> Path:
     tests = [seed["test"] for seed in item.per_sample]
     names = item.state_names
@@ -103,7 +91,7 @@ def _tables(item: Any, path: Path) -> Path:
         if key in tests[0]:
             scale = 100.0 if unit == " %" else 1.0
             values = [float(np.asarray(t[key]).reshape(-1)[0]) * scale for t in tests]
-            lines.append(f"| {label}{unit and f' ({unit.strip()})'} | {_mean_std(values)} |")
+            lines.append(f"| {label}{unit and f' ({unit.strip()})'} | {mean_std(values)} |")
     lines += ["", "Table 3: RMSE per state (mean ± std over seeds)", "",
               "| state | extrapolation window | after t_end |", "|---|---|---|"]  # fmt: skip
     for index, name in enumerate(names):
@@ -111,7 +99,7 @@ def _tables(item: Any, path: Path) -> Path:
         for key in ("rmse", "long_rmse"):
             values = [float(np.asarray(t[key]).reshape(-1, len(names))[0, index])
                       for t in tests if key in t]  # fmt: skip
-            cells.append(_mean_std(values) if values else "-")
+            cells.append(mean_std(values) if values else "-")
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     write_atomic(path, "\n".join(lines) + "\n")
     return path

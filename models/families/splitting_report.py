@@ -9,13 +9,12 @@ and a table of every seed's errors.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ionops.plotting import save_figure
+from ionops.plotting import mean_std, save_figure
 from ionops.workdir import write_atomic
 
 ROWS = (("f1", "spike F1"), ("precision", "spike precision"), ("recall", "spike recall"),
@@ -56,16 +55,6 @@ def _figure(item: Any, data: Any, times: np.ndarray, states: np.ndarray, path: P
     return save_figure(figure, path, facts={"seed": item.seed, "states": list(names)})
 
 
-def _mean_std(values: list[float]) -> str:
-    defined = [v for v in values if math.isfinite(v)]
-    if not defined:
-        return f"undefined in all {len(values)} seeds"
-    spread = float(np.std(defined, ddof=1)) if len(defined) > 1 else 0.0
-    text = f"{float(np.mean(defined)):.4g} ± {spread:.2g}"
-    missing = len(values) - len(defined)
-    return text + (f" (undefined in {missing} of {len(values)} seeds)" if missing else "")
-
-
 def _tables(item: Any, path: Path) -> Path:
     tests = [seed["test"] for seed in item.per_sample]
     names = item.state_names
@@ -74,11 +63,11 @@ def _tables(item: Any, path: Path) -> Path:
     for index, name in enumerate(names):
         values = [float(np.asarray(t["rel_l2"]).reshape(-1, len(names))[0, index])
                   for t in tests]  # fmt: skip
-        lines.append(f"| {name} | {_mean_std(values)} |")
+        lines.append(f"| {name} | {mean_std(values)} |")
     lines += ["", "| score | mean ± std |", "|---|---|"]
     for key, label in ROWS:
         if key in tests[0]:
             values = [float(np.asarray(t[key]).reshape(-1)[0]) for t in tests]
-            lines.append(f"| {label} | {_mean_std(values)} |")
+            lines.append(f"| {label} | {mean_std(values)} |")
     write_atomic(path, "\n".join(lines) + "\n")
     return path
