@@ -75,7 +75,8 @@ def test_bad_reference_settings_are_refused_by_name(changes, message):
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    (("model.window_ms=0.03",), r"window_ms = 0.03 and data.dt_ms = 0.02: .* whole multiple"),
+    (("model.window_ms=0.03",), r"window_ms = 0.03 is not a whole number of data.dt_ms = 0.02"),
+    (("model.window_ms=0.01",), r"window_ms = 0.01 is shorter than the time step"),
     (("model.window_ms=100",), r"window_ms = 100 is longer than the horizon"),
     (("model.method=fpinn",), "fpinn' is the fractional PINN: hh_modern has no Caputo"),
     (("data.ionic_model=lif", "data.stimulus.amplitude=20"), "lif has one state"),
@@ -173,3 +174,23 @@ def test_two_mpi_ranks_write_the_serial_reference_file_byte_for_byte(tmp_path, m
     subprocess.run([mpiexec, "-n", "2", *cli(tmp_path / "mpi.h5")], check=True,
                    capture_output=True)  # fmt: skip
     assert (tmp_path / "serial.h5").read_bytes() == (tmp_path / "mpi.h5").read_bytes()
+
+
+@pytest.mark.parametrize("method", ["splitting", "pinn"])
+def test_every_point_of_each_methods_space_configures_back_to_itself(tmp_path, method):
+    from hyperopt.pyll.stochastic import sample
+
+    from ionops.models.points import check_points
+
+    experiment = _experiment("data.t_end_ms=2", f"model.method={method}")
+    dataset = _dataset(experiment, tmp_path)
+    data = FAMILY.load_data(experiment, dataset)
+    space = FAMILY.hyperopt_space(experiment)
+    assert ("learning_rate" in space) == (method != "splitting")
+    assert ("window_ms" in space) == (method == "splitting")
+    check_points(FAMILY, experiment, data, (), FAMILY.default_point(experiment))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        point = sample(space, rng=rng)
+        trial = FAMILY.configure(point, experiment, data)
+        assert FAMILY.configure(trial.record, experiment, data).record == trial.record

@@ -86,7 +86,7 @@ class SplittingSpace(SpaceSection):
     """A splitting-PINN search space: quniform (low, high, step) ranges and choices."""
 
     family: Literal["splitting"]
-    window_ms: list[Annotated[float, Field(gt=0)]] = Field(default=[0.01, 0.02, 0.04],
+    window_ms: list[Annotated[float, Field(gt=0)]] = Field(default=[0.02, 0.04],
                                                            min_length=1)  # fmt: skip
     depth: list[Annotated[int, Field(ge=1, le=8)]] = Field(default=[1, 2], min_length=1)
     widths: list[Width] = Field(default=[8, 16, 32], min_length=1)
@@ -94,10 +94,13 @@ class SplittingSpace(SpaceSection):
                                                                     min_length=1)  # fmt: skip
     feature_scale: tuple[float, float, float] = (1.0, 8.0, 1.0)
     splitting: list[Splitting] = Field(default=["strang", "lie"], min_length=1)
+    learning_rate: tuple[float, float, float] = (2e-4, 3e-3, 1e-4)
+    points: list[Annotated[int, Field(ge=2)]] = Field(default=[1000, 2000, 4000], min_length=1)
 
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> SplittingSpace:
         check_quniform("feature_scale", self.feature_scale)
+        check_quniform("learning_rate", self.learning_rate)
         return self
 
 
@@ -165,9 +168,12 @@ class SplittingFamily(SurrogateFamily):
         from hyperopt import hp
 
         space = cast(SplittingSpace, chosen_space(experiment))
-        out: dict[str, Any] = {"feature_scale": hp.quniform("feature_scale",
-                                                            *space.feature_scale)}  # fmt: skip
-        for name in ("window_ms", "depth", "widths", "collocation", "splitting"):
+        if cast(SplittingSection, experiment.model).method == "splitting":
+            ranges, choices = ["feature_scale"], ["window_ms", "collocation", "splitting"]
+        else:  # one network trained by Adam: the march's settings do not apply
+            ranges, choices = ["learning_rate"], ["points"]
+        out: dict[str, Any] = {name: hp.quniform(name, *getattr(space, name)) for name in ranges}
+        for name in ("depth", "widths", *choices):
             out[name] = hp.choice(name, list(getattr(space, name)))
         return out
 
@@ -176,6 +182,10 @@ class SplittingFamily(SurrogateFamily):
         if len(set(model.widths)) != 1:
             raise UserError(f"model.widths = {model.widths}: the search's networks have one "
                             "width per layer; give equal widths")  # fmt: skip
+        if model.method != "splitting":
+            return {"depth": len(model.widths), "widths": model.widths[0],
+                    "learning_rate": experiment.training.learning_rate,
+                    "points": model.points}  # fmt: skip
         return {"window_ms": model.window_ms, "depth": len(model.widths),
                 "widths": model.widths[0], "collocation": model.collocation,
                 "feature_scale": model.feature_scale, "splitting": model.splitting}  # fmt: skip
@@ -191,7 +201,7 @@ class SplittingFamily(SurrogateFamily):
             update["widths"] = widths
         if "feature_scale" in point:
             update["feature_scale"] = on_grid(point["feature_scale"], space.feature_scale)
-        for name in ("window_ms", "collocation", "splitting"):
+        for name in ("window_ms", "collocation", "splitting", "points"):
             if name in point:
                 update[name] = point[name]
         chosen = SplittingSection.model_validate({**model.model_dump(), **update})
@@ -199,6 +209,10 @@ class SplittingFamily(SurrogateFamily):
             data_section: Any = experiment.data
             _check_window(chosen.window_ms, float(data_section.dt_ms),
                           float(data_section.t_end_ms))  # fmt: skip
+        if "learning_rate" in point:
+            rate = on_grid(point["learning_rate"], space.learning_rate)
+            training = experiment.training.model_copy(update={"learning_rate": rate})
+            experiment = experiment.model_copy(update={"training": training})
         trial = self._trial(chosen, experiment, data)
         check_cap(experiment, chosen.widths, trial.parameter_count)
         return trial
@@ -274,16 +288,18 @@ class SplittingFamily(SurrogateFamily):
 
 
 def _check_window(window: float, dt: float, t_end: float) -> None:
-    """A march's window ends must meet the reference's grid: one a whole multiple of the
-    other, and no longer than the horizon."""
+    """A march's windows end on the reference's grid: a whole multiple of its time step, and
+    no longer than the horizon."""
     if window > t_end:
         raise UserError(f"model.window_ms = {window:g} is longer than the horizon "
                         f"(data.t_end_ms = {t_end:g}); give window_ms <= t_end_ms")  # fmt: skip
-    ratio = max(window, dt) / min(window, dt)
+    if window < dt * (1 - 1e-9):
+        raise UserError(f"model.window_ms = {window:g} is shorter than the time step (data.dt_ms "
+                        f"= {dt:g}); give window_ms >= dt_ms (or a finer data.dt_ms)")  # fmt: skip
+    ratio = window / dt
     if abs(ratio - round(ratio)) > 1e-9 * ratio:
-        raise UserError(f"model.window_ms = {window:g} and data.dt_ms = {dt:g}: the windows "
-                        "end on the reference's grid only when one is a whole multiple of the "
-                        "other")  # fmt: skip
+        raise UserError(f"model.window_ms = {window:g} is not a whole number of data.dt_ms = "
+                        f"{dt:g}: the windows must end on the reference's grid")  # fmt: skip
 
 
 def _lattice_size(model: SplittingSection, experiment: ExperimentConfig) -> int:
