@@ -171,7 +171,8 @@ def _fill_missing_checkpoints(tune_dir: Path) -> None:
     deletes the old one, and its snapshot of the experiment follows a moment
     later (and ionops may fall back to the snapshot before, when the last was
     not signed). A kill in between leaves a snapshot that names a deleted
-    checkpoint (the trial then fails to restore, every retry). The checkpoint
+    checkpoint (the trial then fails to restore, every retry), in the folder the
+    search was in then, which may have moved since. The checkpoint
     that replaced it is put in its place (hard links, see :func:`_replacement`):
     the trial continues from there, as it would have without the kill. Run
     only on the signed snapshot (:func:`ionops.hpo.signing.restore`), which
@@ -191,9 +192,12 @@ def _fill_missing_checkpoints(tune_dir: Path) -> None:
         latest = getattr(manager, "latest_checkpoint_result", None)
         if latest is None or latest.checkpoint is None:
             continue
-        named = Path(latest.checkpoint.path)
-        trial_dir = named.parent
-        if named.exists() or trial_dir.parent != tune_dir:
+        # the snapshot names the folder where Tune wrote it; a moved or copied search folder
+        # restores each trial from its own folder here (Tune relocates the paths itself)
+        recorded = Path(latest.checkpoint.path)
+        trial_dir = tune_dir / recorded.parent.name
+        named = trial_dir / recorded.name
+        if named.exists() or not trial_dir.is_dir():
             continue
         replacement = _replacement(named)
         if replacement is not None:
