@@ -20,7 +20,8 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from ionops.models.splitting import Problem, _l1_weights
+from ionops.models.collocation import l1_weights
+from ionops.models.splitting import Problem
 
 
 def state_scales(start: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -73,7 +74,7 @@ class HorizonResidual:
         orders = model.derivative_orders(problem.parameters)
         for k in self.caputo:
             alpha = float(orders[k])
-            w = _l1_weights(alpha, points)
+            w = l1_weights(alpha, points)
             gap = np.arange(points)[:, None] - np.arange(points)[None, :]
             matrix = np.where(gap >= 0, w[np.abs(gap)], 0.0) * h**-alpha / math.gamma(2 - alpha)
             self.lower[k] = torch.tensor(matrix, dtype=torch.float32)

@@ -7,7 +7,8 @@ within a sub-problem the other states are held at their values when it starts. `
 A then B over each window, ``strang`` A over half the window, B over all of it and A over the
 second half; ``none`` solves the whole field at once (the only choice for a one-state model).
 
-A sub-problem over a window [a, a + H] from u0 is the network ansatz
+A sub-problem over a window [a, a + H] from u0 is the network ansatz (the network and its
+solver are in :mod:`ionops.models.collocation`)
 
     u(t) = u0 + (t - a) (g0 + s * N((t - a) / H; theta))
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from numpy.typing import NDArray
 
 from ionops.datasets.ionic import IonicModel
 from ionops.errors import UserError
+from ionops.models.collocation import Features, chebyshev, gauss_newton, l1_weights
 
 SPLITTINGS = ("lie", "strang", "none")
 
@@ -88,70 +90,6 @@ def sequence(splitting: str) -> list[tuple[int, float, float]]:
     return [(0, 0.0, 1.0)]
 
 
-# -- the window network ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Features:
-    """The hidden layers of the window networks: a tanh MLP of tau in (0, 1] with fixed,
-    seeded weights (first layer uniform in [-scale, scale], deeper ones Xavier-uniform), whose
-    last hidden layer and a constant are the features phi(tau) the trained output layer
-    combines (random-feature PINNs solved by least squares, as the local extreme learning
-    machines of Dong and Li's block time-marching)."""
-
-    layers: tuple[tuple[NDArray[np.float64], NDArray[np.float64]], ...]
-
-    @classmethod
-    def seeded(cls, widths: Sequence[int], scale: float, rng: np.random.Generator) -> Features:
-        layers, into = [], 1
-        for k, width in enumerate(widths):
-            bound = scale if k == 0 else math.sqrt(6.0 / (into + width))
-            layers.append((rng.uniform(-bound, bound, (width, into)),
-                           rng.uniform(-bound, bound, width)))  # fmt: skip
-            into = width
-        return cls(tuple(layers))
-
-    @property
-    def count(self) -> int:
-        return int(self.layers[-1][0].shape[0]) + 1
-
-    def at(self, tau: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """phi and dphi/dtau at ``tau`` (C,), each (C, count); the last column the constant."""
-        h, dh = tau[:, None], np.ones((tau.size, 1))
-        for weight, bias in self.layers:
-            a = np.tanh(h @ weight.T + bias)
-            h, dh = a, (1.0 - a * a) * (dh @ weight.T)
-        return np.hstack([h, np.ones((tau.size, 1))]), np.hstack([dh, np.zeros((tau.size, 1))])
-
-
-def gauss_newton(residual: Callable[[NDArray[np.float64]], tuple[NDArray, NDArray]],
-                 coefficients: NDArray[np.float64], iterations: int,
-                 tolerance: float) -> tuple[NDArray[np.float64], float, int]:  # fmt: skip
-    """Coefficients minimising |r|^2 by Gauss-Newton steps (least squares by SVD, so a
-    rank-deficient feature set is harmless), from ``coefficients``; the final RMS residual
-    and the steps taken. One step is exact where the residual is affine in them."""
-    r, j = residual(coefficients)
-    rms = float(np.sqrt(np.mean(r * r)))
-    used = 0
-    while used < iterations and rms >= tolerance:
-        used += 1
-        step = np.linalg.lstsq(j, -r, rcond=1e-13)[0]
-        trial = coefficients + step
-        r_trial, j_trial = residual(trial)
-        rms_trial = float(np.sqrt(np.mean(r_trial * r_trial)))
-        if not rms_trial < rms:  # no progress: the least-squares floor, or a bad step
-            if rms_trial == rms or not math.isfinite(rms_trial):
-                break
-            step_half = 0.5 * step
-            r_trial, j_trial = residual(coefficients + step_half)
-            rms_trial = float(np.sqrt(np.mean(r_trial * r_trial)))
-            if not rms_trial < rms:
-                break
-            trial = coefficients + step_half
-        coefficients, r, j, rms = trial, r_trial, j_trial, rms_trial
-    return coefficients, rms, used
-
-
 # -- the march ------------------------------------------------------------------------------------
 
 
@@ -189,20 +127,6 @@ class March:
         return np.array(self.times), np.array(self.states).T
 
 
-def _chebyshev(count: int) -> NDArray[np.float64]:
-    """``count`` Chebyshev points of the second kind in (0, 1] (0 itself excluded)."""
-    k = np.arange(count)
-    return np.sort(0.5 * (1.0 - np.cos(np.pi * (k + 1) / count)))
-
-
-def _l1_weights(alpha: float, count: int) -> NDArray[np.float64]:
-    """b_i = (i + 1)^(1 - alpha) - i^(1 - alpha), i < count (b_0 = 1, also at alpha = 1)."""
-    k = np.arange(count + 1, dtype=np.float64)
-    weights = k[1:] ** (1.0 - alpha) - k[:-1] ** (1.0 - alpha)
-    weights[:1] = 1.0
-    return weights
-
-
 class Marcher:
     """Marches one :class:`Problem` with :class:`WindowSettings`, from a seeded network."""
 
@@ -224,7 +148,7 @@ class Marcher:
             np.zeros(len(group) * features.count)
             for group, features in zip(self.groups, self.features, strict=True)
         ]
-        self.tau = _chebyshev(settings.collocation)
+        self.tau = chebyshev(settings.collocation)
         self._phi: dict[tuple[int, int], tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
         self.last = (0.0, 0)
         if self.caputo_states:
@@ -241,7 +165,7 @@ class Marcher:
                                 f"{h:g} ms (model.caputo_step_ms): put it on the step")  # fmt: skip
             self.nodes = np.empty((model.n_states, n_total + 1))
             self.nodes[:, 0] = problem.start
-            self.l1 = {a: _l1_weights(a, n_total + 1) for a in set(self.orders.tolist())}
+            self.l1 = {a: l1_weights(a, n_total + 1) for a in set(self.orders.tolist())}
 
     # -- one sub-problem ------------------------------------------------------------------------
 
@@ -473,7 +397,3 @@ def problem_of(model: IonicModel, parameters: NDArray[np.float64], start: NDArra
 def relative_l2(predicted: NDArray[np.float64], truth: NDArray[np.float64]) -> NDArray[np.float64]:
     """Each state's |predicted - truth|_2 / |truth|_2 over time (states on the first axis)."""
     return np.asarray(np.linalg.norm(predicted - truth, axis=-1) / np.linalg.norm(truth, axis=-1))
-
-
-def spike_list(record: March) -> list[float]:
-    return list(record.events)

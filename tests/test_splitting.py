@@ -14,10 +14,10 @@ from ionops.datasets.ionic import get_ionic_model
 from ionops.datasets.solver import SolverSettings, solve_stimulus
 from ionops.datasets.stimuli import Constant, Step
 from ionops.errors import UserError
+from ionops.models.collocation import gauss_newton
 from ionops.models.splitting import (
     Marcher,
     WindowSettings,
-    gauss_newton,
     problem_of,
     relative_l2,
 )
