@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import h5py
 import numpy as np
 from numpy.typing import NDArray
 
@@ -18,7 +17,7 @@ from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, decode_chunk, encode_chunk
 from ionops.datasets.solver import SolveFailed, SolverSettings, solve_stimulus
 from ionops.datasets.stimuli import Pacing
-from ionops.datasets.store import FORMAT, FORMAT_VERSION, _attribute, open_file, read_attributes
+from ionops.datasets.store import FORMAT, FORMAT_VERSION, assembling, open_file, read_attributes
 from ionops.datasets.window_data import steps
 from ionops.errors import UserError
 
@@ -178,30 +177,23 @@ def write_paced(output: Path, plan: PacedPlan, records: Mapping[tuple[int, int],
     """Assemble a paced file from its solved segments, atomically."""
     n_states, n_t = plan.model.n_states, plan.n_t
     time = plan.spec.dt_ms * np.arange(n_t)
-    temporary = output.with_name(f".{output.name}.assembling")
-    try:
-        with h5py.File(temporary, "w", libver="earliest") as handle:
-            for key, value in plan.attributes().items():
-                handle.attrs[key] = _attribute(value)
-            for index, split in enumerate(SPLITS):
-                cycles = plan.cycles[split]
-                group = handle.create_group(split)
-                group.attrs["layout"] = "paced"
-                group.create_dataset("cycle_length", data=cycles, track_times=False)
-                group.create_dataset("time", data=time, track_times=False)
-                group["time"].attrs["units"] = "ms"
-                shape = (len(cycles), n_states, n_t)
-                states = group.create_dataset("states", shape, "<f4", chunks=(1, *shape[1:]),
-                                              track_times=False)  # fmt: skip
-                stimulus = np.zeros((len(cycles), n_t), dtype=np.float32)
-                for k, cycle in enumerate(cycles):
-                    chunk = decode_chunk(records[(index, k)].read_payload(), (n_states, n_t))
-                    states[k] = chunk
-                    stimulus[k] = plan.pacing(float(cycle)).on_grid(plan.times()[-n_t:])
-                group.create_dataset("stimulus", data=stimulus, track_times=False)
-        temporary.replace(output)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with assembling(output, plan.attributes()) as handle:
+        for index, split in enumerate(SPLITS):
+            cycles = plan.cycles[split]
+            group = handle.create_group(split)
+            group.attrs["layout"] = "paced"
+            group.create_dataset("cycle_length", data=cycles, track_times=False)
+            group.create_dataset("time", data=time, track_times=False)
+            group["time"].attrs["units"] = "ms"
+            shape = (len(cycles), n_states, n_t)
+            states = group.create_dataset("states", shape, "<f4", chunks=(1, *shape[1:]),
+                                          track_times=False)  # fmt: skip
+            stimulus = np.zeros((len(cycles), n_t), dtype=np.float32)
+            for k, cycle in enumerate(cycles):
+                chunk = decode_chunk(records[(index, k)].read_payload(), (n_states, n_t))
+                states[k] = chunk
+                stimulus[k] = plan.pacing(float(cycle)).on_grid(plan.times()[-n_t:])
+            group.create_dataset("stimulus", data=stimulus, track_times=False)
 
 
 @dataclass(frozen=True)

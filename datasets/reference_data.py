@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import h5py
 import numpy as np
 from numpy.typing import NDArray
 
@@ -18,7 +17,7 @@ from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, decode_chunk, encode_chunk
 from ionops.datasets.solver import SolveFailed, SolverSettings, solve_stimulus
 from ionops.datasets.stimuli import Stimulus, from_section
-from ionops.datasets.store import FORMAT, FORMAT_VERSION, _attribute, open_file, read_attributes
+from ionops.datasets.store import FORMAT, FORMAT_VERSION, assembling, open_file, read_attributes
 from ionops.datasets.window_data import steps
 from ionops.errors import UserError
 
@@ -141,25 +140,18 @@ def write_reference(output: Path, plan: ReferencePlan,
                     records: Mapping[tuple[int, int], Record]) -> None:  # fmt: skip
     """Assemble a reference file from its two solved problems, atomically."""
     attributes, n_states = plan.attributes(), plan.model.n_states
-    temporary = output.with_name(f".{output.name}.assembling")
-    try:
-        with h5py.File(temporary, "w", libver="earliest") as handle:
-            for key, value in attributes.items():
-                handle.attrs[key] = _attribute(value)
-            for index, split in enumerate(SPLITS):
-                record = records[(index, 0)]
-                states = decode_chunk(record.read_payload(), (n_states, plan.n_t))
-                group = handle.create_group(split)
-                group.attrs["layout"] = "reference"
-                group.create_dataset("time", data=np.arange(plan.n_t) * plan.spec.dt_ms,
-                                     track_times=False)  # fmt: skip
-                group["time"].attrs["units"] = "ms"
-                group.create_dataset("states", data=states.astype(np.float64), track_times=False)
-                group.create_dataset("initial_state", data=plan.starts[index], track_times=False)
-                group.create_dataset("event_times", data=record.read_events(), track_times=False)
-        temporary.replace(output)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with assembling(output, attributes) as handle:
+        for index, split in enumerate(SPLITS):
+            record = records[(index, 0)]
+            states = decode_chunk(record.read_payload(), (n_states, plan.n_t))
+            group = handle.create_group(split)
+            group.attrs["layout"] = "reference"
+            group.create_dataset("time", data=np.arange(plan.n_t) * plan.spec.dt_ms,
+                                 track_times=False)  # fmt: skip
+            group["time"].attrs["units"] = "ms"
+            group.create_dataset("states", data=states.astype(np.float64), track_times=False)
+            group.create_dataset("initial_state", data=plan.starts[index], track_times=False)
+            group.create_dataset("event_times", data=record.read_events(), track_times=False)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,21 @@ def _attribute(value: Any) -> Any:
     return value
 
 
+@contextmanager
+def assembling(path: Path, attributes: Mapping[str, Any]) -> Iterator[h5py.File]:
+    """An HDF5 file to fill, with ``attributes`` at its root, written beside ``path`` and moved
+    onto it only once complete: a failure or a kill leaves no file that looks finished."""
+    temporary = path.with_name(f".{path.name}.assembling")
+    try:
+        with h5py.File(temporary, "w", libver="earliest") as handle:
+            for key, value in attributes.items():
+                handle.attrs[key] = _attribute(value)
+            yield handle
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_dataset(
     path: Path,
     attributes: Mapping[str, Any],
@@ -84,21 +100,14 @@ def write_dataset(
 ) -> None:
     """Assemble the final file from journal records, atomically (temp file, then rename);
     with ``events``, each split also holds its samples' event times."""
-    temporary = path.with_name(f".{path.name}.assembling")
-    try:
-        with h5py.File(temporary, "w", libver="earliest") as handle:
-            for key, value in attributes.items():
-                handle.attrs[key] = _attribute(value)
-            handle.create_dataset("time", data=t_grid, track_times=False)
-            handle["time"].attrs["units"] = "ms"
-            for split_index, split in enumerate(SPLITS):
-                _write_split(
-                    handle.create_group(split), split_index, samples[split],
-                    t_grid.size, n_states, records, events,
-                )  # fmt: skip
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with assembling(path, attributes) as handle:
+        handle.create_dataset("time", data=t_grid, track_times=False)
+        handle["time"].attrs["units"] = "ms"
+        for split_index, split in enumerate(SPLITS):
+            _write_split(
+                handle.create_group(split), split_index, samples[split],
+                t_grid.size, n_states, records, events,
+            )  # fmt: skip
 
 
 def _write_split(
@@ -155,37 +164,30 @@ def write_problem_dataset(
     path: Path, plan: ProblemPlan, records: Mapping[tuple[int, int], Record]
 ) -> None:
     """Assemble a point, transition or trajectory dataset from journal records, atomically."""
-    temporary = path.with_name(f".{path.name}.assembling")
-    try:
-        with h5py.File(temporary, "w", libver="earliest") as handle:
-            for key, value in plan.attributes().items():
-                handle.attrs[key] = _attribute(value)
-            for split_index, split in enumerate(SPLITS):
-                group = handle.create_group(split)
-                table = plan.tables[split]
-                group.attrs["layout"] = table.layout
-                group.create_dataset("inputs", data=table.inputs, track_times=False)
-                if table.t is not None:
-                    group.create_dataset("t", data=table.t, track_times=False)
-                    group["t"].attrs["units"] = "ms"
-                else:
-                    group.create_dataset("time", data=plan.eval_time, track_times=False)
-                    group["time"].attrs["units"] = "ms"
-                shape = plan.state_shape(split)
-                n, block = len(table), plan.block_size(split)
-                layout: dict[str, Any] = {}
-                if n:
-                    layout = {"chunks": (block, *shape), "shuffle": True, "compression": "gzip",
-                              "compression_opts": 1}  # fmt: skip
-                states = group.create_dataset("states", shape=(n, *shape), dtype="<f4",
-                                              track_times=False, **layout)  # fmt: skip
-                for index in range(plan.blocks(split)):
-                    offset = (index * block,) + (0,) * len(shape)
-                    states.id.write_direct_chunk(offset, records[(split_index, index)]
-                                                 .read_payload())  # fmt: skip
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with assembling(path, plan.attributes()) as handle:
+        for split_index, split in enumerate(SPLITS):
+            group = handle.create_group(split)
+            table = plan.tables[split]
+            group.attrs["layout"] = table.layout
+            group.create_dataset("inputs", data=table.inputs, track_times=False)
+            if table.t is not None:
+                group.create_dataset("t", data=table.t, track_times=False)
+                group["t"].attrs["units"] = "ms"
+            else:
+                group.create_dataset("time", data=plan.eval_time, track_times=False)
+                group["time"].attrs["units"] = "ms"
+            shape = plan.state_shape(split)
+            n, block = len(table), plan.block_size(split)
+            layout: dict[str, Any] = {}
+            if n:
+                layout = {"chunks": (block, *shape), "shuffle": True, "compression": "gzip",
+                          "compression_opts": 1}  # fmt: skip
+            states = group.create_dataset("states", shape=(n, *shape), dtype="<f4",
+                                          track_times=False, **layout)  # fmt: skip
+            for index in range(plan.blocks(split)):
+                offset = (index * block,) + (0,) * len(shape)
+                states.id.write_direct_chunk(offset, records[(split_index, index)]
+                                             .read_payload())  # fmt: skip
 
 
 def write_prediction(

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import h5py
 import numpy as np
 from numpy.typing import NDArray
 
@@ -22,7 +21,7 @@ from ionops.datasets.ionic import IonicModel, get_ionic_model
 from ionops.datasets.journal import JournalWriter, Record, decode_chunk, encode_chunk
 from ionops.datasets.solver import SolveFailed, SolverSettings, solve_stimulus
 from ionops.datasets.stimuli import Stimulus, from_section
-from ionops.datasets.store import FORMAT, FORMAT_VERSION, _attribute, open_file, read_attributes
+from ionops.datasets.store import FORMAT, FORMAT_VERSION, assembling, open_file, read_attributes
 from ionops.errors import UserError
 
 SOLVER = {"rtol": 1e-10, "atol": 1e-12}  # the window's BDF tolerances (a reference solution)
@@ -174,26 +173,19 @@ def write_window(output: Path, plan: WindowPlan,
                                noise_settings["sigma"], noise_settings["seed"])  # fmt: skip
     clean = test[:, :n_window]
     noisy = (clean.astype(np.float64) + scale[:, None] * noise).astype(np.float32)
-    temporary = output.with_name(f".{output.name}.assembling")
-    try:
-        with h5py.File(temporary, "w", libver="earliest") as handle:
-            for key, value in attributes.items():
-                handle.attrs[key] = _attribute(value)
-            splits = {"train": (noisy, starts[2]), "validation": (validation, starts[1]),
-                      "test": (test, starts[2])}  # fmt: skip
-            for split, (states, start) in splits.items():
-                group = handle.create_group(split)
-                group.attrs["layout"] = "window"
-                group.create_dataset("time", data=np.arange(states.shape[1]) * dt,
-                                     track_times=False)  # fmt: skip
-                group["time"].attrs["units"] = "ms"
-                group.create_dataset("states", data=states, track_times=False)
-                group.create_dataset("initial_state", data=start, track_times=False)
-            handle["train"].create_dataset("clean", data=clean, track_times=False)
-            handle["train"].create_dataset("noise", data=noise, track_times=False)
-        temporary.replace(output)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with assembling(output, attributes) as handle:
+        splits = {"train": (noisy, starts[2]), "validation": (validation, starts[1]),
+                  "test": (test, starts[2])}  # fmt: skip
+        for split, (states, start) in splits.items():
+            group = handle.create_group(split)
+            group.attrs["layout"] = "window"
+            group.create_dataset("time", data=np.arange(states.shape[1]) * dt,
+                                 track_times=False)  # fmt: skip
+            group["time"].attrs["units"] = "ms"
+            group.create_dataset("states", data=states, track_times=False)
+            group.create_dataset("initial_state", data=start, track_times=False)
+        handle["train"].create_dataset("clean", data=clean, track_times=False)
+        handle["train"].create_dataset("noise", data=noise, track_times=False)
 
 
 @dataclass(frozen=True)
