@@ -10,15 +10,15 @@ per state variable:
   ``sqrt(||e||^2 + ||de/dt||^2) / sqrt(||y||^2 + ||dy/dt||^2)``, derivatives
   by second-order central differences on the grid (one-sided at the ends);
 
-A relative error means nothing where the truth is near zero (FHN's
-no-stimulus samples in physical units, |V| ~ 0.002 against a typical 0.5:
-their relative errors ran to 4-65x and ruled the means): given ``typical``
+A relative error means nothing where the truth is near zero (samples at rest
+in physical units, a state 250 times smaller than its typical size, gave
+relative errors of 4-65x that ruled the means): given ``typical``
 trajectories (n_states, n_t), a sample whose truth norm is below
 ``UNDEFINED_BELOW`` (1 %) of the typical norm gets NaN, the summaries
 average over the samples where the error is defined, and ``rms`` (the
 root-mean-square error in the state's own unit) measures every sample. A
-family's own conventions (the FNO paper's H1 and loss) live with the family
-(:mod:`ionops.models.operator.metrics`).
+family's own conventions (a paper's variant of a norm, its training loss) live
+with the family under ``models/``.
 """
 
 from __future__ import annotations
