@@ -16,7 +16,8 @@ File layout (root attributes as every dataset's, plus these settings)::
     /<split>/cycle_length (n,) float64 ms
     /<split>/time (n_t,) float64 ms from the first kept sample
     /<split>/states (n, S, n_t) float32
-    /<split>/stimulus (n, n_t) float32: the applied current at each sample time
+    /<split>/stimulus (n, n_t) float32: the mean applied current over each sampling step
+        [t, t + dt_ms) (the current a step map from one sample to the next sees)
 """
 
 from __future__ import annotations
@@ -99,8 +100,13 @@ class PacedKind(DatasetKind):
         return make_paced_plan(spec)
 
     def split_inputs(self, group: Any, attributes: Any) -> dict[str, Any]:
-        """Each segment's cycle length (``cycle_length_ms``)."""
-        return {"cycle_length_ms": group["cycle_length"][...]}
+        """Each segment's cycle length (``cycle_length_ms``) and the whole beats it holds
+        (``beats``)."""
+        import numpy as np
+
+        cycles = group["cycle_length"][...]
+        kept = float(attributes["segment_ms"]) - float(attributes["discard_ms"])
+        return {"cycle_length_ms": cycles, "beats": np.floor(kept / cycles + 1e-9)}
 
     def file_name(self, data: Any) -> str:
         from ionops.datasets.identity import settings_digest

@@ -192,7 +192,8 @@ def write_paced(output: Path, plan: PacedPlan, records: Mapping[tuple[int, int],
             for k, cycle in enumerate(cycles):
                 chunk = decode_chunk(records[(index, k)].read_payload(), (n_states, n_t))
                 states[k] = chunk
-                stimulus[k] = plan.pacing(float(cycle)).on_grid(plan.times()[-n_t:])
+                stimulus[k] = plan.pacing(float(cycle)).step_means(plan.times()[-n_t:],
+                                                                   plan.spec.dt_ms)  # fmt: skip
             group.create_dataset("stimulus", data=stimulus, track_times=False)
 
 

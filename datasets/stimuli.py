@@ -55,6 +55,24 @@ class Stimulus(ABC):
         currents = np.array([current for _, _, current in pieces])
         return currents[np.minimum(np.searchsorted(ends, time, side="left"), len(pieces) - 1)]
 
+    def step_means(self, time: NDArray[np.float64], dt: float) -> NDArray[np.float64]:
+        """The mean I_app over [t, t + ``dt``) from each time of ``time`` (ms): the current a
+        step map from t to t + dt sees (a pulse between samples is not lost or moved)."""
+        time = np.asarray(time, dtype=np.float64)
+        if not time.size:
+            return np.zeros(0)
+        pieces = self.pieces(max(float(time.max()) + dt, 0.0))
+        starts = np.array([start for start, _, _ in pieces])
+        currents = np.array([current for _, _, current in pieces])
+        ends = np.array([end for _, end, _ in pieces])
+        charge = np.concatenate(([0.0], np.cumsum(currents * (ends - starts))))
+
+        def charge_at(t: NDArray[np.float64]) -> NDArray[np.float64]:
+            k = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(pieces) - 1)
+            return charge[k] + currents[k] * (np.clip(t, starts[k], ends[k]) - starts[k])
+
+        return (charge_at(time + dt) - charge_at(time)) / dt
+
     def record(self) -> dict[str, Any]:
         """The protocol and its settings, as a dataset records them."""
         return {"protocol": self.protocol, **asdict(self)}  # type: ignore[call-overload]

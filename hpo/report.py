@@ -57,6 +57,12 @@ class Retrained:
     def family(self) -> Training:
         return get_family(self.experiment.family)
 
+    def seed_checkpoints(self) -> list[Path]:
+        """Every seed's checkpoint, the registered seed's first."""
+        seeds = [int(s) for s in self.state["seeds"]]
+        ordered = [self.seed, *[s for s in seeds if s != self.seed]]
+        return [self.folder / f"seed-{seed}" / "checkpoint.pt" for seed in ordered]
+
     def registered(self) -> tuple[Any, Any]:
         """The experiment's dataset as the family loads it, and the registered seed's network
         with its trained weights, in evaluation mode."""
@@ -95,7 +101,7 @@ def make_report(
         folder.mkdir(parents=True, exist_ok=True)
         files = [
             _training_figure(item, folder / "training.png"),
-            _variables_figure(item, folder / "variables.png"),
+            *_variables_figure(item, folder / "variables.png"),
             *item.family.report(item, folder),
         ]
         for table in ("summary.md", "summary.csv"):
@@ -189,26 +195,39 @@ def _training_figure(item: Retrained, path: Path) -> Path:
     return save_figure(figure, path, facts={"seed": item.seed, "epochs": len(history)})
 
 
-def test_errors(item: Retrained) -> np.ndarray:
-    """Per-sample, per-variable test error of the family's metric, mean over seeds: (n, S)."""
-    metric = item.family.metric
+def state_metric(item: Retrained) -> str | None:
+    """The metric drawn per state variable: the search's where it has one value per state,
+    else the first such metric the family declares (None: it has none)."""
+    family = item.family
+    if family.metric_of(family.metric).per_state:
+        return family.metric
+    return next((m.name for m in family.metrics if m.per_state), None)
+
+
+def test_errors(item: Retrained, metric: str | None = None) -> np.ndarray:
+    """Per-sample, per-variable test error of ``metric`` (the family's by default), mean over
+    seeds: (n, S)."""
+    metric = metric or item.family.metric
     return np.mean([seed["test"][metric] for seed in item.per_sample], axis=0)
 
 
-def _variables_figure(item: Retrained, path: Path) -> Path:
+def _variables_figure(item: Retrained, path: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    errors = test_errors(item)
+    metric = state_metric(item)
+    if metric is None:
+        return []
+    errors = test_errors(item, metric)
     names = item.state_names
     figure, axis = plt.subplots(figsize=(max(6.4, 0.35 * len(names) + 2), 4.2))
     columns = [errors[:, k][np.isfinite(errors[:, k])] for k in range(len(names))]
     draw_groups(axis, columns, names)
-    axis.set(yscale="log", ylabel=f"test {item.family.metric_of(item.family.metric).label} "
+    axis.set(yscale="log", ylabel=f"test {item.family.metric_of(metric).label} "
              "per sample (mean over seeds)",
              title=f"{item.name}: per state variable")  # fmt: skip
     axis.tick_params(axis="x", labelrotation=90 if len(names) > 8 else 0)
     counts = {name: len(column) for name, column in zip(names, columns, strict=True)}
-    return save_figure(figure, path, facts={"states": names, "samples": counts})
+    return [save_figure(figure, path, facts={"states": names, "samples": counts})]
 
 
 def _model_rows(loaded: list[Retrained]) -> list[dict[str, Any]]:

@@ -88,31 +88,46 @@ class GatingNetwork(nn.Module):
     rest; ``observables`` (indices into the states) and the applied current are the input."""
 
     def __init__(self, n_states: int, gates: Sequence[int], observables: Sequence[int],
-                 width: int = 30) -> None:  # fmt: skip
+                 width: int = 30, lstm_width: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.gates = list(gates)
         self.others = [k for k in range(n_states) if k not in self.gates]
         self.observables = list(observables)
-        inputs = len(self.observables) + 1  # and the applied current
+        inputs = len(self.observables)
         self.phi1 = nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width),
                                   nn.ReLU())  # fmt: skip
         self.gating = GatingLayer(width, len(self.gates))
-        self.phi2 = nn.Sequential(nn.Linear(inputs + len(self.gates), width), nn.ReLU(),
+        # N2 sees the applied current too
+        self.phi2 = nn.Sequential(nn.Linear(inputs + 1 + len(self.gates), width), nn.ReLU(),
                                   nn.Linear(width, width), nn.ReLU())  # fmt: skip
-        self.lstm = nn.LSTM(width, len(self.others), batch_first=True)
-        self.phi3 = nn.Sequential(nn.Linear(len(self.others), len(self.others)), nn.Sigmoid())
+        memory = lstm_width or len(self.others)
+        self.lstm = nn.LSTM(width, memory, batch_first=True)
+        self.phi3 = nn.Sequential(nn.Linear(memory, len(self.others)), nn.Sigmoid())
+        self.encoder = nn.Linear(len(self.others), 2 * memory)
 
-    def inputs(self, states: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        """The observables of scaled states (..., S) and the scaled current (...)."""
-        return torch.cat([states[..., self.observables], current[..., None]], dim=-1)
+    def memory(self, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM's (hidden, cell) state at the start of a run from the scaled state
+        ``start`` (B, S): encoded from its other states, so a run begun anywhere knows its
+        concentrations."""
+        hidden, cell = self.encoder(start[..., self.others]).chunk(2, dim=-1)
+        return torch.tanh(hidden)[None].contiguous(), cell[None].contiguous()
+
+    def gates_after(self, states: torch.Tensor) -> torch.Tensor:
+        """N1: each gate one step on from scaled states (..., S), driven by their observables."""
+        return self.gating(self.phi1(states[..., self.observables]), states[..., self.gates])
+
+    def n2_inputs(self, states: torch.Tensor, current: torch.Tensor,
+                  gates: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """What phi2 reads: the observables, the scaled current and N1's gates."""
+        return torch.cat([states[..., self.observables], current[..., None], gates], dim=-1)
 
     def teacher_forced(self, states: torch.Tensor, current: torch.Tensor,
                        ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Next-step predictions of the gates and the other states, (B, T, ...), from the
         true scaled states (B, T, S) and currents (B, T): the first pass's inputs."""
-        v = self.inputs(states, current)
-        gates = self.gating(self.phi1(v), states[..., self.gates])
-        hidden, _ = self.lstm(self.phi2(torch.cat([v, gates], dim=-1)))
+        gates = self.gates_after(states)
+        hidden, _ = self.lstm(self.phi2(self.n2_inputs(states, current, gates)),
+                              self.memory(states[:, 0]))  # fmt: skip
         return gates, self.phi3(hidden)
 
     def first_pass_loss(self, states: torch.Tensor, current: torch.Tensor,
@@ -128,25 +143,38 @@ class GatingNetwork(nn.Module):
             loss = loss + weight_decay * weights
         return loss
 
-    @torch.no_grad()
-    def free_run(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    def rollout(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Scaled states (B, T, S) from ``start`` (B, S), each prediction fed back, under the
-        scaled currents (B, T) (the first row is the start)."""
-        batch, steps = current.shape
-        out = torch.empty(batch, steps, start.shape[-1], dtype=start.dtype, device=start.device)
-        out[:, 0] = start
-        memory = None
+        scaled currents (B, T) (the first row is the start); differentiable."""
+        steps = current.shape[1]
+        order = torch.argsort(torch.tensor(self.gates + self.others, device=start.device))
+        rows = [start]
+        hidden, cell = self.memory(start)
+        cell_state = (hidden[0], cell[0])
         state = start
         for k in range(steps - 1):
-            v = self.inputs(state, current[:, k])
-            gates = self.gating(self.phi1(v), state[..., self.gates])
-            hidden, memory = self.lstm(self.phi2(torch.cat([v, gates], dim=-1))[:, None],
-                                       memory)  # fmt: skip
-            state = torch.empty_like(state)
-            state[..., self.gates] = gates
-            state[..., self.others] = self.phi3(hidden[:, 0])
-            out[:, k + 1] = state
-        return out
+            gates = self.gates_after(state)
+            cell_state = self._cell(self.phi2(self.n2_inputs(state, current[:, k], gates)),
+                                    cell_state)  # fmt: skip
+            state = torch.cat([gates, self.phi3(cell_state[0])], dim=-1)[..., order]
+            rows.append(state)
+        return torch.stack(rows, dim=1)
+
+    def _cell(self, x: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor],
+              ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """One step of the LSTM layer (its own weights, as nn.LSTM computes it)."""
+        hidden, cell = memory
+        w = dict(self.lstm.named_parameters())
+        z = x @ w["weight_ih_l0"].T + w["bias_ih_l0"] + hidden @ w["weight_hh_l0"].T \
+            + w["bias_hh_l0"]  # fmt: skip
+        i, f, g, o = z.chunk(4, dim=-1)
+        cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(cell), cell
+
+    @torch.no_grad()
+    def free_run(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """:meth:`rollout` without gradients."""
+        return self.rollout(start, current)
 
 
 def apd(time: NDArray[np.float64], v: NDArray[np.float64], onsets: Sequence[float],

@@ -46,7 +46,7 @@ def test_segments_split_their_cycle_lengths_and_mark_every_pulse(tmp_path):
     assert data.states["train"].shape == (3, 17, 1001)
     for split in ("train", "validation"):
         for cycle, stimulus in zip(data.cycle_length[split], data.stimulus[split], strict=True):
-            onsets = [10.0 + cycle * k for k in range(20) if 1500 < 10.0 + cycle * k <= 2500]
+            onsets = [10.0 + cycle * k for k in range(20) if 1500 <= 10.0 + cycle * k <= 2500]
             assert stimulus.sum() == pytest.approx(52.0 * len(onsets))
     # the paced steady state fires on every pulse: as many upstrokes as pulses
     v = data.states["test"][0, 0]

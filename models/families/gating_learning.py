@@ -1,0 +1,311 @@
+"""The gating-RNN family's network, objective and errors (see :mod:`ionops.models.families.gating`).
+
+:class:`GatingModel` is the paper's network (:class:`~ionops.models.gating_rnn.GatingNetwork`)
+with its fixed scaling and, after a second pass, the first pass's gating layer kept frozen
+beside the retrained one (``original``): what the drift penalty and the interpretation
+compare against. Everything it needs is in its constructor arguments, so a checkpoint rebuilds
+it alone.
+
+Predictions start from a recorded state and run ``beats`` beats under the pacing: the network
+free-running (each prediction fed back), or its converted ODE (:mod:`ionops.models.gating_ode`)
+solved by the project's BDF (``predictor``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from ionops.datasets.ionic import get_ionic_model
+from ionops.datasets.paced_data import PacedData
+from ionops.datasets.stimuli import Pacing
+from ionops.models.family import Objective, TrialConfig
+from ionops.models.gating_rnn import GatingLayer, GatingNetwork, Scaling, apd
+from ionops.training.optimisation import Optimisation, Phase
+
+SECOND_PASS_FROZEN = ("network.phi1.", "network.phi2.", "network.lstm.", "network.phi3.",
+                      "network.encoder.", "original.")  # fmt: skip
+BURN_IN_STEPS = 50  # steps of a second-pass window whose hidden gates are still settling
+UPSTROKE_MV = -40.0  # a beat's upstroke crosses it (APD90 is measured from just before)
+
+
+class GatingModel(nn.Module):
+    """A gating network over scaled states; see the module docstring."""
+
+    typical: torch.Tensor  # the scaled other states of a typical training sample
+
+    def __init__(self, arguments: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.scaling = Scaling(tuple(arguments["low"]), tuple(arguments["high"]))
+        self.network = GatingNetwork(int(arguments["n_states"]), list(arguments["gates"]),
+                                     list(arguments["observables"]), int(arguments["width"]),
+                                     int(arguments["lstm_width"]) or None)  # fmt: skip
+        self.second_pass = bool(arguments["second_pass"])
+        self.original = GatingLayer(int(arguments["width"]), len(arguments["gates"]))
+        self.original.requires_grad_(False)
+        self.register_buffer("typical", torch.tensor(arguments["typical"], dtype=torch.float32))
+
+
+def build(arguments: Mapping[str, Any]) -> GatingModel:
+    return GatingModel(arguments)
+
+
+def onset_phase(attributes: Mapping[str, Any], cycle_length: float) -> float:
+    """Where in its cycle the first kept sample of a segment at ``cycle_length`` lies (ms)."""
+    offset, discard = float(attributes["stimulus_offset_ms"]), float(attributes["discard_ms"])
+    return (discard - offset) % cycle_length
+
+
+def pacing_from(attributes: Mapping[str, Any], cycle_length: float, phase: float) -> Pacing:
+    """The dataset's pacing at ``cycle_length`` on a clock started ``phase`` ms into a cycle."""
+    return Pacing(float(attributes["stimulus_amplitude"]), float(attributes["stimulus_ms"]),
+                  (-phase) % cycle_length, cycle_length)  # fmt: skip
+
+
+class GatingObjective(Objective):
+    """First pass: next-step supervision of every state (eq. 2.5.2). Second pass (a first-pass
+    network given): the observables alone, the drift penalty (eq. 2.6.2) and a burn-in."""
+
+    def __init__(self, data: PacedData, trial: TrialConfig) -> None:
+        self.data = data
+        self.learning = learning = dict(trial.learning)
+        self.state_names = list(data.attributes["state_names"])
+        self.arguments = dict(trial.arguments)
+        self.second_pass = bool(self.arguments["second_pass"])
+        self.scaling = Scaling(tuple(self.arguments["low"]), tuple(self.arguments["high"]))
+        self.amplitude = float(data.attributes["stimulus_amplitude"]) or 1.0
+        self.dt = float(data.attributes["dt_ms"])
+        self.steps = max(2, round(float(learning["sequence_ms"]) / self.dt))
+        self.weight_decay = float(learning["weight_decay"])
+        self.drift = float(learning["drift"])
+        self.predictor = str(learning["predictor"])
+        self.states: dict[str, torch.Tensor] = {}
+        self.currents: dict[str, torch.Tensor] = {}
+        for split in ("train", "validation", "test"):
+            values = torch.as_tensor(np.ascontiguousarray(data.states[split].transpose(0, 2, 1)))
+            self.states[split] = self.scaling.forward(values.double()).float()
+            self.currents[split] = torch.as_tensor(data.stimulus[split]) / self.amplitude
+        self.observed = list(self.arguments["observables"])
+
+    def phases(self, settings: Any) -> Sequence[Phase]:
+        """One pass, named: ``first_pass``, or ``second_pass`` with phi1 and N2 frozen."""
+        if not self.second_pass:
+            return (Phase("first_pass"),)
+        return (Phase("second_pass", frozen=SECOND_PASS_FROZEN),)
+
+    def optimisation(self, model: nn.Module, phase: Phase, settings: Any) -> Optimisation:
+        """A second pass starts from the first pass's weights, its gating layer kept twice:
+        the one retrained and the frozen original (a resumed run then loads its own)."""
+        if self.second_pass:
+            from ionops.training.checkpoint import load_checkpoint
+
+            assert isinstance(model, GatingModel)
+            first = load_checkpoint(Path(str(self.learning["first_pass_file"])))
+            model.load_state_dict(first["model"])
+            model.original.load_state_dict(model.network.gating.state_dict())
+        return super().optimisation(model, phase, settings)
+
+    def to(self, device: torch.device) -> None:
+        self.states = {k: v.to(device) for k, v in self.states.items()}
+        self.currents = {k: v.to(device) for k, v in self.currents.items()}
+
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "validation", "test")
+
+    def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
+        """Every training segment cut into windows of ``sequence_ms`` from a random offset,
+        shuffled."""
+        n, n_t, _ = self.states["train"].shape
+        length = min(self.steps, n_t)
+        offset = int(torch.randint(max(n_t - length * (n_t // length), 0) + 1, (1,),
+                                   generator=generator))  # fmt: skip
+        starts = [(s, offset + k * length) for s in range(n)
+                  for k in range((n_t - offset) // length)]  # fmt: skip
+        order = torch.randperm(len(starts), generator=generator).tolist()
+        for begin in range(0, len(order), batch_size):
+            chosen = [starts[i] for i in order[begin : begin + batch_size]]
+            segment = torch.tensor([s for s, _ in chosen])
+            index = torch.tensor([t for _, t in chosen])[:, None] + torch.arange(length)[None]
+            device = self.states["train"].device
+            segment, index = segment.to(device), index.to(device)
+            yield (
+                self.states["train"][segment[:, None], index],
+                self.currents["train"][segment[:, None], index],
+            )
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        assert isinstance(model, GatingModel)
+        states, current = batch
+        network = model.network
+        if not self.second_pass:
+            gates, others = network.teacher_forced(states[:, :-1], current[:, :-1])
+            target = states[:, 1:]
+            data = (gates - target[..., network.gates]).pow(2).mean((0, 1)).sum() \
+                + (others - target[..., network.others]).pow(2).mean((0, 1)).sum()  # fmt: skip
+            return data + self.weight_decay * _squared_weights(network)
+        predicted, retrained, original = observed_run(model, states, current)
+        burn = min(BURN_IN_STEPS, states.shape[1] // 2)
+        target = states[:, 1:, self.observed]
+        data = (predicted[:, burn:] - target[:, burn:]).pow(2).mean((0, 1)).sum()
+        drift = (retrained[:, burn:] - original[:, burn:]).abs().mean()
+        return data + self.drift * drift + self.weight_decay * _squared_weights(network.gating)
+
+    # -- errors ----------------------------------------------------------------------------------
+    def run(self, model: nn.Module, split: str) -> tuple[NDArray, list[int]]:
+        """Each segment of ``split`` predicted from its first state for the whole beats it
+        holds (physical units, (n, S, n_t), NaN after the beats) and each one's step count."""
+        data = self.data
+        cycles = data.cycle_length[split]
+        lengths = [run_steps(self.dt, float(c), whole_beats(data.time, float(c)))
+                   for c in cycles]  # fmt: skip
+        starts = data.states[split][:, :, 0].astype(np.float64)
+        phases = [onset_phase(data.attributes, float(c)) for c in cycles]
+        cycles_list = [float(c) for c in cycles]
+        return predict_runs(model, data.attributes, self.predictor, cycles_list, phases,
+                            starts, data.time[: max(lengths)], lengths), lengths  # fmt: skip
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, torch.Tensor]:
+        predicted, lengths = self.run(model, split)
+        truth = self.data.states[split].astype(np.float64)
+        rows = [run_errors(self.data.time[:n], truth[k, :, :n], predicted[k, :, :n])
+                for k, n in enumerate(lengths)]  # fmt: skip
+        return {key: torch.as_tensor(np.stack([row[key] for row in rows])) for key in rows[0]}
+
+    def describe(self) -> dict[str, Any]:
+        from ionops.datasets.store import attributes_json
+
+        data = self.data
+        train = data.cycle_length["train"]
+        cycles = np.concatenate([data.cycle_length[s] for s in self.splits()])
+        starts = np.concatenate([data.states[s][:, :, 0] for s in self.splits()])
+        return {"kind": "paced", "attributes": attributes_json(data.attributes),
+                "time": torch.as_tensor(data.time),
+                "ranges": {"cycle_length_ms": [float(train.min()), float(train.max())],
+                           "beats": [1.0, whole_beats(data.time, float(train.max()))]},
+                "predictor": self.predictor,
+                "starts": torch.as_tensor(starts.astype(np.float64)),
+                "start_cycles": torch.as_tensor(cycles),
+                "start_phases": torch.as_tensor([onset_phase(data.attributes, float(c))
+                                                 for c in cycles])}  # fmt: skip
+
+
+def whole_beats(time: NDArray[np.float64], cycle: float) -> int:
+    """The whole beats at ``cycle`` that the grid ``time`` holds."""
+    return int(np.floor(float(time[-1] - time[0]) / cycle + 1e-9))
+
+
+def run_steps(dt: float, cycle: float, beats: int) -> int:
+    """Samples of a run of ``beats`` beats at ``cycle``, its start included."""
+    return round(beats * cycle / dt) + 1
+
+
+def _squared_weights(module: nn.Module) -> torch.Tensor:
+    return sum((p.pow(2).sum() for n, p in module.named_parameters()
+                if "weight" in n and p.requires_grad), torch.zeros(()))  # fmt: skip
+
+
+def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The second pass's network on recorded observables: the gates run on their own (hidden)
+    from their steady state at the first sample, by the retrained and by the original layer;
+    N2 predicts the next observables. Returns (next observables (B, T-1, O), the retrained
+    gates, the original gates), scaled."""
+    network = model.network
+    features = network.phi1(states[..., network.observables])
+    retrained = _recurrent_gates(network.gating, features)
+    original = _recurrent_gates(model.original, features)
+    start = states[:, 0].clone()
+    start[..., network.others] = model.typical.to(states.dtype)
+    n2 = network.n2_inputs(states[:, :-1], current[:, :-1], retrained[:, 1:])
+    hidden, _ = network.lstm(network.phi2(n2), network.memory(start))
+    observed = torch.cat([retrained[:, 1:], network.phi3(hidden)], dim=-1)
+    order = [*network.gates, *network.others]
+    columns = [order.index(k) for k in network.observables]
+    return observed[..., columns], retrained, original
+
+
+def _recurrent_gates(layer: GatingLayer, features: torch.Tensor) -> torch.Tensor:
+    """Gates (B, T, G) of ``layer`` driven by ``features`` (B, T, W) from their steady state."""
+    steady, rho = layer.parts(features)
+    h = steady[:, 0]
+    rows = [h]
+    for k in range(features.shape[1] - 1):
+        h = rho[:, k] * h + (1.0 - rho[:, k]) * steady[:, k]
+        rows.append(h)
+    return torch.stack(rows, dim=1)
+
+
+def predict_runs(model: nn.Module, attributes: Mapping[str, Any], predictor: str,
+                 cycles: Sequence[float], phases: Sequence[float], starts: NDArray[np.float64],
+                 time: NDArray[np.float64], lengths: Sequence[int],
+                 ) -> NDArray[np.float64]:  # fmt: skip
+    """Runs from ``starts`` (n, S) paced at ``cycles``, each clock ``phases`` ms into a cycle at
+    t = 0, over ``time`` (physical units (n, S, n_t), NaN after each run's length)."""
+    assert isinstance(model, GatingModel)
+    dt = float(attributes["dt_ms"])
+    n_states = starts.shape[1]
+    out = np.full((len(cycles), n_states, time.size), np.nan)
+    if predictor == "ode":
+        for k, (cycle, phase) in enumerate(zip(cycles, phases, strict=True)):
+            out[k, :, : lengths[k]] = solve_converted(model, attributes, float(cycle),
+                                                      float(phase), starts[k],
+                                                      time[: lengths[k]])  # fmt: skip
+        return out
+    amplitude = float(attributes["stimulus_amplitude"]) or 1.0
+    current = np.stack([pacing_from(attributes, float(c), float(p)).step_means(time, dt)
+                        for c, p in zip(cycles, phases, strict=True)]) / amplitude  # fmt: skip
+    parameter = next(model.parameters())
+    start = torch.as_tensor(starts, dtype=torch.float64)
+    scaled = model.scaling.forward(start).to(parameter.dtype).to(parameter.device)
+    drive = torch.as_tensor(current, dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad():
+        run = model.network.free_run(scaled, drive)
+    physical = model.scaling.inverse(run.double().cpu()).numpy().transpose(0, 2, 1)
+    for k, n in enumerate(lengths):
+        out[k, :, :n] = physical[k, :, :n]
+    return out
+
+
+def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: float,
+                    phase: float, start: NDArray[np.float64],
+                    time: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
+    """The converted ODE's trajectory (S, n_t) on ``time``; NaN where the solver fails."""
+    from ionops.datasets.solver import SolverSettings, integrate_protocol
+    from ionops.models.gating_ode import converted_model, parameter_vector
+
+    ionic = get_ionic_model(str(attributes["model"]))
+    network = model.network
+    width = network.gating.steady.in_features
+    converted = converted_model(ionic, tuple(network.gates), tuple(network.observables), width)
+    parameters = parameter_vector(ionic.parameter_vector(dict(attributes["parameters"])),
+                                  network, model.scaling, float(attributes["dt_ms"]))  # fmt: skip
+    pieces = np.array(pacing_from(attributes, cycle, phase).pieces(float(time[-1])))
+    rtol, atol = ionic.tolerances
+    settings = SolverSettings(rtol=rtol, atol=atol, max_steps=50_000_000)
+    status, states, _, _ = integrate_protocol(converted, parameters, start, pieces,
+                                              np.ascontiguousarray(time), settings)  # fmt: skip
+    return states if status == 0 else np.full((start.size, time.size), np.nan)
+
+
+def run_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
+               predicted: NDArray[np.float64]) -> dict[str, Any]:  # fmt: skip
+    """One run's errors: ``rmse`` per state, ``v_rmse`` (mV), and ``apd90_error``, the mean
+    |APD90 difference| over the true run's beats (each from two samples before its upstroke
+    through -40 mV); NaN where the prediction has no APD90 for a beat or is not finite."""
+    rmse = np.sqrt(np.mean((predicted - truth) ** 2, axis=1))
+    v = truth[0]
+    rises = np.flatnonzero((v[:-1] < UPSTROKE_MV) & (v[1:] >= UPSTROKE_MV))
+    onsets = [float(time[max(int(k) - 1, 0)]) for k in rises]
+    if not onsets or not np.isfinite(predicted[0]).all():
+        apd_error = math.nan
+    else:
+        difference = apd(time, predicted[0], onsets) - apd(time, truth[0], onsets)
+        apd_error = float(np.mean(np.abs(difference)))
+    return {"rmse": rmse, "v_rmse": float(rmse[0]), "apd90_error": apd_error}
