@@ -88,14 +88,17 @@ class GatingNetwork(nn.Module):
     rest; ``observables`` (indices into the states) and the applied current are the input."""
 
     def __init__(self, n_states: int, gates: Sequence[int], observables: Sequence[int],
-                 width: int = 30, lstm_width: int | None = None) -> None:  # fmt: skip
+                 width: int = 30, lstm_width: int | None = None,
+                 gate_inputs: Sequence[int] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.gates = list(gates)
         self.others = [k for k in range(n_states) if k not in self.gates]
         self.observables = list(observables)
+        # the observables phi1 reads (all by default; V alone where the gates depend on V only)
+        self.gate_inputs = list(observables if gate_inputs is None else gate_inputs)
         inputs = len(self.observables)
-        self.phi1 = nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width),
-                                  nn.ReLU())  # fmt: skip
+        self.phi1 = nn.Sequential(nn.Linear(len(self.gate_inputs), width), nn.ReLU(),
+                                  nn.Linear(width, width), nn.ReLU())  # fmt: skip
         self.gating = GatingLayer(width, len(self.gates))
         # N2 sees the applied current too
         self.phi2 = nn.Sequential(nn.Linear(inputs + 1 + len(self.gates), width), nn.ReLU(),
@@ -114,7 +117,7 @@ class GatingNetwork(nn.Module):
 
     def gates_after(self, states: torch.Tensor) -> torch.Tensor:
         """N1: each gate one step on from scaled states (..., S), driven by their observables."""
-        return self.gating(self.phi1(states[..., self.observables]), states[..., self.gates])
+        return self.gating(self.phi1(states[..., self.gate_inputs]), states[..., self.gates])
 
     def n2_inputs(self, states: torch.Tensor, current: torch.Tensor,
                   gates: torch.Tensor) -> torch.Tensor:  # fmt: skip

@@ -5,7 +5,9 @@ The network (:mod:`ionops.models.gating_rnn`) steps every state of the model by 
 step: N1 (phi1 of ``width`` and the gating layer, one unit per classic gate) reads the
 observables; N2 (phi2 of ``width``, an LSTM of ``lstm_width``, 0 for one unit per other state
 as in the paper, and a sigmoid layer) reads the observables, the applied current and N1's
-gates. States are scaled into [0, 1] by the training data's ranges (recorded).
+gates. States are scaled into [0, 1] by the training data's ranges (recorded). ``gate_inputs``
+narrows what phi1 reads to some observables (``["V"]``: the gates of a model whose classic
+gates depend on V alone).
 
 - First pass (``first_pass = ""``): next-step supervision of every state on a ``paced``
   dataset (eq. 2.5.2), windows of ``sequence_ms``, ``weight_decay`` (lambda) on the weights.
@@ -57,6 +59,7 @@ class GatingSection(ModelSection):
     lstm_width: Annotated[int, Field(ge=0, le=1024)] = 0
     gates: list[str] | None = None
     observables: list[str] | None = None
+    gate_inputs: list[str] | None = None
     weight_decay: float = Field(default=1e-4, ge=0)
     sequence_ms: float = Field(default=500.0, gt=0)
     first_pass: str = ""
@@ -174,7 +177,7 @@ class GatingFamily(SurrogateFamily):
 
         from ionops.models.gating_rnn import Scaling
 
-        gates, observables = _states(experiment, model)
+        gates, observables, gate_inputs = _states(experiment, model)
         n_states = len(data.attributes["state_names"])
         others = [k for k in range(n_states) if k not in gates]
         if model.first_pass:
@@ -184,7 +187,7 @@ class GatingFamily(SurrogateFamily):
             scaling = Scaling.of(data.states["train"])
             typical = [float(np.mean(data.states["train"][:, k])) for k in others]
             arguments = {"n_states": n_states, "gates": gates, "observables": observables,
-                         "width": model.width, "lstm_width": model.lstm_width,
+                         "gate_inputs": gate_inputs, "width": model.width, "lstm_width": model.lstm_width,
                          "low": list(scaling.low), "high": list(scaling.high),
                          "typical": [(v - scaling.low[k]) / (scaling.high[k] - scaling.low[k])
                                      for v, k in zip(typical, others, strict=True)],
@@ -216,7 +219,7 @@ class GatingFamily(SurrogateFamily):
         gating = 2 * (width * n_gates + n_gates)
         if arguments["second_pass"]:
             return gating
-        phi1 = n_obs * width + width + width * width + width
+        phi1 = len(arguments["gate_inputs"]) * width + width + width * width + width
         phi2 = (n_obs + 1 + n_gates) * width + width + width * width + width
         lstm = 4 * memory * (width + memory) + 8 * memory
         phi3 = memory * n_others + n_others
@@ -249,8 +252,10 @@ class GatingFamily(SurrogateFamily):
         return SERVING
 
 
-def _states(experiment: ExperimentConfig, model: GatingSection) -> tuple[list[int], list[int]]:
-    """The gates' and the observables' state indices, each name checked against the model."""
+def _states(experiment: ExperimentConfig,
+            model: GatingSection) -> tuple[list[int], list[int], list[int]]:  # fmt: skip
+    """The state indices of the gates, the observables and the observables phi1 reads, each
+    name checked against the model."""
     from ionops.datasets.ionic import get_ionic_model
 
     ionic = get_ionic_model(experiment.data.ionic_model)
@@ -277,7 +282,12 @@ def _states(experiment: ExperimentConfig, model: GatingSection) -> tuple[list[in
         raise UserError(f"model.gates and model.observables share "
                         f"{[names[k] for k in set(gates) & set(observables)]}: an observable "
                         "is recorded, a gate is hidden")  # fmt: skip
-    return gates, observables
+    chosen = [names[k] for k in observables] if model.gate_inputs is None else model.gate_inputs
+    outside = [name for name in chosen if name not in [names[k] for k in observables]]
+    if outside or not chosen:
+        raise UserError(f"model.gate_inputs = {chosen}: give some of the observables "
+                        f"({', '.join(names[k] for k in observables)})")  # fmt: skip
+    return gates, observables, [names.index(name) for name in chosen]
 
 
 def _first_pass(experiment: ExperimentConfig, model: GatingSection) -> dict[str, Any]:
@@ -296,10 +306,11 @@ def _first_pass(experiment: ExperimentConfig, model: GatingSection) -> dict[str,
             f"model.first_pass = {model.first_pass!r} is not a first pass of the "
             "gating family: a second pass starts from a first-pass network"
         )
-    gates, observables = _states(experiment, model)
-    if list(arguments["gates"]) != gates or list(arguments["observables"]) != observables:
-        raise UserError(f"model.first_pass = {model.first_pass!r} has other gates or "
-                        "observables than model.gates and model.observables")  # fmt: skip
+    gates, observables, gate_inputs = _states(experiment, model)
+    if (list(arguments["gates"]), list(arguments["observables"]),
+            list(arguments["gate_inputs"])) != (gates, observables, gate_inputs):  # fmt: skip
+        raise UserError(f"model.first_pass = {model.first_pass!r} has other gates, observables "
+                        "or gate_inputs than this experiment's model section")  # fmt: skip
     return state
 
 

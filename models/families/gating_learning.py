@@ -46,7 +46,8 @@ class GatingModel(nn.Module):
         self.scaling = Scaling(tuple(arguments["low"]), tuple(arguments["high"]))
         self.network = GatingNetwork(int(arguments["n_states"]), list(arguments["gates"]),
                                      list(arguments["observables"]), int(arguments["width"]),
-                                     int(arguments["lstm_width"]) or None)  # fmt: skip
+                                     int(arguments["lstm_width"]) or None,
+                                     list(arguments["gate_inputs"]))  # fmt: skip
         self.second_pass = bool(arguments["second_pass"])
         self.original = GatingLayer(int(arguments["width"]), len(arguments["gates"]))
         self.original.requires_grad_(False)
@@ -218,7 +219,7 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     N2 predicts the next observables. Returns (next observables (B, T-1, O), the retrained
     gates, the original gates), scaled."""
     network = model.network
-    features = network.phi1(states[..., network.observables])
+    features = network.phi1(states[..., network.gate_inputs])
     retrained = _recurrent_gates(network.gating, features)
     original = _recurrent_gates(model.original, features)
     start = states[:, 0].clone()
@@ -283,7 +284,7 @@ def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: fl
     ionic = get_ionic_model(str(attributes["model"]))
     network = model.network
     width = network.gating.steady.in_features
-    converted = converted_model(ionic, tuple(network.gates), tuple(network.observables), width)
+    converted = converted_model(ionic, tuple(network.gates), tuple(network.gate_inputs), width)
     parameters = parameter_vector(ionic.parameter_vector(dict(attributes["parameters"])),
                                   network, model.scaling, float(attributes["dt_ms"]))  # fmt: skip
     pieces = np.array(pacing_from(attributes, cycle, phase).pieces(float(time[-1])))

@@ -1,0 +1,160 @@
+"""The gating-RNN family through the plug-in: its parameter count, a second pass that retrains
+the gating layer alone from a first-pass checkpoint, the converted ODE against the model's own
+right-hand side, the step-mean pacing current, serving's refusals and bad settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ionops.config import load_experiment
+from ionops.datasets.generate import generate, spec_from_config
+from ionops.datasets.ionic import get_ionic_model
+from ionops.datasets.stimuli import Pacing
+from ionops.errors import UserError
+from ionops.models.registry import get_family
+from ionops.training.checkpoint import load_checkpoint
+from tests.support import trained
+
+FAMILY = get_family("gating")
+SMALL = ("data.cycle_lengths=[400,600,100]", "data.validation=1", "data.test_cycle_lengths=[450]",
+         "data.segment_ms=1500", "data.discard_ms=500", "model.width=8", "model.sequence_ms=200",
+         "training.epochs=2", "training.eval_every=1", "training.batch_size=4")  # fmt: skip
+
+
+def _experiment(*settings: str):  # type: ignore[no-untyped-def]
+    return load_experiment("tt04-gating", overrides=[*SMALL, *settings])
+
+
+def _dataset(experiment, folder: Path) -> Path:  # type: ignore[no-untyped-def]
+    path = folder / f"paced{len(list(folder.glob('*.h5')))}.h5"
+    generate(spec_from_config(experiment.data), path, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_pass(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("gating")
+    experiment = _experiment()
+    trained(experiment, _dataset(experiment, folder), folder / "first.pt")
+    return folder / "first.pt"
+
+
+def test_the_parameter_count_is_what_trains_in_each_pass(tmp_path, first_pass):
+    experiment = _experiment("model.lstm_width=5", 'model.gate_inputs=["V"]')
+    data = FAMILY.load_data(experiment, _dataset(experiment, tmp_path))
+    trial = FAMILY.own_trial(experiment, data)
+    model = FAMILY.build(trial.arguments)
+    every = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("original."))
+    assert trial.parameter_count == every
+    second = _experiment(f"model.first_pass={first_pass}")
+    trial = FAMILY.own_trial(second, data)
+    gating = sum(p.numel() for p in FAMILY.build(trial.arguments).network.gating.parameters())
+    assert trial.parameter_count == gating and trial.record["pass"] == "second"
+
+
+def test_a_second_pass_retrains_the_gating_layer_alone(tmp_path, first_pass):
+    experiment = _experiment("data.scale.g_Kr=0.5", f"model.first_pass={first_pass}",
+                             "model.drift=1e-3")  # fmt: skip
+    trained(experiment, _dataset(experiment, tmp_path), tmp_path / "second.pt")
+    before = load_checkpoint(first_pass)["model"]
+    after = load_checkpoint(tmp_path / "second.pt")["model"]
+    for name, value in before.items():
+        if name.startswith("network.") and not name.startswith("network.gating."):
+            assert torch.equal(after[name], value), name  # phi1 and N2 frozen
+    for part in ("steady.weight", "steady.bias", "rate.weight", "rate.bias"):
+        assert torch.equal(after[f"original.{part}"], before[f"network.gating.{part}"])
+    moved = [not torch.equal(after[f"network.gating.{p}"], before[f"network.gating.{p}"])
+             for p in ("steady.weight", "rate.weight")]  # fmt: skip
+    assert all(moved)
+
+
+def test_the_converted_ode_is_the_model_with_the_gating_layers_kinetics():
+    from ionops.models.gating_ode import converted_model, parameter_vector
+    from ionops.models.gating_rnn import GatingNetwork, Scaling
+
+    ionic = get_ionic_model("tt04")
+    names = list(ionic.state_names)
+    gates = [names.index(g) for g in ionic.gates]
+    observables = [names.index(o) for o in ionic.observables]
+    torch.manual_seed(3)
+    network = GatingNetwork(ionic.n_states, gates, observables, width=6).double()
+    p = ionic.parameter_vector()
+    y0 = ionic.initial_state(p)
+    low = np.minimum(y0 * 0.5, y0 * 1.5) - 0.1
+    high = np.maximum(y0 * 0.5, y0 * 1.5) + 0.1
+    scaling = Scaling(tuple(low.tolist()), tuple(high.tolist()))
+    converted = converted_model(ionic, tuple(gates), tuple(observables), 6)
+    parameters = parameter_vector(p, network, scaling, 0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = y0 * rng.uniform(0.9, 1.1, y0.size)  # concentrations near the model's
+        y[gates] = rng.uniform(0.05, 0.95, len(gates))
+        y[0] = rng.uniform(-90.0, 30.0)
+        mine, theirs = np.zeros(y.size), np.zeros(y.size)
+        converted.rhs(0.0, y, parameters, 3.0, mine)
+        ionic.rhs(0.0, y, p, 3.0, theirs)
+        others = [k for k in range(y.size) if k not in gates]
+        assert np.array_equal(mine[others], theirs[others])
+        x = scaling.forward(torch.tensor(y))[observables]
+        steady, tau = network.gating.time_constants(network.phi1(x), 0.5)
+        target = low[gates] + (high[gates] - low[gates]) * steady.detach().numpy()
+        expected = (target - y[gates]) / tau.detach().numpy()
+        assert mine[gates] == pytest.approx(expected, rel=1e-10, abs=1e-14)
+
+
+def test_the_pacing_current_is_its_mean_over_each_sampling_step():
+    # a 1 ms pulse from 10.5 ms covers half of the steps [10, 11) and [11, 12)
+    pacing = Pacing(52.0, 1.0, 10.5, 300.0)
+    means = pacing.step_means(np.array([9.0, 10.0, 11.0, 12.0, 310.0, 311.0]), 1.0)
+    assert means.tolist() == [0.0, 26.0, 26.0, 0.0, 26.0, 26.0]
+    # whatever the grid, the charge is the pulse's
+    grid = np.arange(0.0, 900.0, 0.7)
+    assert pacing.step_means(grid, 0.7).sum() * 0.7 == pytest.approx(3 * 52.0)
+
+
+def test_serving_refuses_beats_the_grid_does_not_hold(tmp_path, first_pass):
+    from ionops.models.families.gating_learning import GatingObjective
+    from ionops.models.families.gating_serving import SERVING
+
+    experiment = _experiment()
+    data = FAMILY.load_data(experiment, _dataset(experiment, tmp_path))
+    described = GatingObjective(data, FAMILY.own_trial(experiment, data)).describe()
+    described["attributes"] = json.loads(described["attributes"])  # as a checkpoint gives it
+    model = FAMILY.build(load_checkpoint(first_pass)["arguments"])
+    run = SERVING.predict(model, described, torch.tensor([[450.0, 2.0]]))
+    assert run.shape == (1, 17, 1001)
+    assert np.isfinite(run[0, :, :901].numpy()).all() and np.isnan(run[0, :, 901:].numpy()).all()
+    with pytest.raises(UserError, match=r"beats = 3: give a whole number from 1 to 2 at 450 ms"):
+        SERVING.predict(model, described, torch.tensor([[450.0, 3.0]]))
+    with pytest.raises(UserError, match=r"cycle_length_ms = 0.5"):
+        SERVING.predict(model, described, torch.tensor([[0.5, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (['model.gates=["m", "zz"]'], r"model.gates = \['m', 'zz'\]: zz not among the states"),
+        (['model.observables=["V", "Cai"]'], r"Cai not among the states of tt04"),
+        (['model.observables=["V", "m"]'], r"model.gates and model.observables share \['m'\]"),
+        (['model.gate_inputs=["K_i"]'], r"model.gate_inputs = \['K_i'\]: give some of the obs"),
+        (["model.first_pass=missing.pt"], r"model.first_pass = 'missing.pt': no first-pass"),
+        (["model.drift=0"], r"drift"),
+        (["model.weight_decay=-1"], r"weight_decay"),
+    ],
+)  # fmt: skip
+def test_bad_gating_settings_are_refused_by_name(settings, message):
+    with pytest.raises(UserError, match=message):
+        _experiment(*settings)
+
+
+def test_a_second_pass_needs_a_first_pass_network(tmp_path, first_pass):
+    second = tmp_path / "second.pt"
+    experiment = _experiment("data.scale.g_Kr=0.5", f"model.first_pass={first_pass}")
+    trained(experiment, _dataset(experiment, tmp_path), second)
+    with pytest.raises(UserError, match=r"is not a first pass of the gating family"):
+        _experiment(f"model.first_pass={second}")
