@@ -187,7 +187,8 @@ class GatingFamily(SurrogateFamily):
             scaling = Scaling.of(data.states["train"])
             typical = [float(np.mean(data.states["train"][:, k])) for k in others]
             arguments = {"n_states": n_states, "gates": gates, "observables": observables,
-                         "gate_inputs": gate_inputs, "width": model.width, "lstm_width": model.lstm_width,
+                         "gate_inputs": gate_inputs, "width": model.width,
+                         "lstm_width": model.lstm_width,
                          "low": list(scaling.low), "high": list(scaling.high),
                          "typical": [(v - scaling.low[k]) / (scaling.high[k] - scaling.low[k])
                                      for v, k in zip(typical, others, strict=True)],
