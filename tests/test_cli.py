@@ -82,7 +82,6 @@ def test_the_search_table_says_when_it_shows_only_some_trials(tmp_path):
         SearchOutcome(tmp_path, True, trials[:3], trials[0], "parent", "validation/rel_l2"),
         get_family("fno"),
     )
-    assert (
-        "ionops" in run_ionops("--help").stdout and "fno, mlp, node" in run_ionops("--help").stdout
-    )
+    help_text = run_ionops("--help").stdout
+    assert "ionops" in help_text and "fno, gating, mlp, node" in help_text
     assert "``" not in run_ionops("cluster", "--help").stdout

@@ -14,7 +14,7 @@ from ionops.config import (
 from ionops.errors import ConfigError
 
 
-def test_ships_the_fno_mlp_node_and_splitting_papers_experiments():
+def test_ships_every_papers_experiments():
     assert shipped_experiments() == [
         "fhn",
         "fhn-mlp-a",
@@ -25,6 +25,7 @@ def test_ships_the_fno_mlp_node_and_splitting_papers_experiments():
         "hh-node",
         "hh-splitting",
         "ord",
+        "tt04-gating",
     ]
 
 
@@ -224,7 +225,7 @@ def test_override_into_a_value_is_refused():
 def test_unknown_experiment_names_the_shipped_ones(tmp_path):
     shipped = (
         r"neither a shipped name \(fhn, fhn-mlp-a, fhn-mlp-b, fhn-mlp-c, "
-        r"fhn-mlp-c-trajectory, hh, hh-node, hh-splitting, ord\)"
+        r"fhn-mlp-c-trajectory, hh, hh-node, hh-splitting, ord, tt04-gating\)"
     )
     with pytest.raises(ConfigError, match=shipped):
         load_experiment(tmp_path / "missing.toml")

@@ -307,7 +307,7 @@ def test_the_loss_squares_or_takes_the_absolute_scaled_error(trajectory_data, lo
 @pytest.mark.parametrize(
     ("overrides", "fragments"),
     [
-        (['model.family="rnn"'], ["model.family = 'rnn': unknown; known: 'fno', 'mlp'"]),
+        (['model.family="rnn"'], ["model.family = 'rnn': unknown; known: 'fno', 'gating', 'mlp'"]),
         (["model.d_v=64"], ["unknown key 'model.d_v'", "(family mlp)", "widths (required)"]),
         (["model.widths=[]"], ["model.widths = []", "at least 1 item"]),
         (["model.widths=[16, 16]"], ["activations has 3 entries for the 2 layers"]),
