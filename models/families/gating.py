@@ -10,7 +10,8 @@ narrows what phi1 reads to some observables (``["V"]``: the gates of a model who
 gates depend on V alone).
 
 - First pass (``first_pass = ""``): next-step supervision of every state on a ``paced``
-  dataset (eq. 2.5.2), windows of ``sequence_ms``, ``weight_decay`` (lambda) on the weights.
+  dataset (eq. 2.5.2), windows of ``sequence_ms``, ``weight_decay`` (lambda) times the mean
+  squared weight.
 - Second pass (``first_pass`` names a first-pass checkpoint): a perturbed paced dataset's
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
   the L1 distance between its gates and the first pass's (eq. 2.6.2).
