@@ -158,3 +158,20 @@ def test_a_second_pass_needs_a_first_pass_network(tmp_path, first_pass):
     trained(experiment, _dataset(experiment, tmp_path), second)
     with pytest.raises(UserError, match=r"is not a first pass of the gating family"):
         _experiment(f"model.first_pass={second}")
+
+
+def test_a_midpoint_network_trains_both_passes_and_its_second_pass_keeps_the_clock(
+        tmp_path, first_pass):  # fmt: skip
+    with pytest.raises(UserError, match=r"other gates, observables, gate_inputs or gate_clock"):
+        _experiment('model.gate_clock="midpoint"', f"model.first_pass={first_pass}")
+    control = _experiment('model.gate_clock="midpoint"')
+    trained(control, _dataset(control, tmp_path), tmp_path / "first.pt")
+    assert load_checkpoint(tmp_path / "first.pt")["arguments"]["gate_clock"] == "midpoint"
+    perturbed = _experiment("data.scale.g_to=3", "model.gate_clock=\"midpoint\"",
+                            f"model.first_pass={tmp_path / 'first.pt'}")  # fmt: skip
+    trained(perturbed, _dataset(perturbed, tmp_path), tmp_path / "second.pt")
+    after = load_checkpoint(tmp_path / "second.pt")
+    assert after["arguments"]["gate_clock"] == "midpoint" and after["arguments"]["second_pass"]
+    before = load_checkpoint(tmp_path / "first.pt")["model"]
+    assert not torch.equal(after["model"]["network.gating.rate.weight"],
+                           before["network.gating.rate.weight"])  # fmt: skip

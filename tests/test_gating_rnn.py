@@ -51,6 +51,12 @@ def test_the_first_pass_loss_is_zero_only_for_the_exact_next_step():
         consistent[:, k, [0, 3, 4]] = o[:, -1].detach()
     assert float(network.first_pass_loss(consistent, current, 0.0).detach()) < 1e-24
     assert float(network.first_pass_loss(states, current, 0.0).detach()) > 1e-3
+    # each state's error is counted in units of its scale: a scale of 2 everywhere quarters it
+    plain = network.first_pass_loss(states, current, 0.0)
+    halved = network.first_pass_loss(states, current, 0.0, torch.full((5,), 2.0).double())
+    assert torch.allclose(halved, plain / 4)
+    only_gates = torch.tensor([1.0, 2.0, 2.0, 1.0, 1.0]).double()
+    assert plain > network.first_pass_loss(states, current, 0.0, only_gates) > halved
 
 
 def test_a_free_run_is_the_teacher_forced_network_fed_its_own_output():
@@ -63,6 +69,23 @@ def test_a_free_run_is_the_teacher_forced_network_fed_its_own_output():
     gates, others = network.teacher_forced(run[:, :-1], current[:, :-1])
     assert torch.allclose(gates, run[:, 1:, [1, 2]], atol=1e-12)
     assert torch.allclose(others, run[:, 1:, [0, 3, 4]], atol=1e-12)
+
+
+def test_a_midpoint_free_run_steps_at_the_midpoint_of_its_start_and_a_first_estimate():
+    torch.manual_seed(3)
+    midpoint = GatingNetwork(5, gates=[1, 2], observables=[0, 3], midpoint=True).double()
+    start_clock = GatingNetwork(5, gates=[1, 2], observables=[0, 3]).double()
+    start_clock.load_state_dict(midpoint.state_dict())
+    start = torch.rand(3, 5, dtype=torch.float64)
+    current = torch.rand(3, 2, dtype=torch.float64)
+    estimate = start_clock.free_run(start, current)[:, 1]  # the step with the start's inputs
+    run = midpoint.free_run(start, current)
+    gates, others = midpoint.teacher_forced(start[:, None], current[:, :1], estimate[:, None])
+    assert torch.allclose(gates[:, 0], run[:, 1, [1, 2]], atol=1e-12)
+    assert torch.allclose(others[:, 0], run[:, 1, [0, 3, 4]], atol=1e-12)
+    assert not torch.allclose(run[:, 1], estimate)  # the clock matters
+    with pytest.raises(ValueError, match="needs the state after the step"):
+        midpoint.gates_after(start)
 
 
 def test_apd90_of_an_exponential_repolarisation():
@@ -78,3 +101,23 @@ def test_apd90_of_an_exponential_repolarisation():
     flat = np.full_like(time, -85.0)
     flat[time > 500.0] = -90.0  # no upstroke: the peak is the onset, never 90 % repolarised
     assert np.isnan(apd(time, flat, [600.0])[0])
+
+
+def test_the_apd90_error_skips_beats_the_run_cuts_and_fails_a_beat_that_never_repolarises():
+    from ionops.models.families.gating_learning import run_errors
+
+    time = np.arange(0.0, 2100.0, 1.0)  # three upstrokes; the run ends 100 ms into the third
+
+    def trace(tau: float, stuck: bool = False) -> np.ndarray:
+        v = np.full_like(time, -85.0)
+        for k, onset in enumerate((10.0, 1010.0, 2010.0)):
+            after = (time >= onset) & (time < onset + 1000.0)
+            level = 0.0 if stuck and k == 1 else -85.0
+            v[after] = level + (35.0 - level) * np.exp(-(time[after] - onset) / tau)
+        return v[None]
+
+    truth = trace(100.0)
+    assert run_errors(time, truth, truth)["apd90_error"] == 0.0
+    longer = run_errors(time, truth, trace(110.0))["apd90_error"]
+    assert longer == pytest.approx(10.0 * math.log(10.0), abs=1.5)  # both whole beats count
+    assert math.isnan(run_errors(time, truth, trace(100.0, stuck=True))["apd90_error"])

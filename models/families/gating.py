@@ -7,11 +7,12 @@ observables; N2 (phi2 of ``width``, an LSTM of ``lstm_width``, 0 for one unit pe
 as in the paper, and a sigmoid layer) reads the observables, the applied current and N1's
 gates. States are scaled into [0, 1] by the training data's ranges (recorded). ``gate_inputs``
 narrows what phi1 reads to some observables (``["V"]``: the gates of a model whose classic
-gates depend on V alone).
+gates depend on V alone); ``gate_clock`` says when phi1 reads them: at each step's start (the
+paper) or at its midpoint, the mean of the step's two ends (a free run estimates the end first).
 
 - First pass (``first_pass = ""``): next-step supervision of every state on a ``paced``
-  dataset (eq. 2.5.2), windows of ``sequence_ms``, ``weight_decay`` (lambda) times the mean
-  squared weight.
+  dataset (eq. 2.5.2), windows of ``sequence_ms``, each state's error in units of its one-step
+  change over the training data, ``weight_decay`` (lambda) times the mean squared weight.
 - Second pass (``first_pass`` names a first-pass checkpoint): a perturbed paced dataset's
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
   the L1 distance between its gates and the first pass's (eq. 2.6.2).
@@ -61,6 +62,7 @@ class GatingSection(ModelSection):
     gates: list[str] | None = None
     observables: list[str] | None = None
     gate_inputs: list[str] | None = None
+    gate_clock: Literal["start", "midpoint"] = "start"
     weight_decay: float = Field(default=1e-4, ge=0)
     sequence_ms: float = Field(default=500.0, gt=0)
     first_pass: str = ""
@@ -188,7 +190,8 @@ class GatingFamily(SurrogateFamily):
             scaling = Scaling.of(data.states["train"])
             typical = [float(np.mean(data.states["train"][:, k])) for k in others]
             arguments = {"n_states": n_states, "gates": gates, "observables": observables,
-                         "gate_inputs": gate_inputs, "width": model.width,
+                         "gate_inputs": gate_inputs, "gate_clock": model.gate_clock,
+                         "width": model.width,
                          "lstm_width": model.lstm_width,
                          "low": list(scaling.low), "high": list(scaling.high),
                          "typical": [(v - scaling.low[k]) / (scaling.high[k] - scaling.low[k])
@@ -310,9 +313,11 @@ def _first_pass(experiment: ExperimentConfig, model: GatingSection) -> dict[str,
         )
     gates, observables, gate_inputs = _states(experiment, model)
     if (list(arguments["gates"]), list(arguments["observables"]),
-            list(arguments["gate_inputs"])) != (gates, observables, gate_inputs):  # fmt: skip
-        raise UserError(f"model.first_pass = {model.first_pass!r} has other gates, observables "
-                        "or gate_inputs than this experiment's model section")  # fmt: skip
+            list(arguments["gate_inputs"]), arguments["gate_clock"]) != (
+            gates, observables, gate_inputs, model.gate_clock):  # fmt: skip
+        raise UserError(f"model.first_pass = {model.first_pass!r} has other gates, "
+                        "observables, gate_inputs or gate_clock than this experiment's model "
+                        "section")  # fmt: skip
     return state
 
 

@@ -27,7 +27,13 @@ from ionops.datasets.ionic import get_ionic_model
 from ionops.datasets.paced_data import PacedData
 from ionops.datasets.stimuli import Pacing
 from ionops.models.family import Objective, TrialConfig
-from ionops.models.gating_rnn import GatingLayer, GatingNetwork, Scaling, apd
+from ionops.models.gating_rnn import (
+    GatingLayer,
+    GatingNetwork,
+    Scaling,
+    apd,
+    mean_squared_weight,
+)
 from ionops.training.optimisation import Optimisation, Phase
 
 SECOND_PASS_FROZEN = ("network.phi1.", "network.phi2.", "network.lstm.", "network.phi3.",
@@ -47,7 +53,8 @@ class GatingModel(nn.Module):
         self.network = GatingNetwork(int(arguments["n_states"]), list(arguments["gates"]),
                                      list(arguments["observables"]), int(arguments["width"]),
                                      int(arguments["lstm_width"]) or None,
-                                     list(arguments["gate_inputs"]))  # fmt: skip
+                                     list(arguments["gate_inputs"]),
+                                     arguments["gate_clock"] == "midpoint")  # fmt: skip
         self.second_pass = bool(arguments["second_pass"])
         self.original = GatingLayer(int(arguments["width"]), len(arguments["gates"]))
         self.original.requires_grad_(False)
@@ -94,6 +101,11 @@ class GatingObjective(Objective):
             self.states[split] = self.scaling.forward(values.double()).float()
             self.currents[split] = torch.as_tensor(data.stimulus[split]) / self.amplitude
         self.observed = list(self.arguments["observables"])
+        # each state's first-pass error in units of its one-step change over the training data:
+        # a gate's change over one step is small beside V's upstroke and the levels at rest,
+        # and measured in those units its kinetics were drowned out
+        change = self.states["train"].diff(dim=1)
+        self.step_scale = change.pow(2).mean((0, 1)).sqrt().clamp_min(1e-6)
         # float32 gradients of a long recurrent run decay into subnormals, which slow a CPU
         # step sevenfold (measured); flush them to zero
         torch.set_flush_denormal(True)
@@ -119,6 +131,7 @@ class GatingObjective(Objective):
     def to(self, device: torch.device) -> None:
         self.states = {k: v.to(device) for k, v in self.states.items()}
         self.currents = {k: v.to(device) for k, v in self.currents.items()}
+        self.step_scale = self.step_scale.to(device)
 
     def splits(self) -> tuple[str, ...]:
         return ("train", "validation", "test")
@@ -149,17 +162,13 @@ class GatingObjective(Objective):
         states, current = batch
         network = model.network
         if not self.second_pass:
-            gates, others = network.teacher_forced(states[:, :-1], current[:, :-1])
-            target = states[:, 1:]
-            data = (gates - target[..., network.gates]).pow(2).mean((0, 1)).sum() \
-                + (others - target[..., network.others]).pow(2).mean((0, 1)).sum()  # fmt: skip
-            return data + self.weight_decay * _squared_weights(network)
+            return network.first_pass_loss(states, current, self.weight_decay, self.step_scale)
         predicted, retrained, original = observed_run(model, states, current)
         burn = min(BURN_IN_STEPS, states.shape[1] // 2)
         target = states[:, 1:, self.observed]
         data = (predicted[:, burn:] - target[:, burn:]).pow(2).mean((0, 1)).sum()
         drift = (retrained[:, burn:] - original[:, burn:]).abs().mean()
-        return data + self.drift * drift + self.weight_decay * _squared_weights(network.gating)
+        return data + self.drift * drift + self.weight_decay * mean_squared_weight(network.gating)
 
     # -- errors ----------------------------------------------------------------------------------
     def run(self, model: nn.Module, split: str) -> tuple[NDArray, list[int]]:
@@ -210,18 +219,6 @@ def run_steps(dt: float, cycle: float, beats: int) -> int:
     return round(beats * cycle / dt) + 1
 
 
-def _squared_weights(module: nn.Module) -> torch.Tensor:
-    """The mean squared trained weight (biases aside): lambda's penalty. A mean, not the sum
-    the paper's L2(W) may be: with the sum, lambda = 1e-4 over ~5,000 weights outweighs the
-    squared errors at rest that keep a free-running network at rest (measured: next-step
-    loss 2e-2 with the sum, 3e-3 with the mean, same training)."""
-    weights = [p for n, p in module.named_parameters() if "weight" in n and p.requires_grad]
-    if not weights:
-        return torch.zeros(())
-    total = torch.stack([p.pow(2).sum() for p in weights]).sum()
-    return total / sum(p.numel() for p in weights)
-
-
 def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """The second pass's network on recorded observables: the gates run on their own (hidden)
@@ -229,9 +226,10 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     N2 predicts the next observables. Returns (next observables (B, T-1, O), the retrained
     gates, the original gates), scaled."""
     network = model.network
-    features = network.phi1(states[..., network.gate_inputs])
-    retrained = _recurrent_gates(network.gating, features)
-    original = _recurrent_gates(model.original, features)
+    first = network.phi1(states[:, 0, network.gate_inputs])
+    steps = network.phi1(network.step_inputs(states[:, :-1], states[:, 1:]))
+    retrained = _recurrent_gates(network.gating, first, steps)
+    original = _recurrent_gates(model.original, first, steps)
     start = states[:, 0].clone()
     start[..., network.others] = model.typical.to(states.dtype)
     n2 = network.n2_inputs(states[:, :-1], current[:, :-1], retrained[:, 1:])
@@ -242,12 +240,14 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     return observed[..., columns], retrained, original
 
 
-def _recurrent_gates(layer: GatingLayer, features: torch.Tensor) -> torch.Tensor:
-    """Gates (B, T, G) of ``layer`` driven by ``features`` (B, T, W) from their steady state."""
-    steady, rho = layer.parts(features)
-    h = steady[:, 0]
+def _recurrent_gates(layer: GatingLayer, first: torch.Tensor, steps: torch.Tensor,
+                     ) -> torch.Tensor:  # fmt: skip
+    """Gates (B, T, G) of ``layer`` from their steady state at phi1's features ``first``
+    (B, W), driven by the features of each step (B, T-1, W)."""
+    steady, rho = layer.parts(steps)
+    h = layer.parts(first)[0]
     rows = [h]
-    for k in range(features.shape[1] - 1):
+    for k in range(steps.shape[1]):
         h = rho[:, k] * h + (1.0 - rho[:, k]) * steady[:, k]
         rows.append(h)
     return torch.stack(rows, dim=1)
@@ -308,15 +308,19 @@ def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: fl
 def run_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
                predicted: NDArray[np.float64]) -> dict[str, Any]:  # fmt: skip
     """One run's errors: ``rmse`` per state, ``v_rmse`` (mV), and ``apd90_error``, the mean
-    |APD90 difference| over the true run's beats (each from two samples before its upstroke
-    through -40 mV); NaN where the prediction has no APD90 for a beat or is not finite."""
+    |APD90 difference| over the true run's beats that have one (each from two samples before
+    its upstroke through -40 mV; a beat the run's end cuts, or one that does not repolarise
+    before the next, has none). NaN where no true beat has one, or where the prediction has
+    none for such a beat or is not finite: a failure, never a small number."""
     rmse = np.sqrt(np.mean((predicted - truth) ** 2, axis=1))
     v = truth[0]
     rises = np.flatnonzero((v[:-1] < UPSTROKE_MV) & (v[1:] >= UPSTROKE_MV))
     onsets = [float(time[max(int(k) - 1, 0)]) for k in rises]
-    if not onsets or not np.isfinite(predicted[0]).all():
+    true_apd = apd(time, truth[0], onsets) if onsets else np.array([])
+    defined = np.isfinite(true_apd)
+    if not defined.any() or not np.isfinite(predicted[0]).all():
         apd_error = math.nan
     else:
-        difference = apd(time, predicted[0], onsets) - apd(time, truth[0], onsets)
+        difference = apd(time, predicted[0], onsets)[defined] - true_apd[defined]
         apd_error = float(np.mean(np.abs(difference)))
     return {"rmse": rmse, "v_rmse": float(rmse[0]), "apd90_error": apd_error}
