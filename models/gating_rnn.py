@@ -157,7 +157,9 @@ class GatingNetwork(nn.Module):
         true scaled states (B, T, S) and currents (B, T), and the true states a step on
         (``after``, for a midpoint network): the first pass's inputs."""
         gates = self.gates_after(states, after)
-        hidden, _ = self.lstm(self.phi2(self.n2_inputs(states, current, gates)),
+        # N2 reads N1's gates but does not train them: they have their own targets here, and
+        # N2's errors would make them whatever features serve it rather than gates
+        hidden, _ = self.lstm(self.phi2(self.n2_inputs(states, current, gates.detach())),
                               self.memory(states[:, 0]))  # fmt: skip
         return gates, self.phi3(hidden)
 

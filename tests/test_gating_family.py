@@ -163,7 +163,7 @@ def test_a_second_pass_needs_a_first_pass_network(tmp_path, first_pass):
 def test_a_midpoint_network_trains_both_passes_and_its_second_pass_keeps_the_clock(
         tmp_path, first_pass):  # fmt: skip
     with pytest.raises(UserError, match=r"other gates, observables, gate_inputs or gate_clock"):
-        _experiment('model.gate_clock="midpoint"', f"model.first_pass={first_pass}")
+        _experiment('model.gate_clock="start"', f"model.first_pass={first_pass}")
     control = _experiment('model.gate_clock="midpoint"')
     trained(control, _dataset(control, tmp_path), tmp_path / "first.pt")
     assert load_checkpoint(tmp_path / "first.pt")["arguments"]["gate_clock"] == "midpoint"

@@ -59,6 +59,17 @@ def test_the_first_pass_loss_is_zero_only_for_the_exact_next_step():
     assert plain > network.first_pass_loss(states, current, 0.0, only_gates) > halved
 
 
+def test_teacher_forcing_trains_the_gates_on_their_own_targets_alone():
+    torch.manual_seed(4)
+    network = GatingNetwork(5, gates=[1, 2], observables=[0, 3]).double()
+    states = torch.rand(2, 6, 5, dtype=torch.float64)
+    gates, others = network.teacher_forced(states, torch.zeros(2, 6, dtype=torch.float64))
+    others.pow(2).sum().backward()  # N2's errors alone
+    assert all(p.grad is None or not p.grad.any() for p in network.gating.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in network.phi1.parameters())
+    assert network.phi2[0].weight.grad is not None and network.phi2[0].weight.grad.any()
+
+
 def test_a_free_run_is_the_teacher_forced_network_fed_its_own_output():
     torch.manual_seed(2)
     network = GatingNetwork(5, gates=[1, 2], observables=[0, 3]).double()
