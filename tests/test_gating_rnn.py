@@ -64,10 +64,12 @@ def test_teacher_forcing_trains_the_gates_on_their_own_targets_alone():
     network = GatingNetwork(5, gates=[1, 2], observables=[0, 3]).double()
     states = torch.rand(2, 6, 5, dtype=torch.float64)
     gates, others = network.teacher_forced(states, torch.zeros(2, 6, dtype=torch.float64))
-    others.pow(2).sum().backward()  # N2's errors alone
+    others.pow(2).sum().backward(retain_graph=True)  # N2's errors alone
     assert all(p.grad is None or not p.grad.any() for p in network.gating.parameters())
     assert all(p.grad is None or not p.grad.any() for p in network.phi1.parameters())
     assert network.phi2[0].weight.grad is not None and network.phi2[0].weight.grad.any()
+    gates.pow(2).sum().backward()  # the gates' own errors train them
+    assert network.gating.rate.weight.grad is not None and network.gating.rate.weight.grad.any()
 
 
 def test_a_free_run_is_the_teacher_forced_network_fed_its_own_output():
