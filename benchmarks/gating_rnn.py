@@ -1,0 +1,266 @@
+"""The gating-RNN family's targets (paper 004) on ten Tusscher 2004, M cell.
+
+1. Generation: the paper's 101-segment dataset (300 to 800 ms in steps of 5, 20 s each) by
+   ``ionops generate`` on 2 MPI ranks, timed.
+2. First pass on the reduced grid (300:25:800, 21 segments: 16 training, 5 validation),
+   timed (target: 30 minutes on 2 cores).
+3. On the test cycle lengths (between the grid's points, never seen): 10 beats from each
+   segment's first state, free-running network and converted ODE: V RMSE (target 3 mV) and
+   APD90 error (target 5 ms); the converted ODE over 20 s at 500 ms (target: stable).
+4. Second pass, ``--seeds`` seeds, each perturbed dataset (long QT: g_Kr x 0.5; short QT:
+   g_CaL x 0.5; increased I_to: g_to x 3): the APD90 change the retrained network predicts
+   against the model's (long QT target: within 10 %), and which currents the retrained gates
+   raise or lower (long QT: I_Kr + I_Ks reduced in 4 of 5 seeds; I_to: the largest increase
+   in 4 of 5).
+5. Why: per gate, the share of the one-step change (variance of h_{i+1} - h_i over training
+   samples) that the gating layer's form h_{i+1} = rho h_i + (1 - rho) h_inf leaves unexplained
+   with the model's own kinetics at the step's start and at its midpoint (exact Rush-Larsen
+   over the step: the best the form can do with either clock at this sampling step) and with
+   the trained layer.
+
+    python benchmarks/gating_rnn.py [--epochs 300] [--seeds 5] [--drift 1e-3] [--out DIR]
+        [--set 'model.gate_clock="midpoint"' ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from ionops.config import load_experiment
+from ionops.datasets.generate import generate, spec_from_config
+from ionops.datasets.ionic import get_ionic_model
+from ionops.models.families.gating_learning import (
+    onset_phase,
+    predict_runs,
+    run_errors,
+    run_steps,
+)
+from ionops.models.families.gating_report import change, current_pair
+from ionops.models.gating_rnn import apd
+from ionops.models.registry import get_family
+from ionops.training import TrainSettings, train
+from ionops.training.checkpoint import load_checkpoint
+
+REDUCED = ("data.cycle_lengths=[300,800,25]", "data.validation=5", "model.lstm_width=32")
+SCENARIOS = {"long QT": "g_Kr=0.5", "short QT": "g_CaL=0.5", "increased I_to": "g_to=3"}
+FAMILY = get_family("gating")
+
+
+SETTINGS: list[str] = []  # --set, for both passes
+
+
+def experiment(*settings: str) -> Any:
+    return load_experiment("tt04-gating", overrides=[*REDUCED, *SETTINGS, *settings])
+
+
+def dataset(config: Any, folder: Path) -> Path:
+    from ionops.datasets.paced import KIND
+
+    path = folder / KIND.file_name(config.data)
+    generate(spec_from_config(config.data), path, progress=False)
+    return path
+
+
+def fit(config: Any, path: Path, checkpoint: Path, seed: int) -> tuple[Any, Any, float]:
+    """Train ``config`` on ``path``; the network, the data and the seconds it took."""
+    data = FAMILY.load_data(config, path)
+    trial = FAMILY.own_trial(config, data)
+    torch.manual_seed(seed)
+    model = FAMILY.build(trial.arguments)
+    settings = TrainSettings.from_config(trial.training, eval_splits=("validation",),
+                                         final_splits=("test",))  # fmt: skip
+    started = time.perf_counter()
+    train(model, FAMILY.objective(data, trial, config), settings, family=FAMILY.name,
+          arguments=trial.arguments, checkpoint=checkpoint)  # fmt: skip
+    seconds = time.perf_counter() - started
+    state = load_checkpoint(checkpoint)
+    model = FAMILY.build(state["arguments"])
+    model.load_state_dict(state["model"])
+    return model.eval(), data, seconds
+
+
+def runs(model: Any, data: Any, split: str, predictor: str, beats: int) -> list[dict[str, Any]]:
+    """Each segment of ``split`` from its first state for ``beats`` beats: its errors."""
+    cycles = [float(c) for c in data.cycle_length[split]]
+    lengths = [run_steps(float(data.attributes["dt_ms"]), c, beats) for c in cycles]
+    phases = [onset_phase(data.attributes, c) for c in cycles]
+    starts = data.states[split][:, :, 0].astype(np.float64)
+    predicted = predict_runs(model, data.attributes, predictor, cycles, phases, starts,
+                             data.time[: max(lengths)], lengths)  # fmt: skip
+    truth = data.states[split].astype(np.float64)
+    return [run_errors(data.time[:n], truth[k, :, :n], predicted[k, :, :n])
+            for k, n in enumerate(lengths)]  # fmt: skip
+
+
+def mean_apd(model: Any, data: Any, predictor: str, beats: int = 5) -> np.ndarray:
+    """The mean APD90 over ``beats`` beats of each validation segment, predicted."""
+    out = []
+    for k, cycle in enumerate(data.cycle_length["validation"]):
+        n = run_steps(float(data.attributes["dt_ms"]), float(cycle), beats)
+        start = data.states["validation"][k : k + 1, :, 0].astype(np.float64)
+        phase = onset_phase(data.attributes, float(cycle))
+        run = predict_runs(model, data.attributes, predictor, [float(cycle)], [phase], start,
+                           data.time[:n], [n])[0]  # fmt: skip
+        out.append(np.nanmean(apd(data.time[:n], run[0], _onsets(data, "validation", k, n))))
+    return np.array(out)
+
+
+def true_apd(data: Any, beats: int = 5) -> np.ndarray:
+    out = []
+    for k, cycle in enumerate(data.cycle_length["validation"]):
+        n = run_steps(float(data.attributes["dt_ms"]), float(cycle), beats)
+        v = data.states["validation"][k, 0, :n].astype(np.float64)
+        out.append(np.nanmean(apd(data.time[:n], v, _onsets(data, "validation", k, n))))
+    return np.array(out)
+
+
+def _onsets(data: Any, split: str, k: int, n: int) -> list[float]:
+    v = data.states[split][k, 0, :n]
+    rises = np.flatnonzero((v[:-1] < -40.0) & (v[1:] >= -40.0))
+    return [float(data.time[max(int(r) - 1, 0)]) for r in rises]
+
+
+def generation(out: Path) -> float:
+    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    started = time.perf_counter()
+    subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "ionops.cli", "generate",
+                    "tt04-gating", "--output", str(out / "full.h5")], check=True,
+                   capture_output=True)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=300)  # 10 steps an epoch: 16 segments
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--drift", type=float, default=1e-3)
+    parser.add_argument("--second-epochs", type=int, default=30)
+    parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("gating-benchmark"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an experiment setting for both passes (repeatable)")  # fmt: skip
+    args = parser.parse_args()
+    SETTINGS.extend(args.set)
+    torch.set_flush_denormal(True)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.skip_generation:
+        print(f"generation, 101 segments of 20 s on 2 MPI ranks: {generation(out):.1f} s")
+
+    control = experiment(f"training.epochs={args.epochs}",
+                         f"training.eval_every={max(args.epochs // 6, 1)}")  # fmt: skip
+    control_path = dataset(control, out)
+    model, data, seconds = fit(control, control_path, out / "first.pt", 0)
+    print(f"first pass, {len(data.cycle_length['train'])} training segments, {args.epochs} "
+          f"epochs: {seconds / 60:.1f} min (target 30)")  # fmt: skip
+    for predictor in ("network", "ode"):
+        rows = runs(model, data, "test", predictor, 10)
+        v = np.array([r["v_rmse"] for r in rows])
+        a = np.array([r["apd90_error"] for r in rows])
+        print(f"  {predictor:7s} 10 beats at {len(rows)} unseen cycle lengths: V RMSE median "
+              f"{np.median(v):.2f} max {np.max(v):.2f} mV (target 3); APD90 error median "
+              f"{np.median(a):.2f} max {np.max(a):.2f} ms (target 5; nan: a beat without "
+              f"one, {int(np.isnan(a).sum())} of {a.size} runs)")  # fmt: skip
+    long_run = runs_ode_20s(model, data)
+    print(f"  converted ODE over 20 s at 500 ms: {long_run}")
+    print("  one-step change of each gate left unexplained (share of its variance) by the "
+          "model's own kinetics at the step's start / at its midpoint / by the trained gating "
+          "layer:")  # fmt: skip
+    names = data.attributes["state_names"]
+    print("    " + ", ".join(f"{names[g]} {a:.3f} / {b:.3f} / {c:.3f}"
+                             for g, a, b, c in unexplained(model, data)))  # fmt: skip
+
+    control_apd = true_apd(data)
+    first_apd = mean_apd(model, data, "network")
+    for scenario, scale in SCENARIOS.items():
+        perturbed = experiment(f"data.scale.{scale}", f"model.first_pass={out / 'first.pt'}",
+                               f"model.drift={args.drift}",
+                               f"training.epochs={args.second_epochs}",
+                               "training.eval_every=10")  # fmt: skip
+        path = dataset(perturbed, out)
+        shifts, changes = [], []
+        for seed in range(args.seeds):
+            retrained, pdata, _ = fit(perturbed.model_copy(update={
+                "training": perturbed.training.model_copy(update={"seed": seed})}), path,
+                out / f"{scenario.replace(' ', '_')}-{seed}.pt", seed)  # fmt: skip
+            wanted = true_apd(pdata) - control_apd
+            got = mean_apd(retrained, pdata, "network") - first_apd
+            shifts.append(float(np.median(got / wanted)))
+            changes.append(change(current_pair(retrained, pdata)))
+        print(f"{scenario}: APD90 change predicted / true, median over validation segments, per "
+              f"seed: {', '.join(f'{s:.2f}' for s in shifts)}")  # fmt: skip
+        for k, c in enumerate(changes):
+            ranked = sorted(c.items(), key=lambda item: -abs(item[1]))[:5]
+            print(f"  seed {k}: " + ", ".join(f"{n} {v:+.1%}" for n, v in ranked))
+
+
+def unexplained(model: Any, data: Any, samples: int = 20_000,
+                ) -> list[tuple[int, float, float, float]]:  # fmt: skip
+    """(gate, share left by the model's kinetics at the step's start, at its midpoint, share
+    left by the trained layer) for each gate: the squared one-step error over the variance of
+    the step's change, on ``samples`` training transitions."""
+    ionic = get_ionic_model(str(data.attributes["model"]))
+    rhs = importlib.import_module(str(ionic.kernels)).rhs
+    parameters = ionic.parameter_vector(dict(data.attributes["parameters"]))
+    states = data.states["train"].astype(np.float64)
+    n, n_states, n_t = states.shape
+    dt = float(data.attributes["dt_ms"])
+    chosen = np.random.default_rng(0).choice(n * (n_t - 1), samples, replace=False)
+    now = np.stack([states[k // (n_t - 1), :, k % (n_t - 1)] for k in chosen])
+    after = np.stack([states[k // (n_t - 1), :, k % (n_t - 1) + 1] for k in chosen])
+    gates = model.network.gates
+    slope = np.zeros(n_states)
+
+    def exact_step(at: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Each gate's exact step from ``now`` with the model's kinetics at the states ``at``."""
+        out = np.empty((samples, len(gates)))
+        for r, y in enumerate(at):
+            for c, g in enumerate(gates):
+                at_zero, at_one = y.copy(), y.copy()
+                at_zero[g], at_one[g] = 0.0, 1.0
+                rhs(0.0, at_zero, parameters, 0.0, slope)
+                rise = slope[g]
+                rhs(0.0, at_one, parameters, 0.0, slope)
+                tau = 1.0 / (rise - slope[g])  # h' = (h_inf - h) / tau is linear in h
+                steady = rise * tau
+                out[r, c] = steady + (now[r, g] - steady) * np.exp(-dt / tau)
+        return out
+
+    with torch.no_grad():
+        ends = [model.scaling.forward(torch.as_tensor(y)).float() for y in (now, after)]
+        scaled = model.network.gates_after(*ends)
+    low, high = np.asarray(model.scaling.low)[gates], np.asarray(model.scaling.high)[gates]
+    learned = low + scaled.double().numpy() * (high - low)
+    change = (after[:, gates] - now[:, gates]).var(axis=0)
+    shares = [((step - after[:, gates]) ** 2).mean(axis=0) / change
+              for step in (exact_step(now), exact_step(0.5 * (now + after)), learned)]  # fmt: skip
+    return [(g, *(float(share[c]) for share in shares)) for c, g in enumerate(gates)]
+
+
+def runs_ode_20s(model: Any, data: Any) -> str:
+    cycle = 500.0
+    time_grid = np.arange(0.0, 20000.0 + 0.5, 1.0)
+    k = int(np.argmin(np.abs(data.cycle_length["train"] - cycle)))
+    start = data.states["train"][k : k + 1, :, 0].astype(np.float64)
+    phase = onset_phase(data.attributes, float(data.cycle_length["train"][k]))
+    run = predict_runs(model, data.attributes, "ode", [cycle], [phase], start, time_grid,
+                       [time_grid.size])[0]  # fmt: skip
+    if not np.isfinite(run).all():
+        return "failed (the solver stopped)"
+    last = run[0, -int(cycle) :]
+    return (f"finite; V over the last cycle in [{last.min():.1f}, {last.max():.1f}] mV "
+            f"(over 20 s in [{run[0].min():.1f}, {run[0].max():.1f}])")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
