@@ -126,6 +126,15 @@ def metric_of(metrics: Sequence[Metric], key: str) -> Metric:
     return Metric(key, key)
 
 
+def of_the_model(data: Any, path: Path, kind: str, experiment: ExperimentConfig) -> Any:
+    """``data`` (a ``kind`` dataset read from ``path``) if it is of the experiment's ionic
+    model; otherwise a UserError naming both."""
+    if data.attributes["model"] != experiment.data.ionic_model:
+        raise UserError(f"{path} is a {kind} dataset of {data.attributes['model']}; the "
+                        f"experiment wants {experiment.data.ionic_model}")  # fmt: skip
+    return data
+
+
 def data_bytes(data: Any) -> int:
     """The memory a family's loaded dataset holds: its ``nbytes`` where it says, else the
     arrays and tensors found in its fields, mappings and sequences (what the search's object

@@ -175,3 +175,16 @@ def test_a_midpoint_network_trains_both_passes_and_its_second_pass_keeps_the_clo
     before = load_checkpoint(tmp_path / "first.pt")["model"]
     assert not torch.equal(after["model"]["network.gating.rate.weight"],
                            before["network.gating.rate.weight"])  # fmt: skip
+
+
+def test_a_dataset_of_another_model_is_refused_naming_both(tmp_path):
+    from types import SimpleNamespace
+
+    from ionops.models.family import of_the_model
+
+    data = SimpleNamespace(attributes={"model": "ord"})
+    with pytest.raises(UserError, match=r"x.h5 is a paced dataset of ord; the experiment wants "
+                                        r"tt04"):  # fmt: skip
+        of_the_model(data, tmp_path / "x.h5", "paced", _experiment())
+    assert of_the_model(SimpleNamespace(attributes={"model": "tt04"}), tmp_path / "x.h5",
+                        "paced", _experiment()).attributes["model"] == "tt04"  # fmt: skip

@@ -42,6 +42,7 @@ from ionops.models.family import (
     TrialConfig,
     check_quniform,
     chosen_space,
+    of_the_model,
     on_grid,
 )
 
@@ -235,11 +236,7 @@ class GatingFamily(SurrogateFamily):
                   splits: Sequence[str] | None = None) -> Any:  # fmt: skip
         from ionops.datasets.paced_data import load_paced
 
-        data = load_paced(path)
-        if data.attributes["model"] != experiment.data.ionic_model:
-            raise UserError(f"{path} is a paced dataset of {data.attributes['model']}; the "
-                            f"experiment wants {experiment.data.ionic_model}")  # fmt: skip
-        return data
+        return of_the_model(load_paced(path), path, "paced", experiment)
 
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
         from ionops.models.families.gating_learning import GatingObjective

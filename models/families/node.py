@@ -46,6 +46,7 @@ from ionops.models.family import (
     TrialConfig,
     check_quniform,
     chosen_space,
+    of_the_model,
     on_grid,
 )
 from ionops.models.points import check_cap, point_widths
@@ -251,11 +252,7 @@ class NodeFamily(SurrogateFamily):
                   splits: Sequence[str] | None = None) -> Any:  # fmt: skip
         from ionops.datasets.window_data import load_window
 
-        data = load_window(path)
-        if data.attributes["model"] != experiment.data.ionic_model:
-            raise UserError(f"{path} is a window dataset of {data.attributes['model']}; the "
-                            f"experiment wants {experiment.data.ionic_model}")  # fmt: skip
-        return data
+        return of_the_model(load_window(path), path, "window", experiment)
 
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
         from ionops.models.families.node_learning import NodeObjective

@@ -45,6 +45,7 @@ from ionops.models.family import (
     TrialConfig,
     check_quniform,
     chosen_space,
+    of_the_model,
     on_grid,
 )
 from ionops.models.points import check_cap, point_widths
@@ -265,11 +266,7 @@ class SplittingFamily(SurrogateFamily):
                   splits: Sequence[str] | None = None) -> Any:  # fmt: skip
         from ionops.datasets.reference_data import load_reference
 
-        data = load_reference(path)
-        if data.attributes["model"] != experiment.data.ionic_model:
-            raise UserError(f"{path} is a reference dataset of {data.attributes['model']}; "
-                            f"the experiment wants {experiment.data.ionic_model}")  # fmt: skip
-        return data
+        return of_the_model(load_reference(path), path, "reference", experiment)
 
     def objective(self, data: Any, trial: TrialConfig, experiment: ExperimentConfig) -> Objective:
         from ionops.models.families.splitting_learning import SplittingObjective
