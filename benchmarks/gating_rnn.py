@@ -40,6 +40,7 @@ from ionops.config import load_experiment
 from ionops.datasets.generate import generate, spec_from_config
 from ionops.datasets.ionic import get_ionic_model
 from ionops.models.families.gating_learning import (
+    beat_onsets,
     onset_phase,
     predict_runs,
     run_errors,
@@ -125,9 +126,7 @@ def true_apd(data: Any, beats: int = 5) -> np.ndarray:
 
 
 def _onsets(data: Any, split: str, k: int, n: int) -> list[float]:
-    v = data.states[split][k, 0, :n]
-    rises = np.flatnonzero((v[:-1] < -40.0) & (v[1:] >= -40.0))
-    return [float(data.time[max(int(r) - 1, 0)]) for r in rises]
+    return beat_onsets(data.time[:n], data.states[split][k, 0, :n].astype(np.float64))
 
 
 def generation(out: Path) -> float:

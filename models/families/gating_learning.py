@@ -305,6 +305,13 @@ def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: fl
     return states if status == 0 else np.full((start.size, time.size), np.nan)
 
 
+def beat_onsets(time: NDArray[np.float64], v: NDArray[np.float64]) -> list[float]:
+    """Each beat's onset in a V trace: the sample before the one before its upstroke crosses
+    -40 mV (where APD90 is measured from)."""
+    rises = np.flatnonzero((v[:-1] < UPSTROKE_MV) & (v[1:] >= UPSTROKE_MV))
+    return [float(time[max(int(k) - 1, 0)]) for k in rises]
+
+
 def run_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
                predicted: NDArray[np.float64]) -> dict[str, Any]:  # fmt: skip
     """One run's errors: ``rmse`` per state, ``v_rmse`` (mV), and ``apd90_error``, the mean
@@ -313,9 +320,7 @@ def run_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
     before the next, has none). NaN where no true beat has one, or where the prediction has
     none for such a beat or is not finite: a failure, never a small number."""
     rmse = np.sqrt(np.mean((predicted - truth) ** 2, axis=1))
-    v = truth[0]
-    rises = np.flatnonzero((v[:-1] < UPSTROKE_MV) & (v[1:] >= UPSTROKE_MV))
-    onsets = [float(time[max(int(k) - 1, 0)]) for k in rises]
+    onsets = beat_onsets(time, truth[0])
     true_apd = apd(time, truth[0], onsets) if onsets else np.array([])
     defined = np.isfinite(true_apd)
     if not defined.any() or not np.isfinite(predicted[0]).all():
