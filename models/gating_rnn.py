@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -93,6 +94,24 @@ class GatingLayer(nn.Module):
         return steady, -dt / torch.log(rho)
 
 
+SLOW_START = 3.0  # the gating layer's initial rate logit: rho = sigmoid(3) = 0.95
+
+
+def spread_kinks(layer: nn.Linear) -> None:
+    """Place each relu unit of ``layer``'s kink at a random point of the scaled inputs' box
+    [0, 1]^d, with a random direction and a slope of 1 to 4, so that none starts dead.
+
+    phi1 reads one or two scaled observables: with PyTorch's default initialisation most of
+    its 30 units are dead or linear over [0, 1] (measured: 7 of 30 active after training), and
+    the gating layer's logits are then nearly linear in V; saturated at depolarised V, h's and
+    d's rates get no gradient (``benchmarks/gating_rnn.py``, see the README)."""
+    with torch.no_grad():
+        direction = torch.nn.functional.normalize(torch.randn_like(layer.weight), dim=1)
+        layer.weight.copy_(direction * (1.0 + 3.0 * torch.rand(layer.weight.shape[0], 1)))
+        kink = torch.rand_like(layer.weight)
+        layer.bias.copy_(-(layer.weight * kink).sum(dim=1))
+
+
 class GatingNetwork(nn.Module):
     """N1 and N2 of the paper over a model's states split into ``gates`` (indices) and the
     rest; ``observables`` (indices into the states) and the applied current are the input."""
@@ -114,6 +133,9 @@ class GatingNetwork(nn.Module):
         self.phi1 = nn.Sequential(nn.Linear(len(self.gate_inputs), width), nn.ReLU(),
                                   nn.Linear(width, width), nn.ReLU())  # fmt: skip
         self.gating = GatingLayer(width, len(self.gates))
+        spread_kinks(cast(nn.Linear, self.phi1[0]))
+        with torch.no_grad():  # every gate starts slow: each step keeps 95 % of it
+            self.gating.rate.bias.fill_(SLOW_START)
         # N2 sees the applied current too
         self.phi2 = nn.Sequential(nn.Linear(inputs + 1 + len(self.gates), width), nn.ReLU(),
                                   nn.Linear(width, width), nn.ReLU())  # fmt: skip
@@ -175,6 +197,15 @@ class GatingNetwork(nn.Module):
         loss = loss + ((others - target[..., self.others]) / scale[self.others]).pow(2).mean()
         return loss + weight_decay * mean_squared_weight(self) if weight_decay else loss
 
+    def gate_loss(self, now: torch.Tensor, after: torch.Tensor, weight_decay: float,
+                  scale: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """N1's part of eq. 2.5.2 on single steps from scaled states ``now`` to ``after``
+        (B, S): the squared errors of the gates a step on, in units of ``scale`` (S,), plus
+        ``weight_decay`` times the mean squared trained weight."""
+        error = (self.gates_after(now, after) - after[..., self.gates]) / scale[self.gates]
+        loss = error.pow(2).mean()
+        return loss + weight_decay * mean_squared_weight(self) if weight_decay else loss
+
     def rollout(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Scaled states (B, T, S) from ``start`` (B, S), each prediction fed back, under the
         scaled currents (B, T) (the first row is the start); differentiable. A midpoint
@@ -215,11 +246,14 @@ class GatingNetwork(nn.Module):
 
 
 def mean_squared_weight(module: nn.Module) -> torch.Tensor:
-    """The mean squared trained weight (biases aside): lambda's penalty. A mean, not the sum
+    """The mean squared weight of ``module`` (biases aside): lambda's penalty. Frozen weights
+    count too, so a phase that trains part of the network penalises that part as training it
+    whole does (over N1's weights alone the same lambda is three times as strong, and h's rate
+    saturates at rest: measured, see the README). A mean, not the sum
     the paper's L2(W) may be: with the sum, lambda = 1e-4 over ~5,000 weights outweighs the
     squared errors at rest that keep a free-running network at rest (measured: next-step
     loss 2e-2 with the sum, 3e-3 with the mean, same training)."""
-    weights = [p for n, p in module.named_parameters() if "weight" in n and p.requires_grad]
+    weights = [p for n, p in module.named_parameters() if "weight" in n]
     if not weights:
         return torch.zeros(())
     total = torch.stack([p.pow(2).sum() for p in weights]).sum()

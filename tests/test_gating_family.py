@@ -188,3 +188,30 @@ def test_a_dataset_of_another_model_is_refused_naming_both(tmp_path):
         of_the_model(data, tmp_path / "x.h5", "paced", _experiment())
     assert of_the_model(SimpleNamespace(attributes={"model": "tt04"}), tmp_path / "x.h5",
                         "paced", _experiment()).attributes["model"] == "tt04"  # fmt: skip
+
+
+def test_a_first_pass_in_phases_trains_n1_on_single_steps_then_n2_on_windows(tmp_path):
+    from ionops.training import TrainSettings
+    from ionops.training.optimisation import freeze
+
+    experiment = _experiment("model.gate_epochs=1", "model.gate_batch_size=64")
+    data = FAMILY.load_data(experiment, _dataset(experiment, tmp_path))
+    trial = FAMILY.own_trial(experiment, data)
+    objective = FAMILY.objective(data, trial, experiment)
+    settings = TrainSettings.from_config(trial.training)
+    model = FAMILY.build(trial.arguments)
+    n1 = ("network.phi1.", "network.gating.")
+    phases = objective.phases(settings)
+    assert [(p.name, p.last_epoch(2)) for p in phases] == [("gates", 1), ("sequences", 2)]
+    for phase, trains_n1 in zip(phases, (True, False), strict=True):
+        freeze(model, phase)
+        objective.enter(phase)
+        model.zero_grad(set_to_none=True)
+        batch = next(iter(objective.batches(torch.Generator().manual_seed(0), 4)))
+        if trains_n1:  # single steps (now, after), not windows
+            assert [tuple(b.shape) for b in batch] == [(64, 17), (64, 17)]
+        objective.loss(model, batch).backward()
+        moved = {n for n, p in model.named_parameters() if p.grad is not None}
+        assert moved and all(n.startswith(n1) == trains_n1 for n in moved), moved
+    trained(experiment, _dataset(experiment, tmp_path), tmp_path / "phased.pt")
+    assert load_checkpoint(tmp_path / "phased.pt")["phases"] == [("gates", 1), ("sequences", 2)]

@@ -134,3 +134,15 @@ def test_the_apd90_error_skips_beats_the_run_cuts_and_fails_a_beat_that_never_re
     longer = run_errors(time, truth, trace(110.0))["apd90_error"]
     assert longer == pytest.approx(10.0 * math.log(10.0), abs=1.5)  # both whole beats count
     assert math.isnan(run_errors(time, truth, trace(100.0, stuck=True))["apd90_error"])
+
+
+@pytest.mark.parametrize("inputs", [1, 2])
+def test_every_phi1_unit_starts_alive_with_its_kink_inside_the_scaled_inputs(inputs):
+    torch.manual_seed(2)
+    network = GatingNetwork(6, gates=[2, 3], observables=list(range(inputs)), width=30)
+    grid = torch.rand(20_000, inputs)  # the scaled inputs' box [0, 1]^d
+    first = network.phi1[0](grid)
+    # each unit is zero on part of the box and positive on the rest: none dead, none linear
+    assert ((first > 0).any(dim=0) & (first < 0).any(dim=0)).all()
+    _, rho = network.gating.parts(network.phi1(grid))
+    assert torch.allclose(rho.mean(), torch.tensor(0.95), atol=0.02)  # every gate starts slow

@@ -11,8 +11,13 @@ gates depend on V alone); ``gate_clock`` says when phi1 reads them: at each step
 paper) or at its midpoint, the mean of the step's two ends (a free run estimates the end first).
 
 - First pass (``first_pass = ""``): next-step supervision of every state on a ``paced``
-  dataset (eq. 2.5.2), windows of ``sequence_ms``, each state's error in units of its one-step
-  change over the training data, ``weight_decay`` (lambda) times the mean squared weight.
+  dataset (eq. 2.5.2), each state's error in units of its one-step change over the training
+  data, ``weight_decay`` (lambda) times the mean squared weight. With ``gate_epochs`` > 0 it
+  trains in two phases: ``gates``, N1 alone on the training data's single steps, shuffled, in
+  batches of ``gate_batch_size`` at ``gate_learning_rate`` (cosine to 0 over the phase), then
+  ``sequences``, N2 over windows of ``sequence_ms`` with N1 frozen; with 0, both together over
+  the windows (the paper). N2 reads N1's gates without training them either way, so the
+  phases split one loss; single steps train the gates many times faster (see the README).
 - Second pass (``first_pass`` names a first-pass checkpoint): a perturbed paced dataset's
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
   the L1 distance between its gates and the first pass's (eq. 2.6.2).
@@ -66,6 +71,9 @@ class GatingSection(ModelSection):
     gate_clock: Literal["start", "midpoint"] = "start"
     weight_decay: float = Field(default=1e-4, ge=0)
     sequence_ms: float = Field(default=500.0, gt=0)
+    gate_epochs: int = Field(default=0, ge=0)
+    gate_batch_size: int = Field(default=4096, ge=1)
+    gate_learning_rate: float = Field(default=1e-2, gt=0)
     first_pass: str = ""
     drift: float = Field(default=1e-3, gt=0)
     predictor: Literal["network", "ode"] = "network"
@@ -203,7 +211,9 @@ class GatingFamily(SurrogateFamily):
                   "weight_decay": model.weight_decay, "drift": model.drift,
                   "pass": "second" if model.first_pass else "first",
                   "first_pass": model.first_pass, "sequence_ms": model.sequence_ms,
-                  "predictor": model.predictor,
+                  "predictor": model.predictor, "gate_epochs": model.gate_epochs,
+                  "gate_batch_size": model.gate_batch_size,
+                  "gate_learning_rate": model.gate_learning_rate,
                   "learning_rate": experiment.training.learning_rate,
                   "parameter_count": count}  # fmt: skip
         learning = model.model_dump(exclude={"family"})

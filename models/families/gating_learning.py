@@ -13,6 +13,7 @@ solved by the project's BDF (``predictor``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,8 +37,9 @@ from ionops.models.gating_rnn import (
 )
 from ionops.training.optimisation import Optimisation, Phase
 
-SECOND_PASS_FROZEN = ("network.phi1.", "network.phi2.", "network.lstm.", "network.phi3.",
-                      "network.encoder.", "original.")  # fmt: skip
+N1 = ("network.phi1.", "network.gating.")
+N2 = ("network.phi2.", "network.lstm.", "network.phi3.", "network.encoder.")
+SECOND_PASS_FROZEN = ("network.phi1.", *N2, "original.")
 BURN_IN_STEPS = 50  # steps of a second-pass window whose hidden gates are still settling
 UPSTROKE_MV = -40.0  # a beat's upstroke crosses it (APD90 is measured from just before)
 
@@ -94,6 +96,8 @@ class GatingObjective(Objective):
         self.weight_decay = float(learning["weight_decay"])
         self.drift = float(learning["drift"])
         self.predictor = str(learning["predictor"])
+        self.gate_epochs = int(learning.get("gate_epochs", 0))
+        self.phase = ""
         self.states: dict[str, torch.Tensor] = {}
         self.currents: dict[str, torch.Tensor] = {}
         for split in ("train", "validation", "test"):
@@ -111,14 +115,28 @@ class GatingObjective(Objective):
         torch.set_flush_denormal(True)
 
     def phases(self, settings: Any) -> Sequence[Phase]:
-        """One pass, named: ``first_pass``, or ``second_pass`` with phi1 and N2 frozen."""
-        if not self.second_pass:
+        """A first pass in one phase, ``first_pass``, or with ``gate_epochs`` in two: ``gates``
+        (N1 alone on single steps) and ``sequences`` (N2 alone on windows); a second pass in
+        one, ``second_pass``, with phi1 and N2 frozen."""
+        if self.second_pass:
+            return (Phase("second_pass", frozen=SECOND_PASS_FROZEN),)
+        if not self.gate_epochs:
             return (Phase("first_pass"),)
-        return (Phase("second_pass", frozen=SECOND_PASS_FROZEN),)
+        return (Phase("gates", until=self.gate_epochs, frozen=N2),
+                Phase("sequences", frozen=(*N1, "original.")))  # fmt: skip
+
+    def enter(self, phase: Phase) -> None:
+        self.phase = phase.name
 
     def optimisation(self, model: nn.Module, phase: Phase, settings: Any) -> Optimisation:
         """A second pass starts from the first pass's weights, its gating layer kept twice:
-        the one retrained and the frozen original (a resumed run then loads its own)."""
+        the one retrained and the frozen original (a resumed run then loads its own). The
+        ``gates`` phase has its own rate, annealed to 0 over its epochs."""
+        trained = [p for p in model.parameters() if p.requires_grad]
+        if phase.name == "gates":
+            optimizer = torch.optim.Adam(trained, lr=float(self.learning["gate_learning_rate"]))
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.gate_epochs)
+            return Optimisation([optimizer], [schedule])
         if self.second_pass:
             from ionops.training.checkpoint import load_checkpoint
 
@@ -126,6 +144,8 @@ class GatingObjective(Objective):
             first = load_checkpoint(Path(str(self.learning["first_pass_file"])))
             model.load_state_dict(first["model"])
             model.original.load_state_dict(model.network.gating.state_dict())
+        if phase.name == "sequences":  # its schedule runs over its own epochs
+            settings = dataclasses.replace(settings, epochs=settings.epochs - self.gate_epochs)
         return super().optimisation(model, phase, settings)
 
     def to(self, device: torch.device) -> None:
@@ -138,7 +158,11 @@ class GatingObjective(Objective):
 
     def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
         """Every training segment cut into windows of ``sequence_ms`` from a random offset,
-        shuffled."""
+        shuffled; in the ``gates`` phase every single step, shuffled, in batches of
+        ``gate_batch_size``."""
+        if self.phase == "gates":
+            yield from self._steps(generator, int(self.learning["gate_batch_size"]))
+            return
         n, n_t, _ = self.states["train"].shape
         length = min(self.steps, n_t)
         offset = int(torch.randint(max(n_t - length * (n_t // length), 0) + 1, (1,),
@@ -157,10 +181,22 @@ class GatingObjective(Objective):
                 self.currents["train"][segment[:, None], index],
             )
 
+    def _steps(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
+        states = self.states["train"]
+        n, n_t, n_states = states.shape
+        now, after = states[:, :-1].reshape(-1, n_states), states[:, 1:].reshape(-1, n_states)
+        order = torch.randperm(n * (n_t - 1), generator=generator).to(states.device)
+        for begin in range(0, order.numel(), batch_size):
+            chosen = order[begin : begin + batch_size]
+            yield now[chosen], after[chosen]
+
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         assert isinstance(model, GatingModel)
-        states, current = batch
         network = model.network
+        if self.phase == "gates":
+            now, after = batch
+            return network.gate_loss(now, after, self.weight_decay, self.step_scale)
+        states, current = batch
         if not self.second_pass:
             return network.first_pass_loss(states, current, self.weight_decay, self.step_scale)
         predicted, retrained, original = observed_run(model, states, current)
