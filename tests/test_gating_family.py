@@ -23,7 +23,8 @@ from tests.support import trained
 FAMILY = get_family("gating")
 SMALL = ("data.cycle_lengths=[400,600,100]", "data.validation=1", "data.test_cycle_lengths=[450]",
          "data.segment_ms=1500", "data.discard_ms=500", "model.width=8", "model.sequence_ms=200",
-         "training.epochs=2", "training.eval_every=1", "training.batch_size=4")  # fmt: skip
+         "model.gate_epochs=1", "model.gate_batch_size=256", "training.epochs=2",
+         "training.eval_every=1", "training.batch_size=4")  # fmt: skip
 
 
 def _experiment(*settings: str):  # type: ignore[no-untyped-def]
@@ -145,6 +146,8 @@ def test_serving_refuses_beats_the_grid_does_not_hold(tmp_path, first_pass):
         (["model.first_pass=missing.pt"], r"model.first_pass = 'missing.pt': no first-pass"),
         (["model.drift=0"], r"drift"),
         (["model.weight_decay=-1"], r"weight_decay"),
+        (["model.gate_epochs=2"], r"model.gate_epochs = 2 leaves no epoch of training.epochs = 2"),
+        (["model.gate_batch_size=0"], r"gate_batch_size"),
     ],
 )  # fmt: skip
 def test_bad_gating_settings_are_refused_by_name(settings, message):
@@ -194,7 +197,7 @@ def test_a_first_pass_in_phases_trains_n1_on_single_steps_then_n2_on_windows(tmp
     from ionops.training import TrainSettings
     from ionops.training.optimisation import freeze
 
-    experiment = _experiment("model.gate_epochs=1", "model.gate_batch_size=64")
+    experiment = _experiment("model.gate_batch_size=64")
     data = FAMILY.load_data(experiment, _dataset(experiment, tmp_path))
     trial = FAMILY.own_trial(experiment, data)
     objective = FAMILY.objective(data, trial, experiment)

@@ -110,8 +110,8 @@ class GatingFamily(SurrogateFamily):
     smoke_test = ("tt04-gating", (
         "data.cycle_lengths=[400,600,100]", "data.validation=1", "data.test_cycle_lengths=[450]",
         "data.segment_ms=1500", "data.discard_ms=500", "model.width=8",
-        "model.sequence_ms=200", "training.epochs=2",
-        "training.eval_every=1", "training.batch_size=4",
+        "model.sequence_ms=200", "model.gate_epochs=1", "model.gate_batch_size=256",
+        "training.epochs=2", "training.eval_every=1", "training.batch_size=4",
         "search.num_samples=2", "search.n_initial_points=2", "search.max_concurrent=1",
         "search.checkpoint_every=1", "search.scheduler=fifo",
         "search.unconstrained.width=[8]", "search.unconstrained.lstm_width=[0]",
@@ -126,6 +126,11 @@ class GatingFamily(SurrogateFamily):
         _states(experiment, model)
         if model.first_pass:
             _first_pass(experiment, model)
+        elif model.gate_epochs >= experiment.training.epochs:
+            raise UserError(f"model.gate_epochs = {model.gate_epochs} leaves no epoch of "
+                            f"training.epochs = {experiment.training.epochs} to train N2: it "
+                            f"must be below training.epochs (0: one phase, N1 and N2 "
+                            f"together)")  # fmt: skip
         cap = experiment.search.parameter_cap
         if experiment.search.space == "constrained" and not isinstance(cap, int):
             raise UserError(f"search.parameter_cap = {cap!r} is the FNO's spectral budget; the "

@@ -264,8 +264,8 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     network = model.network
     first = network.phi1(states[:, 0, network.gate_inputs])
     steps = network.phi1(network.step_inputs(states[:, :-1], states[:, 1:]))
-    retrained = _recurrent_gates(network.gating, first, steps)
-    original = _recurrent_gates(model.original, first, steps)
+    retrained = recurrent_gates(network.gating, first, steps)
+    original = recurrent_gates(model.original, first, steps)
     start = states[:, 0].clone()
     start[..., network.others] = model.typical.to(states.dtype)
     n2 = network.n2_inputs(states[:, :-1], current[:, :-1], retrained[:, 1:])
@@ -276,7 +276,7 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     return observed[..., columns], retrained, original
 
 
-def _recurrent_gates(layer: GatingLayer, first: torch.Tensor, steps: torch.Tensor,
+def recurrent_gates(layer: GatingLayer, first: torch.Tensor, steps: torch.Tensor,
                      ) -> torch.Tensor:  # fmt: skip
     """Gates (B, T, G) of ``layer`` from their steady state at phi1's features ``first``
     (B, W), driven by the features of each step (B, T-1, W)."""
