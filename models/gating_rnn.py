@@ -206,6 +206,15 @@ class GatingNetwork(nn.Module):
         loss = error.pow(2).mean()
         return loss + weight_decay * mean_squared_weight(self) if weight_decay else loss
 
+    def rollout_loss(self, states: torch.Tensor, current: torch.Tensor,
+                     scale: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """N2 free-running: the squared errors of the other states over a :meth:`rollout` from
+        the window's first state (B, T, S) under its currents (B, T), in units of ``scale``
+        (S,). A next-step-trained N2 drifts off within a beat once it reads its own output."""
+        run = self.rollout(states[:, 0], current)
+        error = (run[:, 1:, self.others] - states[:, 1:, self.others]) / scale[self.others]
+        return error.pow(2).mean()
+
     def rollout(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Scaled states (B, T, S) from ``start`` (B, S), each prediction fed back, under the
         scaled currents (B, T) (the first row is the start); differentiable. A midpoint

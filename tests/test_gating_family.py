@@ -146,7 +146,7 @@ def test_serving_refuses_beats_the_grid_does_not_hold(tmp_path, first_pass):
         (["model.first_pass=missing.pt"], r"model.first_pass = 'missing.pt': no first-pass"),
         (["model.drift=0"], r"drift"),
         (["model.weight_decay=-1"], r"weight_decay"),
-        (["model.gate_epochs=2"], r"model.gate_epochs = 2 leaves no epoch of training.epochs = 2"),
+        (["model.gate_epochs=2"], r"model.gate_epochs \+ model.rollout_epochs = 2 \+ 0 leaves no"),
         (["model.gate_batch_size=0"], r"gate_batch_size"),
     ],
 )  # fmt: skip
@@ -193,11 +193,13 @@ def test_a_dataset_of_another_model_is_refused_naming_both(tmp_path):
                         "paced", _experiment()).attributes["model"] == "tt04"  # fmt: skip
 
 
-def test_a_first_pass_in_phases_trains_n1_on_single_steps_then_n2_on_windows(tmp_path):
+def test_a_first_pass_in_phases_trains_n1_on_single_steps_then_n2_on_windows_then_free(
+        tmp_path):  # fmt: skip
     from ionops.training import TrainSettings
     from ionops.training.optimisation import freeze
 
-    experiment = _experiment("model.gate_batch_size=64")
+    experiment = _experiment("model.gate_batch_size=64", "model.rollout_epochs=1",
+                             "model.rollout_ms=20", "training.epochs=3")  # fmt: skip
     data = FAMILY.load_data(experiment, _dataset(experiment, tmp_path))
     trial = FAMILY.own_trial(experiment, data)
     objective = FAMILY.objective(data, trial, experiment)
@@ -205,16 +207,18 @@ def test_a_first_pass_in_phases_trains_n1_on_single_steps_then_n2_on_windows(tmp
     model = FAMILY.build(trial.arguments)
     n1 = ("network.phi1.", "network.gating.")
     phases = objective.phases(settings)
-    assert [(p.name, p.last_epoch(2)) for p in phases] == [("gates", 1), ("sequences", 2)]
-    for phase, trains_n1 in zip(phases, (True, False), strict=True):
+    plan = [("gates", 1), ("sequences", 2), ("rollouts", 3)]
+    assert [(p.name, p.last_epoch(3)) for p in phases] == plan
+    shapes = {"gates": [(64, 17), (64, 17)], "sequences": [(4, 200, 17), (4, 200)],
+              "rollouts": [(4, 20, 17), (4, 20)]}  # fmt: skip
+    for phase in phases:
         freeze(model, phase)
         objective.enter(phase)
         model.zero_grad(set_to_none=True)
         batch = next(iter(objective.batches(torch.Generator().manual_seed(0), 4)))
-        if trains_n1:  # single steps (now, after), not windows
-            assert [tuple(b.shape) for b in batch] == [(64, 17), (64, 17)]
+        assert [tuple(b.shape) for b in batch] == shapes[phase.name]
         objective.loss(model, batch).backward()
         moved = {n for n, p in model.named_parameters() if p.grad is not None}
-        assert moved and all(n.startswith(n1) == trains_n1 for n in moved), moved
+        assert moved and all(n.startswith(n1) == (phase.name == "gates") for n in moved), moved
     trained(experiment, _dataset(experiment, tmp_path), tmp_path / "phased.pt")
-    assert load_checkpoint(tmp_path / "phased.pt")["phases"] == [("gates", 1), ("sequences", 2)]
+    assert load_checkpoint(tmp_path / "phased.pt")["phases"] == plan

@@ -18,6 +18,8 @@ paper) or at its midpoint, the mean of the step's two ends (a free run estimates
   ``sequences``, N2 over windows of ``sequence_ms`` with N1 frozen; with 0, both together over
   the windows (the paper). N2 reads N1's gates without training them either way, so the
   phases split one loss; single steps train the gates many times faster (see the README).
+  With ``rollout_epochs`` > 0 the last of them train N2 alone on free-running windows of
+  ``rollout_ms`` (each state's error in units of its spread) at ``rollout_learning_rate``.
 - Second pass (``first_pass`` names a first-pass checkpoint): a perturbed paced dataset's
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
   the L1 distance between its gates and the first pass's (eq. 2.6.2).
@@ -74,6 +76,9 @@ class GatingSection(ModelSection):
     gate_epochs: int = Field(default=0, ge=0)
     gate_batch_size: int = Field(default=4096, ge=1)
     gate_learning_rate: float = Field(default=1e-2, gt=0)
+    rollout_epochs: int = Field(default=0, ge=0)
+    rollout_ms: float = Field(default=100.0, gt=0)
+    rollout_learning_rate: float = Field(default=3e-3, gt=0)
     first_pass: str = ""
     drift: float = Field(default=1e-3, gt=0)
     predictor: Literal["network", "ode"] = "network"
@@ -126,11 +131,11 @@ class GatingFamily(SurrogateFamily):
         _states(experiment, model)
         if model.first_pass:
             _first_pass(experiment, model)
-        elif model.gate_epochs >= experiment.training.epochs:
-            raise UserError(f"model.gate_epochs = {model.gate_epochs} leaves no epoch of "
-                            f"training.epochs = {experiment.training.epochs} to train N2: it "
-                            f"must be below training.epochs (0: one phase, N1 and N2 "
-                            f"together)")  # fmt: skip
+        elif model.gate_epochs + model.rollout_epochs >= experiment.training.epochs:
+            raise UserError(f"model.gate_epochs + model.rollout_epochs = {model.gate_epochs} + "
+                            f"{model.rollout_epochs} leaves no epoch of training.epochs = "
+                            f"{experiment.training.epochs} to train N2 on windows: their sum "
+                            f"must be below training.epochs")  # fmt: skip
         cap = experiment.search.parameter_cap
         if experiment.search.space == "constrained" and not isinstance(cap, int):
             raise UserError(f"search.parameter_cap = {cap!r} is the FNO's spectral budget; the "
@@ -219,6 +224,8 @@ class GatingFamily(SurrogateFamily):
                   "predictor": model.predictor, "gate_epochs": model.gate_epochs,
                   "gate_batch_size": model.gate_batch_size,
                   "gate_learning_rate": model.gate_learning_rate,
+                  "rollout_epochs": model.rollout_epochs, "rollout_ms": model.rollout_ms,
+                  "rollout_learning_rate": model.rollout_learning_rate,
                   "learning_rate": experiment.training.learning_rate,
                   "parameter_count": count}  # fmt: skip
         learning = model.model_dump(exclude={"family"})

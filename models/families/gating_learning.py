@@ -97,6 +97,8 @@ class GatingObjective(Objective):
         self.drift = float(learning["drift"])
         self.predictor = str(learning["predictor"])
         self.gate_epochs = int(learning.get("gate_epochs", 0))
+        self.rollout_epochs = int(learning.get("rollout_epochs", 0))
+        self.rollout_steps = max(2, round(float(learning.get("rollout_ms", 100.0)) / self.dt))
         self.phase = ""
         self.states: dict[str, torch.Tensor] = {}
         self.currents: dict[str, torch.Tensor] = {}
@@ -110,20 +112,27 @@ class GatingObjective(Objective):
         # and measured in those units its kinetics were drowned out
         change = self.states["train"].diff(dim=1)
         self.step_scale = change.pow(2).mean((0, 1)).sqrt().clamp_min(1e-6)
+        # a free run's errors in units of each state's spread over the training data
+        self.level_scale = self.states["train"].std(dim=(0, 1)).clamp_min(1e-3)
         # float32 gradients of a long recurrent run decay into subnormals, which slow a CPU
         # step sevenfold (measured); flush them to zero
         torch.set_flush_denormal(True)
 
     def phases(self, settings: Any) -> Sequence[Phase]:
         """A first pass in one phase, ``first_pass``, or with ``gate_epochs`` in two: ``gates``
-        (N1 alone on single steps) and ``sequences`` (N2 alone on windows); a second pass in
+        (N1 alone on single steps) and ``sequences`` (N2 alone on windows); then, with
+        ``rollout_epochs``, ``rollouts`` (N2 alone on free-running windows). A second pass in
         one, ``second_pass``, with phi1 and N2 frozen."""
         if self.second_pass:
             return (Phase("second_pass", frozen=SECOND_PASS_FROZEN),)
-        if not self.gate_epochs:
-            return (Phase("first_pass"),)
-        return (Phase("gates", until=self.gate_epochs, frozen=N2),
-                Phase("sequences", frozen=(*N1, "original.")))  # fmt: skip
+        rollouts = self.rollout_epochs
+        until = settings.epochs - rollouts if rollouts else None
+        phases = [Phase("first_pass", until=until)] if not self.gate_epochs else [
+            Phase("gates", until=self.gate_epochs, frozen=N2),
+            Phase("sequences", until=until, frozen=(*N1, "original."))]  # fmt: skip
+        if rollouts:
+            phases.append(Phase("rollouts", frozen=(*N1, "original.")))
+        return tuple(phases)
 
     def enter(self, phase: Phase) -> None:
         self.phase = phase.name
@@ -144,27 +153,33 @@ class GatingObjective(Objective):
             first = load_checkpoint(Path(str(self.learning["first_pass_file"])))
             model.load_state_dict(first["model"])
             model.original.load_state_dict(model.network.gating.state_dict())
+        if phase.name == "rollouts":  # N2 free-running: clipped, annealed over the phase
+            optimizer = torch.optim.Adam(trained, lr=float(self.learning["rollout_learning_rate"]))
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.rollout_epochs)
+            return Optimisation([optimizer], [schedule], clip_norm=1.0)
         if phase.name == "sequences":  # its schedule runs over its own epochs
-            settings = dataclasses.replace(settings, epochs=settings.epochs - self.gate_epochs)
+            epochs = settings.epochs - self.gate_epochs - self.rollout_epochs
+            settings = dataclasses.replace(settings, epochs=epochs)
         return super().optimisation(model, phase, settings)
 
     def to(self, device: torch.device) -> None:
         self.states = {k: v.to(device) for k, v in self.states.items()}
         self.currents = {k: v.to(device) for k, v in self.currents.items()}
         self.step_scale = self.step_scale.to(device)
+        self.level_scale = self.level_scale.to(device)
 
     def splits(self) -> tuple[str, ...]:
         return ("train", "validation", "test")
 
     def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
         """Every training segment cut into windows of ``sequence_ms`` from a random offset,
-        shuffled; in the ``gates`` phase every single step, shuffled, in batches of
-        ``gate_batch_size``."""
+        shuffled (of ``rollout_ms`` in the ``rollouts`` phase); in the ``gates`` phase every
+        single step, shuffled, in batches of ``gate_batch_size``."""
         if self.phase == "gates":
             yield from self._steps(generator, int(self.learning["gate_batch_size"]))
             return
         n, n_t, _ = self.states["train"].shape
-        length = min(self.steps, n_t)
+        length = min(self.rollout_steps if self.phase == "rollouts" else self.steps, n_t)
         offset = int(torch.randint(max(n_t - length * (n_t // length), 0) + 1, (1,),
                                    generator=generator))  # fmt: skip
         starts = [(s, offset + k * length) for s in range(n)
@@ -197,6 +212,8 @@ class GatingObjective(Objective):
             now, after = batch
             return network.gate_loss(now, after, self.weight_decay, self.step_scale)
         states, current = batch
+        if self.phase == "rollouts":
+            return network.rollout_loss(states, current, self.level_scale)
         if not self.second_pass:
             return network.first_pass_loss(states, current, self.weight_decay, self.step_scale)
         predicted, retrained, original = observed_run(model, states, current)
