@@ -23,7 +23,8 @@ from tests.support import trained
 FAMILY = get_family("gating")
 SMALL = ("data.cycle_lengths=[400,600,100]", "data.validation=1", "data.test_cycle_lengths=[450]",
          "data.segment_ms=1500", "data.discard_ms=500", "model.width=8", "model.sequence_ms=200",
-         "model.gate_epochs=1", "model.gate_batch_size=256", "training.epochs=2",
+         "model.gate_epochs=1", "model.gate_batch_size=256", "model.rollout_epochs=0",
+         "training.epochs=2",
          "training.eval_every=1", "training.batch_size=4")  # fmt: skip
 
 
