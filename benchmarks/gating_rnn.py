@@ -44,7 +44,7 @@ from ionops.models.families.gating_learning import (
     beat_onsets,
     onset_phase,
     predict_runs,
-    recurrent_gates,
+    recorded_gates,
     run_errors,
     run_steps,
 )
@@ -267,9 +267,7 @@ def driven_gates(model: Any, data: Any) -> list[tuple[int, float]]:
     states = model.scaling.forward(torch.as_tensor(
         data.states["validation"].transpose(0, 2, 1).astype(np.float64))).float()  # fmt: skip
     with torch.no_grad():
-        first = network.phi1(states[:, 0, network.gate_inputs])
-        steps = network.phi1(network.step_inputs(states[:, :-1], states[:, 1:]))
-        gates = recurrent_gates(network.gating, first, steps)
+        gates = recorded_gates(network, network.gating, states)
     true = states[..., network.gates]
     error = (gates - true).pow(2).mean((0, 1)).sqrt() / true.std((0, 1)).clamp_min(1e-9)
     return list(zip(network.gates, error.tolist(), strict=True))

@@ -193,17 +193,20 @@ class GatingNetwork(nn.Module):
         target = states[:, 1:]
         gates, others = self.teacher_forced(states[:, :-1], current[:, :-1], target)
         scale = torch.ones(states.shape[-1], device=states.device) if scale is None else scale
-        loss = ((gates - target[..., self.gates]) / scale[self.gates]).pow(2).mean()
-        loss = loss + ((others - target[..., self.others]) / scale[self.others]).pow(2).mean()
-        return loss + weight_decay * mean_squared_weight(self) if weight_decay else loss
+        loss = scaled_mse(gates, target, self.gates, scale)
+        loss = loss + scaled_mse(others, target, self.others, scale)
+        return self._penalised(loss, weight_decay)
 
     def gate_loss(self, now: torch.Tensor, after: torch.Tensor, weight_decay: float,
                   scale: torch.Tensor) -> torch.Tensor:  # fmt: skip
         """N1's part of eq. 2.5.2 on single steps from scaled states ``now`` to ``after``
         (B, S): the squared errors of the gates a step on, in units of ``scale`` (S,), plus
-        ``weight_decay`` times the mean squared trained weight."""
-        error = (self.gates_after(now, after) - after[..., self.gates]) / scale[self.gates]
-        loss = error.pow(2).mean()
+        ``weight_decay`` times the mean squared weight."""
+        loss = scaled_mse(self.gates_after(now, after), after, self.gates, scale)
+        return self._penalised(loss, weight_decay)
+
+    def _penalised(self, loss: torch.Tensor, weight_decay: float) -> torch.Tensor:
+        """``loss`` plus ``weight_decay`` times the mean squared weight (none at 0)."""
         return loss + weight_decay * mean_squared_weight(self) if weight_decay else loss
 
     def rollout_loss(self, states: torch.Tensor, current: torch.Tensor,
@@ -212,8 +215,7 @@ class GatingNetwork(nn.Module):
         the window's first state (B, T, S) under its currents (B, T), in units of ``scale``
         (S,). A next-step-trained N2 drifts off within a beat once it reads its own output."""
         run = self.rollout(states[:, 0], current)
-        error = (run[:, 1:, self.others] - states[:, 1:, self.others]) / scale[self.others]
-        return error.pow(2).mean()
+        return scaled_mse(run[:, 1:, self.others], states[:, 1:], self.others, scale)
 
     def rollout(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Scaled states (B, T, S) from ``start`` (B, S), each prediction fed back, under the
@@ -252,6 +254,13 @@ class GatingNetwork(nn.Module):
     def free_run(self, start: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """:meth:`rollout` without gradients."""
         return self.rollout(start, current)
+
+
+def scaled_mse(predicted: torch.Tensor, target: torch.Tensor, columns: Sequence[int],
+               scale: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """The mean squared error of ``predicted`` (..., C) against the ``columns`` of ``target``
+    (..., S), each column's in units of its ``scale`` (S,)."""
+    return ((predicted - target[..., columns]) / scale[columns]).pow(2).mean()
 
 
 def mean_squared_weight(module: nn.Module) -> torch.Tensor:

@@ -140,12 +140,10 @@ class GatingObjective(Objective):
     def optimisation(self, model: nn.Module, phase: Phase, settings: Any) -> Optimisation:
         """A second pass starts from the first pass's weights, its gating layer kept twice:
         the one retrained and the frozen original (a resumed run then loads its own). The
-        ``gates`` phase has its own rate, annealed to 0 over its epochs."""
-        trained = [p for p in model.parameters() if p.requires_grad]
+        ``gates`` and ``rollouts`` phases have their own rates, annealed to 0 over their
+        epochs."""
         if phase.name == "gates":
-            optimizer = torch.optim.Adam(trained, lr=float(self.learning["gate_learning_rate"]))
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.gate_epochs)
-            return Optimisation([optimizer], [schedule])
+            return annealed(model, float(self.learning["gate_learning_rate"]), self.gate_epochs)
         if self.second_pass:
             from ionops.training.checkpoint import load_checkpoint
 
@@ -153,10 +151,9 @@ class GatingObjective(Objective):
             first = load_checkpoint(Path(str(self.learning["first_pass_file"])))
             model.load_state_dict(first["model"])
             model.original.load_state_dict(model.network.gating.state_dict())
-        if phase.name == "rollouts":  # N2 free-running: clipped, annealed over the phase
-            optimizer = torch.optim.Adam(trained, lr=float(self.learning["rollout_learning_rate"]))
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.rollout_epochs)
-            return Optimisation([optimizer], [schedule], clip_norm=1.0)
+        if phase.name == "rollouts":  # N2 free-running: gradients clipped
+            return annealed(model, float(self.learning["rollout_learning_rate"]),
+                            self.rollout_epochs, clip_norm=1.0)  # fmt: skip
         if phase.name == "sequences":  # its schedule runs over its own epochs
             epochs = settings.epochs - self.gate_epochs - self.rollout_epochs
             settings = dataclasses.replace(settings, epochs=epochs)
@@ -279,10 +276,8 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     N2 predicts the next observables. Returns (next observables (B, T-1, O), the retrained
     gates, the original gates), scaled."""
     network = model.network
-    first = network.phi1(states[:, 0, network.gate_inputs])
-    steps = network.phi1(network.step_inputs(states[:, :-1], states[:, 1:]))
-    retrained = recurrent_gates(network.gating, first, steps)
-    original = recurrent_gates(model.original, first, steps)
+    retrained = recorded_gates(network, network.gating, states)
+    original = recorded_gates(network, model.original, states)
     start = states[:, 0].clone()
     start[..., network.others] = model.typical.to(states.dtype)
     n2 = network.n2_inputs(states[:, :-1], current[:, :-1], retrained[:, 1:])
@@ -293,8 +288,27 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     return observed[..., columns], retrained, original
 
 
-def recurrent_gates(layer: GatingLayer, first: torch.Tensor, steps: torch.Tensor,
-                     ) -> torch.Tensor:  # fmt: skip
+def annealed(model: nn.Module, rate: float, epochs: int,
+             clip_norm: float | None = None) -> Optimisation:  # fmt: skip
+    """Adam over ``model``'s trained parameters from ``rate``, cosine-annealed to 0 over
+    ``epochs``."""
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    return Optimisation([optimizer], [schedule], clip_norm=clip_norm)
+
+
+def recorded_gates(network: GatingNetwork, layer: GatingLayer,
+                   states: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Gates (B, T, G) of ``layer`` run on the recorded observables of scaled ``states``
+    (B, T, S) alone, from their steady state at the first sample (the hidden gates of a
+    second pass)."""
+    first = network.phi1(states[:, 0, network.gate_inputs])
+    steps = network.phi1(network.step_inputs(states[:, :-1], states[:, 1:]))
+    return _recurrent_gates(layer, first, steps)
+
+
+def _recurrent_gates(layer: GatingLayer, first: torch.Tensor, steps: torch.Tensor,
+                    ) -> torch.Tensor:  # fmt: skip
     """Gates (B, T, G) of ``layer`` from their steady state at phi1's features ``first``
     (B, W), driven by the features of each step (B, T-1, W)."""
     steady, rho = layer.parts(steps)
