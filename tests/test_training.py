@@ -10,10 +10,10 @@ import torch
 from ionops.datasets.loading import load_dataset
 from ionops.errors import UserError
 from ionops.models import FNO, FNOArchitecture
+from ionops.models import relative_errors as m
 from ionops.models.operator import metrics as om
 from ionops.models.operator.objective import OperatorObjective
 from ionops.training import TrainSettings, load_checkpoint, train
-from ionops.training import metrics as m
 
 
 def test_relative_errors_by_hand():

@@ -5,7 +5,6 @@ Public surface (imported on first use):
 - ``train``, ``TrainSettings``, ``EpochReport``, ``TrainingResult``: the loop
 - ``summarise``: means of per-sample errors; ``NonFiniteLoss``: a run that diverged
 - ``save_checkpoint``, ``load_checkpoint``: self-describing, ``weights_only`` checkpoints
-- ``metrics``: the loss and the relative L1 / L2 / H1 errors
 """
 
 from typing import TYPE_CHECKING

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from ionops.datasets.loading import ProblemDataset, ProblemSplit
+from ionops.models import relative_errors as metrics
 from ionops.models.family import Objective, TrialConfig
-from ionops.training import metrics
 
 EVAL_ROWS = 65_536  # network inputs per evaluation batch
 

@@ -1,5 +1,6 @@
 """The operator families' own metrics: the FNO paper's training loss, its code's H1
-convention, and every per-sample error they report (built on :mod:`ionops.training.metrics`).
+convention, and every per-sample error they report (built on
+:mod:`ionops.models.relative_errors`).
 
 - ``rel_h1_paper``: the convention of paper 000's code (neuraloperator's H1 loss):
   Fourier derivative with integer wavenumbers on the unit period, all state variables
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ionops.training.metrics import EPS, rel_h1, rel_l1, rel_l2, relative
+from ionops.models.relative_errors import EPS, rel_h1, rel_l1, rel_l2, relative
 
 
 def rel_h1_paper(

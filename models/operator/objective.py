@@ -116,7 +116,7 @@ def both_errors(normalised: torch.Tensor, normalised_truth: torch.Tensor, physic
     (``phys_rel_...``, undefined where the truth is below 1 % of the typical trajectory, and
     ``phys_rmse``, the RMS error in each state's unit, defined everywhere)."""
     from ionops.models.operator import metrics
-    from ionops.training.metrics import rms
+    from ionops.models.relative_errors import rms
 
     # the typical trajectory on the truth's grid: statistics per variable (or none) are one
     # column, which the H1 norm's time derivative cannot take

@@ -1,4 +1,4 @@
-"""Relative errors of predicted trajectories, as families report them.
+"""Relative errors of predicted trajectories, as the families report them (shared by them).
 
 All functions take predictions and truths of shape (batch, n_states, n_t) and
 return per-sample, per-variable errors (batch, n_states) unless they say
