@@ -75,6 +75,37 @@ def test_a_second_pass_retrains_the_gating_layer_alone(tmp_path, first_pass):
     assert all(moved)
 
 
+def test_a_second_pass_reads_its_gates_through_the_first_pass_model(tmp_path, first_pass):
+    """The perturbed data's conductances are what a second pass has to find: its currents and
+    its converted ODE use the model the first pass learned, never the perturbed data's."""
+    from ionops.models.families.gating_learning import predict_runs
+    from ionops.models.families.gating_report import current_pair
+
+    experiment = _experiment("data.scale.g_Kr=0.5", f"model.first_pass={first_pass}")
+    path = _dataset(experiment, tmp_path)
+    trained(experiment, path, tmp_path / "second.pt")
+    data = FAMILY.load_data(experiment, path)
+    models = []
+    for checkpoint in (first_pass, tmp_path / "second.pt"):
+        state = load_checkpoint(checkpoint)
+        models.append(FAMILY.build(state["arguments"]))
+        models[-1].load_state_dict(state["model"])
+    first, second = models
+    assert second.nominal["g_Kr"] == 2 * data.attributes["parameters"]["g_Kr"]
+    told = FAMILY.build({**load_checkpoint(tmp_path / "second.pt")["arguments"], "parameters": {}})
+    told.load_state_dict(second.state_dict())
+    i_kr = current_pair(second, data)["I_Kr"][0]
+    assert np.allclose(i_kr, 2 * current_pair(told, data)["I_Kr"][0])
+    # with the first pass's gating layer back, the converted ODE is the first pass's
+    second.network.gating.load_state_dict(second.original.state_dict())
+    told.network.gating.load_state_dict(second.original.state_dict())
+    start = data.states["validation"][:1, :, 0].astype(np.float64)
+    runs = [predict_runs(m, data.attributes, "ode", [400.0], [0.0], start, data.time[:401],
+                         [401]) for m in (first, second, told)]  # fmt: skip
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[1][0, 0], runs[2][0, 0], atol=1.0)
+
+
 def test_the_converted_ode_is_the_model_with_the_gating_layers_kinetics():
     from ionops.models.gating_ode import converted_model, parameter_vector
     from ionops.models.gating_rnn import GatingNetwork, Scaling

@@ -216,6 +216,10 @@ class GatingFamily(SurrogateFamily):
                          "low": list(scaling.low), "high": list(scaling.high),
                          "typical": [(v - scaling.low[k]) / (scaling.high[k] - scaling.low[k])
                                      for v, k in zip(typical, others, strict=True)],
+                         # the model the network learns: a second pass keeps it (its data's
+                         # conductances are what it has to find, never what it is told)
+                         "parameters": {k: float(v)
+                                        for k, v in data.attributes["parameters"].items()},
                          "second_pass": False}  # fmt: skip
         count = self.parameter_count(arguments)
         record = {"width": arguments["width"], "lstm_width": arguments["lstm_width"],

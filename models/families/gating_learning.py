@@ -61,6 +61,16 @@ class GatingModel(nn.Module):
         self.original = GatingLayer(int(arguments["width"]), len(arguments["gates"]))
         self.original.requires_grad_(False)
         self.register_buffer("typical", torch.tensor(arguments["typical"], dtype=torch.float32))
+        # the ionic model's parameters in the first pass's data (none in a checkpoint from
+        # before they were recorded)
+        self.nominal = {k: float(v) for k, v in arguments.get("parameters", {}).items()}
+
+    def model_parameters(self, attributes: Mapping[str, Any]) -> dict[str, float]:
+        """The parameters of the ionic model this network learned: its first pass's data's.
+        The converted ODE and the currents read the retrained gates through them; a
+        perturbed dataset's own (``attributes``) would tell them the answer. A checkpoint
+        that does not record them falls back to ``attributes``'."""
+        return self.nominal or {k: float(v) for k, v in attributes["parameters"].items()}
 
 
 def build(arguments: Mapping[str, Any]) -> GatingModel:
@@ -354,7 +364,8 @@ def predict_runs(model: nn.Module, attributes: Mapping[str, Any], predictor: str
 def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: float,
                     phase: float, start: NDArray[np.float64],
                     time: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
-    """The converted ODE's trajectory (S, n_t) on ``time``; NaN where the solver fails."""
+    """The converted ODE's trajectory (S, n_t) on ``time``: the model the network learned
+    (:meth:`GatingModel.model_parameters`) with its gates; NaN where the solver fails."""
     from ionops.datasets.solver import SolverSettings, integrate_protocol
     from ionops.models.gating_ode import converted_model, parameter_vector
 
@@ -362,7 +373,7 @@ def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: fl
     network = model.network
     width = network.gating.steady.in_features
     converted = converted_model(ionic, tuple(network.gates), tuple(network.gate_inputs), width)
-    parameters = parameter_vector(ionic.parameter_vector(dict(attributes["parameters"])),
+    parameters = parameter_vector(ionic.parameter_vector(model.model_parameters(attributes)),
                                   network, model.scaling, float(attributes["dt_ms"]))  # fmt: skip
     pieces = np.array(pacing_from(attributes, cycle, phase).pieces(float(time[-1])))
     rtol, atol = ionic.tolerances

@@ -54,7 +54,7 @@ def _seed_models(item: Any, family: Any) -> list[Any]:
 
 def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each current over the first validation recording: (from the retrained gates, from the
-    original ones)."""
+    original ones), both through the ionic model the first pass learned."""
     import torch
 
     from ionops.datasets.ionic import get_ionic_model
@@ -75,7 +75,7 @@ def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarra
                 network.memory(scaled[:, 0]),
             )[0]
         )
-    parameters = ionic.parameter_vector(dict(attributes["parameters"]))
+    parameters = ionic.parameter_vector(model.model_parameters(attributes))
     out: dict[str, list[np.ndarray]] = {}
     for gates in (retrained, original):
         full = scaled.clone()
