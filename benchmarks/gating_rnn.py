@@ -8,7 +8,8 @@
    segment's first state, free-running network and converted ODE: V RMSE (target 3 mV) and
    APD90 error (target 5 ms); the converted ODE over 20 s at 500 ms (target: stable).
 4. Second pass, ``--seeds`` seeds, each perturbed dataset (long QT: g_Kr x 0.5; short QT:
-   g_CaL x 0.5; increased I_to: g_to x 3): the APD90 change the retrained network predicts
+   g_CaL x 0.5; increased I_to: g_to x 3) and the control data itself (a second pass that
+   should change nothing): the APD90 change the retrained network predicts
    against the model's (long QT target: within 10 %), and which currents the retrained gates
    raise or lower (long QT: I_Kr + I_Ks reduced in 4 of 5 seeds; I_to: the largest increase
    in 4 of 5).
@@ -20,7 +21,8 @@
    the converted ODE run it), its RMSE over its standard deviation.
 
     python benchmarks/gating_rnn.py [--gate-epochs 70] [--epochs 300] [--rollout-epochs 12]
-        [--seeds 5] [--drift 1e-3] [--out DIR] [--set 'model.gate_clock="midpoint"' ...]
+        [--seeds 5] [--drift 1e-3] [--second-epochs 30] [--out DIR] [--reuse-first-pass]
+        [--skip-generation] [--set 'model.gate_clock="midpoint"' ...]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ionops.config import load_experiment
 from ionops.datasets.generate import generate, spec_from_config
 from ionops.datasets.ionic import get_ionic_model
 from ionops.models.families.gating_learning import (
+    SETTLE_MS,
     beat_onsets,
     onset_phase,
     predict_runs,
@@ -55,7 +58,9 @@ from ionops.training import TrainSettings, train
 from ionops.training.checkpoint import load_checkpoint
 
 REDUCED = ("data.cycle_lengths=[300,800,25]", "data.validation=5", "model.lstm_width=32")
-SCENARIOS = {"long QT": "g_Kr=0.5", "short QT": "g_CaL=0.5", "increased I_to": "g_to=3"}
+# "control": a second pass on the first pass's own data, which should move nothing
+SCENARIOS = {"long QT": "g_Kr=0.5", "short QT": "g_CaL=0.5", "increased I_to": "g_to=3",
+             "control": ""}  # fmt: skip
 FAMILY = get_family("gating")
 
 
@@ -86,10 +91,14 @@ def fit(config: Any, path: Path, checkpoint: Path, seed: int) -> tuple[Any, Any,
     train(model, FAMILY.objective(data, trial, config), settings, family=FAMILY.name,
           arguments=trial.arguments, checkpoint=checkpoint)  # fmt: skip
     seconds = time.perf_counter() - started
+    return trained_model(checkpoint), data, seconds
+
+
+def trained_model(checkpoint: Path) -> Any:
     state = load_checkpoint(checkpoint)
     model = FAMILY.build(state["arguments"])
     model.load_state_dict(state["model"])
-    return model.eval(), data, seconds
+    return model.eval()
 
 
 def runs(model: Any, data: Any, split: str, predictor: str, beats: int) -> list[dict[str, Any]]:
@@ -149,6 +158,8 @@ def main() -> None:
     parser.add_argument("--drift", type=float, default=1e-3)
     parser.add_argument("--second-epochs", type=int, default=30)
     parser.add_argument("--skip-generation", action="store_true")
+    parser.add_argument("--reuse-first-pass", action="store_true",
+                        help="the first pass in --out from an earlier run, if there")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("gating-benchmark"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an experiment setting for both passes (repeatable)")  # fmt: skip
@@ -165,10 +176,15 @@ def main() -> None:
                          f"model.rollout_epochs={args.rollout_epochs}",
                          f"training.eval_every={max(epochs // 6, 1)}")  # fmt: skip
     control_path = dataset(control, out)
-    model, data, seconds = fit(control, control_path, out / "first.pt", 0)
-    print(f"first pass, {len(data.cycle_length['train'])} training segments, "
-          f"{args.gate_epochs} epochs of N1, {args.epochs} of N2 on windows and "
-          f"{args.rollout_epochs} free-running: {seconds / 60:.1f} min (target 30)")  # fmt: skip
+    if args.reuse_first_pass and (out / "first.pt").is_file():
+        model, data = trained_model(out / "first.pt"), FAMILY.load_data(control, control_path)
+        print(f"first pass: {out / 'first.pt'} reused")
+    else:
+        model, data, seconds = fit(control, control_path, out / "first.pt", 0)
+        print(f"first pass, {len(data.cycle_length['train'])} training segments, "
+              f"{args.gate_epochs} epochs of N1, {args.epochs} of N2 on windows and "
+              f"{args.rollout_epochs} free-running: {seconds / 60:.1f} min "
+              "(target 30)")  # fmt: skip
     for predictor in ("network", "ode"):
         rows = runs(model, data, "test", predictor, 10)
         v = np.array([r["v_rmse"] for r in rows])
@@ -186,14 +202,22 @@ def main() -> None:
     print("    " + ", ".join(f"{names[g]} {a:.3f} / {b:.3f} / {c:.3f}"
                              for g, a, b, c in unexplained(model, data)))  # fmt: skip
     print("  the gating layer driven by the recorded V of the validation segments (10 s) from "
-          "each gate's steady state: RMSE over the gate's standard deviation:")  # fmt: skip
+          f"each gate's steady state, after {SETTLE_MS:g} ms: RMSE over the gate's standard "
+          "deviation:")  # fmt: skip
     print("    " + ", ".join(f"{names[g]} {e:.3f}" for g, e in driven_gates(model, data)))
 
+    second_passes(args, out, model, data)
+
+
+def second_passes(args: Any, out: Path, model: Any, data: Any) -> None:
+    """Every scenario's second pass from ``out``/first.pt, each seed: the APD90 change against
+    the model's and the currents that moved most."""
     control_apd = true_apd(data)
     first_apd = mean_apd(model, data, "network")
     first_ode_apd = mean_apd(model, data, "ode")
     for scenario, scale in SCENARIOS.items():
-        perturbed = experiment(f"data.scale.{scale}", f"model.first_pass={out / 'first.pt'}",
+        scaled = [f"data.scale.{scale}"] if scale else []
+        perturbed = experiment(*scaled, f"model.first_pass={out / 'first.pt'}",
                                f"model.drift={args.drift}",
                                f"training.epochs={args.second_epochs}",
                                "training.eval_every=10")  # fmt: skip
@@ -203,15 +227,21 @@ def main() -> None:
             retrained, pdata, _ = fit(perturbed.model_copy(update={
                 "training": perturbed.training.model_copy(update={"seed": seed})}), path,
                 out / f"{scenario.replace(' ', '_')}-{seed}.pt", seed)  # fmt: skip
+            changes.append(change(current_pair(retrained, pdata)))
+            if not scale:
+                continue
             wanted = true_apd(pdata) - control_apd
             got = mean_apd(retrained, pdata, "network") - first_apd
             shifts.append(float(np.median(got / wanted)))
             got = mean_apd(retrained, pdata, "ode") - first_ode_apd
             ode_shifts.append(float(np.median(got / wanted)))
-            changes.append(change(current_pair(retrained, pdata)))
-        print(f"{scenario}: APD90 change predicted / true, median over validation segments, per "
-              f"seed: network {', '.join(f'{s:.2f}' for s in shifts)}; converted ODE "
-              f"{', '.join(f'{s:.2f}' for s in ode_shifts)}")  # fmt: skip
+        if scale:
+            print(f"{scenario}: APD90 change predicted / true, median over validation segments, "
+                  f"per seed: network {', '.join(f'{s:.2f}' for s in shifts)}; converted ODE "
+                  f"{', '.join(f'{s:.2f}' for s in ode_shifts)}")  # fmt: skip
+        else:
+            print(f"{scenario} (the first pass's own data: every change is the second pass's "
+                  "own doing):")  # fmt: skip
         for k, c in enumerate(changes):
             ranked = sorted(c.items(), key=lambda item: -abs(item[1]))[:5]
             print(f"  seed {k}: " + ", ".join(f"{n} {v:+.1%}" for n, v in ranked))
@@ -262,13 +292,15 @@ def unexplained(model: Any, data: Any, samples: int = 20_000,
 
 def driven_gates(model: Any, data: Any) -> list[tuple[int, float]]:
     """(gate, RMSE over its standard deviation) of the gating layer run on the validation
-    segments' recorded V alone, as the second pass runs it: what the converted ODE needs."""
+    segments' recorded V alone, as the second pass runs it, after its first ``SETTLE_MS``
+    (the gates start from their steady state)."""
     network = model.network
     states = model.scaling.forward(torch.as_tensor(
         data.states["validation"].transpose(0, 2, 1).astype(np.float64))).float()  # fmt: skip
     with torch.no_grad():
         gates = recorded_gates(network, network.gating, states)
-    true = states[..., network.gates]
+    settle = round(SETTLE_MS / float(data.attributes["dt_ms"]))
+    true, gates = states[:, settle:, network.gates], gates[:, settle:]
     error = (gates - true).pow(2).mean((0, 1)).sqrt() / true.std((0, 1)).clamp_min(1e-9)
     return list(zip(network.gates, error.tolist(), strict=True))
 

@@ -1,6 +1,7 @@
 """The gating recurrent network of paper 004: Hodgkin-Huxley gates kept as gates in a network.
 
-Every state is scaled into [0, 1] by fixed, recorded ranges (:class:`Scaling`). The network
+Every state is scaled into [0, 1] by fixed, recorded ranges (:class:`Scaling`; a gate by its
+whole range [0, 1], the others by the training data's). The network
 steps the scaled state u_i of an ionic model to u_{i+1} over one sampling step dt:
 
 - N1 = phi1 (Dense in -> 30, relu; 30 -> 30, relu) and the gating layer (:class:`GatingLayer`,
@@ -51,14 +52,23 @@ class Scaling:
     high: tuple[float, ...]
 
     @classmethod
-    def of(cls, values: NDArray[np.floating], margin: float = 0.05) -> Scaling:
-        """Ranges of ``values`` (..., S, n_t) widened by ``margin`` of the spread each side."""
+    def of(cls, values: NDArray[np.floating], margin: float = 0.05,
+           gates: Sequence[int] = ()) -> Scaling:  # fmt: skip
+        """Ranges of ``values`` (..., S, n_t) widened by ``margin`` of the spread each side;
+        the states ``gates`` (indices) over their whole range [0, 1] instead.
+
+        A gate's steady state is the gating layer's sigmoid mapped through its range. Over the
+        data's range it could never leave that range: ten Tusscher's Xs rises towards 0.86 in
+        the plateau with a time constant near a second and reaches 0.19, so over [0, 0.19] its
+        steady state was capped at 0.19 and the layer made it up with a faster rate (run on the
+        recorded V: 13 % of its spread off; r and f likewise, see the README)."""
         flat = np.moveaxis(np.asarray(values, dtype=np.float64), -2, 0).reshape(
             values.shape[-2], -1)  # fmt: skip
         low, high = flat.min(axis=1), flat.max(axis=1)
         spread = np.where(high > low, high - low, 1.0)
-        return cls(tuple((low - margin * spread).tolist()),
-                   tuple((high + margin * spread).tolist()))  # fmt: skip
+        low, high = low - margin * spread, high + margin * spread
+        low[list(gates)], high[list(gates)] = 0.0, 1.0
+        return cls(tuple(low.tolist()), tuple(high.tolist()))
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         """Scale (..., S) physical values into [0, 1]."""

@@ -75,6 +75,28 @@ def test_a_second_pass_retrains_the_gating_layer_alone(tmp_path, first_pass):
     assert all(moved)
 
 
+def test_a_second_pass_window_comes_with_its_burn_in_and_scores_after_it(tmp_path, first_pass):
+    """The hidden gates start from their steady state, wrong for a slow gate caught in the
+    plateau: each window carries ``burn_in_ms`` of recording before it, never scored."""
+    experiment = _experiment(f"model.first_pass={first_pass}", "model.burn_in_ms=300")
+    data = FAMILY.load_data(experiment, _dataset(experiment, tmp_path))
+    trial = FAMILY.own_trial(experiment, data)
+    objective = FAMILY.objective(data, trial, experiment)
+    model = FAMILY.build(trial.arguments)
+    model.load_state_dict(load_checkpoint(first_pass)["model"])
+    model.original.load_state_dict(model.network.gating.state_dict())
+    objective.enter(objective.phases(None)[0])
+    states, current = next(iter(objective.batches(torch.Generator().manual_seed(0), 2)))
+    assert states.shape[1] == 200 + 300 and trial.record["burn_in_ms"] == 300
+    with torch.no_grad():
+        scored = float(objective.loss(model, (states, current)))
+        inside, after = states.clone(), states.clone()
+        inside[:, :300, 0] += 0.5  # V off inside the burn-in: the gates move, nothing scored
+        after[:, 300:, 0] += 0.5
+        moved = [abs(float(objective.loss(model, (x, current))) - scored) for x in (inside, after)]
+    assert moved[0] < 0.1 * moved[1]
+
+
 def test_a_second_pass_reads_its_gates_through_the_first_pass_model(tmp_path, first_pass):
     """The perturbed data's conductances are what a second pass has to find: its currents and
     its converted ODE use the model the first pass learned, never the perturbed data's."""

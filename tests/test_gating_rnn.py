@@ -34,6 +34,20 @@ def test_scaling_maps_ranges_onto_zero_one_and_back():
     assert torch.allclose(scaling.inverse(scaled), torch.tensor(values[0].T))
 
 
+def test_a_gate_is_scaled_over_its_whole_range_not_the_datas():
+    # a slow gate that the data never takes past 0.19 still has steady states up to 1
+    values = np.stack([np.linspace(-90, 40, 50), np.linspace(0.0, 0.19, 50)])[None]
+    scaling = Scaling.of(values, gates=[1])
+    assert scaling.low[1] == 0.0 and scaling.high[1] == 1.0
+    assert scaling.low[0] < -90 and scaling.high[0] > 40  # the others by their data, widened
+    layer = GatingLayer(1, 1)
+    with torch.no_grad():
+        layer.steady.bias.fill_(3.0)
+    steady, _ = layer.parts(torch.zeros(1, 1))
+    gate = scaling.inverse(torch.cat([torch.zeros(1, 1), steady], dim=1))[0, 1]
+    assert float(gate) > 0.9
+
+
 def test_the_first_pass_loss_is_zero_only_for_the_exact_next_step():
     torch.manual_seed(1)
     network = GatingNetwork(5, gates=[1, 2], observables=[0]).double()

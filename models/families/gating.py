@@ -5,10 +5,11 @@ The network (:mod:`ionops.models.gating_rnn`) steps every state of the model by 
 step: N1 (phi1 of ``width`` and the gating layer, one unit per classic gate) reads the
 observables; N2 (phi2 of ``width``, an LSTM of ``lstm_width``, 0 for one unit per other state
 as in the paper, and a sigmoid layer) reads the observables, the applied current and N1's
-gates. States are scaled into [0, 1] by the training data's ranges (recorded). ``gate_inputs``
-narrows what phi1 reads to some observables (``["V"]``: the gates of a model whose classic
-gates depend on V alone); ``gate_clock`` says when phi1 reads them: at each step's start (the
-paper) or at its midpoint, the mean of the step's two ends (a free run estimates the end first).
+gates. States are scaled into [0, 1] by fixed, recorded ranges: the gates' whole range [0, 1],
+the others' over the training data. ``gate_inputs`` narrows what phi1 reads to some
+observables (``["V"]``: the gates of a model whose classic gates depend on V alone);
+``gate_clock`` says when phi1 reads them: at each step's start (the paper) or at its midpoint,
+the mean of the step's two ends (a free run estimates the end first).
 
 - First pass (``first_pass = ""``): next-step supervision of every state on a ``paced``
   dataset (eq. 2.5.2), each state's error in units of its one-step change over the training
@@ -22,7 +23,9 @@ paper) or at its midpoint, the mean of the step's two ends (a free run estimates
   ``rollout_ms`` (each state's error in units of its spread) at ``rollout_learning_rate``.
 - Second pass (``first_pass`` names a first-pass checkpoint): a perturbed paced dataset's
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
-  the L1 distance between its gates and the first pass's (eq. 2.6.2).
+  the L1 distance between its gates and the first pass's (eq. 2.6.2). The hidden gates start
+  from their steady state: each window comes with ``burn_in_ms`` of recording before it over
+  which they (and N2's memory) settle, not scored (at most half a window the data cuts).
 
 Errors: each validation (test) segment predicted from its first state for the whole beats it
 holds by ``predictor``: the network free-running, or its converted ODE solved by the project's
@@ -81,6 +84,7 @@ class GatingSection(ModelSection):
     rollout_learning_rate: float = Field(default=3e-3, gt=0)
     first_pass: str = ""
     drift: float = Field(default=1e-3, gt=0)
+    burn_in_ms: float = Field(default=1000.0, ge=0)
     predictor: Literal["network", "ode"] = "network"
 
 
@@ -207,7 +211,7 @@ class GatingFamily(SurrogateFamily):
             first = _first_pass(experiment, model)
             arguments = {**first["arguments"], "second_pass": True}
         else:
-            scaling = Scaling.of(data.states["train"])
+            scaling = Scaling.of(data.states["train"], gates=gates)
             typical = [float(np.mean(data.states["train"][:, k])) for k in others]
             arguments = {"n_states": n_states, "gates": gates, "observables": observables,
                          "gate_inputs": gate_inputs, "gate_clock": model.gate_clock,
@@ -224,6 +228,7 @@ class GatingFamily(SurrogateFamily):
         count = self.parameter_count(arguments)
         record = {"width": arguments["width"], "lstm_width": arguments["lstm_width"],
                   "weight_decay": model.weight_decay, "drift": model.drift,
+                  "burn_in_ms": model.burn_in_ms,
                   "pass": "second" if model.first_pass else "first",
                   "first_pass": model.first_pass, "sequence_ms": model.sequence_ms,
                   "predictor": model.predictor, "gate_epochs": model.gate_epochs,

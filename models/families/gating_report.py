@@ -53,12 +53,13 @@ def _seed_models(item: Any, family: Any) -> list[Any]:
 
 
 def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each current over the first validation recording: (from the retrained gates, from the
+    """Each current over the first validation recording after its first :data:`SETTLE_MS`
+    (the hidden gates start from their steady state): (from the retrained gates, from the
     original ones), both through the ionic model the first pass learned."""
     import torch
 
     from ionops.datasets.ionic import get_ionic_model
-    from ionops.models.families.gating_learning import observed_run
+    from ionops.models.families.gating_learning import SETTLE_MS, observed_run
 
     attributes = data.attributes
     ionic = get_ionic_model(str(attributes["model"]))
@@ -86,7 +87,8 @@ def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarra
         physical = model.scaling.inverse(full.double())[0].numpy().T
         for name, value in ionic.current_values(physical, parameters).items():
             out.setdefault(name, []).append(np.asarray(value, dtype=np.float64))
-    return {name: (pair[0], pair[1]) for name, pair in out.items()}
+    settle = min(round(SETTLE_MS / float(attributes["dt_ms"])), states.shape[1] // 2)
+    return {name: (pair[0][settle:], pair[1][settle:]) for name, pair in out.items()}
 
 
 def change(pair: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -128,8 +130,9 @@ def _currents(item: Any, data: Any, pair: dict[str, tuple[np.ndarray, np.ndarray
     rows = -(-len(names) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(12.0, 2.2 * rows), sharex=True,
                                 squeeze=False)  # fmt: skip
-    time = data.time
-    span = time <= min(float(time[-1]), 2.0 * float(data.cycle_length["validation"][0]))
+    kept = next(iter(pair.values()))[0].size  # the recording after it settled
+    time = data.time[data.time.size - kept :]
+    span = time <= time[0] + 2.0 * float(data.cycle_length["validation"][0])
     for axis, name in zip(axes.ravel(), names, strict=False):
         retrained, original = pair[name]
         axis.plot(time[span], original[span], color="C0", label="first pass")
