@@ -42,16 +42,16 @@ from numpy.typing import NDArray
 from ionops.config import load_experiment
 from ionops.datasets.generate import generate, spec_from_config
 from ionops.datasets.ionic import get_ionic_model
-from ionops.models.families.gating_learning import (
-    SETTLE_MS,
+from ionops.models.families.gating import SETTLE_MS
+from ionops.models.families.gating_learning import recorded_gates
+from ionops.models.families.gating_report import change, current_pair
+from ionops.models.families.gating_runs import (
     beat_onsets,
     onset_phase,
     predict_runs,
-    recorded_gates,
     run_errors,
     run_steps,
 )
-from ionops.models.families.gating_report import change, current_pair
 from ionops.models.gating_rnn import apd
 from ionops.models.registry import get_family
 from ionops.training import TrainSettings, train

@@ -100,8 +100,8 @@ def test_a_second_pass_window_comes_with_its_burn_in_and_scores_after_it(tmp_pat
 def test_a_second_pass_reads_its_gates_through_the_first_pass_model(tmp_path, first_pass):
     """The perturbed data's conductances are what a second pass has to find: its currents and
     its converted ODE use the model the first pass learned, never the perturbed data's."""
-    from ionops.models.families.gating_learning import predict_runs
     from ionops.models.families.gating_report import current_pair
+    from ionops.models.families.gating_runs import predict_runs
 
     experiment = _experiment("data.scale.g_Kr=0.5", f"model.first_pass={first_pass}")
     path = _dataset(experiment, tmp_path)

@@ -131,7 +131,7 @@ def test_apd90_of_an_exponential_repolarisation():
 
 
 def test_the_apd90_error_skips_beats_the_run_cuts_and_fails_a_beat_that_never_repolarises():
-    from ionops.models.families.gating_learning import run_errors
+    from ionops.models.families.gating_runs import run_errors
 
     time = np.arange(0.0, 2100.0, 1.0)  # three upstrokes; the run ends 100 ms into the third
 

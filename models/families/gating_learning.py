@@ -1,4 +1,4 @@
-"""The gating-RNN family's network, objective and errors (see :mod:`ionops.models.families.gating`).
+"""The gating-RNN family's network and objective (see :mod:`ionops.models.families.gating`).
 
 :class:`GatingModel` is the paper's network (:class:`~ionops.models.gating_rnn.GatingNetwork`)
 with its fixed scaling and, after a second pass, the first pass's gating layer kept frozen
@@ -6,15 +6,13 @@ beside the retrained one (``original``): what the drift penalty and the interpre
 compare against. Everything it needs is in its constructor arguments, so a checkpoint rebuilds
 it alone.
 
-Predictions start from a recorded state and run ``beats`` beats under the pacing: the network
-free-running (each prediction fed back), or its converted ODE (:mod:`ionops.models.gating_ode`)
-solved by the project's BDF (``predictor``).
+Its runs and their errors (evaluation, serving, the benchmark) are in
+:mod:`ionops.models.families.gating_runs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,15 +22,20 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from ionops.datasets.ionic import get_ionic_model
 from ionops.datasets.paced_data import PacedData
-from ionops.datasets.stimuli import Pacing
+from ionops.models.families.gating import SETTLE_MS
+from ionops.models.families.gating_runs import (
+    onset_phase,
+    predict_runs,
+    run_errors,
+    run_steps,
+    whole_beats,
+)
 from ionops.models.family import Objective, TrialConfig
 from ionops.models.gating_rnn import (
     GatingLayer,
     GatingNetwork,
     Scaling,
-    apd,
     mean_squared_weight,
 )
 from ionops.training.optimisation import Optimisation, Phase
@@ -40,13 +43,6 @@ from ionops.training.optimisation import Optimisation, Phase
 N1 = ("network.phi1.", "network.gating.")
 N2 = ("network.phi2.", "network.lstm.", "network.phi3.", "network.encoder.")
 SECOND_PASS_FROZEN = ("network.phi1.", *N2, "original.")
-# A second pass runs its hidden gates from their steady state at a window's first sample; a
-# slow gate caught in the plateau (tt04's Xs: time constant near a second, steady state 0.5
-# against its true 0.13) is wrong until the next repolarisation. So each window comes with
-# ``burn_in_ms`` of recording before it, not scored, and the report reads the currents after
-# as long.
-SETTLE_MS = 1000.0
-UPSTROKE_MV = -40.0  # a beat's upstroke crosses it (APD90 is measured from just before)
 
 
 class GatingModel(nn.Module):
@@ -80,18 +76,6 @@ class GatingModel(nn.Module):
 
 def build(arguments: Mapping[str, Any]) -> GatingModel:
     return GatingModel(arguments)
-
-
-def onset_phase(attributes: Mapping[str, Any], cycle_length: float) -> float:
-    """Where in its cycle the first kept sample of a segment at ``cycle_length`` lies (ms)."""
-    offset, discard = float(attributes["stimulus_offset_ms"]), float(attributes["discard_ms"])
-    return (discard - offset) % cycle_length
-
-
-def pacing_from(attributes: Mapping[str, Any], cycle_length: float, phase: float) -> Pacing:
-    """The dataset's pacing at ``cycle_length`` on a clock started ``phase`` ms into a cycle."""
-    return Pacing(float(attributes["stimulus_amplitude"]), float(attributes["stimulus_ms"]),
-                  (-phase) % cycle_length, cycle_length)  # fmt: skip
 
 
 class GatingObjective(Objective):
@@ -277,16 +261,6 @@ class GatingObjective(Objective):
                                                  for c in cycles])}  # fmt: skip
 
 
-def whole_beats(time: NDArray[np.float64], cycle: float) -> int:
-    """The whole beats at ``cycle`` that the grid ``time`` holds."""
-    return int(np.floor(float(time[-1] - time[0]) / cycle + 1e-9))
-
-
-def run_steps(dt: float, cycle: float, beats: int) -> int:
-    """Samples of a run of ``beats`` beats at ``cycle``, its start included."""
-    return round(beats * cycle / dt) + 1
-
-
 def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """The second pass's network on recorded observables: the gates run on their own (hidden)
@@ -336,82 +310,3 @@ def _recurrent_gates(layer: GatingLayer, first: torch.Tensor, steps: torch.Tenso
         h = rho[:, k] * h + (1.0 - rho[:, k]) * steady[:, k]
         rows.append(h)
     return torch.stack(rows, dim=1)
-
-
-def predict_runs(model: nn.Module, attributes: Mapping[str, Any], predictor: str,
-                 cycles: Sequence[float], phases: Sequence[float], starts: NDArray[np.float64],
-                 time: NDArray[np.float64], lengths: Sequence[int],
-                 ) -> NDArray[np.float64]:  # fmt: skip
-    """Runs from ``starts`` (n, S) paced at ``cycles``, each clock ``phases`` ms into a cycle at
-    t = 0, over ``time`` (physical units (n, S, n_t), NaN after each run's length)."""
-    assert isinstance(model, GatingModel)
-    dt = float(attributes["dt_ms"])
-    n_states = starts.shape[1]
-    out = np.full((len(cycles), n_states, time.size), np.nan)
-    if predictor == "ode":
-        for k, (cycle, phase) in enumerate(zip(cycles, phases, strict=True)):
-            out[k, :, : lengths[k]] = solve_converted(model, attributes, float(cycle),
-                                                      float(phase), starts[k],
-                                                      time[: lengths[k]])  # fmt: skip
-        return out
-    amplitude = float(attributes["stimulus_amplitude"]) or 1.0
-    current = np.stack([pacing_from(attributes, float(c), float(p)).step_means(time, dt)
-                        for c, p in zip(cycles, phases, strict=True)]) / amplitude  # fmt: skip
-    parameter = next(model.parameters())
-    start = torch.as_tensor(starts, dtype=torch.float64)
-    scaled = model.scaling.forward(start).to(parameter.dtype).to(parameter.device)
-    drive = torch.as_tensor(current, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad():
-        run = model.network.free_run(scaled, drive)
-    physical = model.scaling.inverse(run.double().cpu()).numpy().transpose(0, 2, 1)
-    for k, n in enumerate(lengths):
-        out[k, :, :n] = physical[k, :, :n]
-    return out
-
-
-def solve_converted(model: GatingModel, attributes: Mapping[str, Any], cycle: float,
-                    phase: float, start: NDArray[np.float64],
-                    time: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
-    """The converted ODE's trajectory (S, n_t) on ``time``: the model the network learned
-    (:meth:`GatingModel.model_parameters`) with its gates; NaN where the solver fails."""
-    from ionops.datasets.solver import SolverSettings, integrate_protocol
-    from ionops.models.gating_ode import converted_model, parameter_vector
-
-    ionic = get_ionic_model(str(attributes["model"]))
-    network = model.network
-    width = network.gating.steady.in_features
-    converted = converted_model(ionic, tuple(network.gates), tuple(network.gate_inputs), width)
-    parameters = parameter_vector(ionic.parameter_vector(model.model_parameters(attributes)),
-                                  network, model.scaling, float(attributes["dt_ms"]))  # fmt: skip
-    pieces = np.array(pacing_from(attributes, cycle, phase).pieces(float(time[-1])))
-    rtol, atol = ionic.tolerances
-    settings = SolverSettings(rtol=rtol, atol=atol, max_steps=50_000_000)
-    status, states, _, _ = integrate_protocol(converted, parameters, start, pieces,
-                                              np.ascontiguousarray(time), settings)  # fmt: skip
-    return states if status == 0 else np.full((start.size, time.size), np.nan)
-
-
-def beat_onsets(time: NDArray[np.float64], v: NDArray[np.float64]) -> list[float]:
-    """Each beat's onset in a V trace: the sample before the one before its upstroke crosses
-    -40 mV (where APD90 is measured from)."""
-    rises = np.flatnonzero((v[:-1] < UPSTROKE_MV) & (v[1:] >= UPSTROKE_MV))
-    return [float(time[max(int(k) - 1, 0)]) for k in rises]
-
-
-def run_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
-               predicted: NDArray[np.float64]) -> dict[str, Any]:  # fmt: skip
-    """One run's errors: ``rmse`` per state, ``v_rmse`` (mV), and ``apd90_error``, the mean
-    |APD90 difference| over the true run's beats that have one (each from two samples before
-    its upstroke through -40 mV; a beat the run's end cuts, or one that does not repolarise
-    before the next, has none). NaN where no true beat has one, or where the prediction has
-    none for such a beat or is not finite: a failure, never a small number."""
-    rmse = np.sqrt(np.mean((predicted - truth) ** 2, axis=1))
-    onsets = beat_onsets(time, truth[0])
-    true_apd = apd(time, truth[0], onsets) if onsets else np.array([])
-    defined = np.isfinite(true_apd)
-    if not defined.any() or not np.isfinite(predicted[0]).all():
-        apd_error = math.nan
-    else:
-        difference = apd(time, predicted[0], onsets)[defined] - true_apd[defined]
-        apd_error = float(np.mean(np.abs(difference)))
-    return {"rmse": rmse, "v_rmse": float(rmse[0]), "apd90_error": apd_error}

@@ -59,7 +59,8 @@ def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarra
     import torch
 
     from ionops.datasets.ionic import get_ionic_model
-    from ionops.models.families.gating_learning import SETTLE_MS, observed_run
+    from ionops.models.families.gating import SETTLE_MS
+    from ionops.models.families.gating_learning import observed_run
 
     attributes = data.attributes
     ionic = get_ionic_model(str(attributes["model"]))

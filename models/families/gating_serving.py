@@ -19,7 +19,7 @@ from torch import nn
 
 from ionops.datasets.ionic import get_ionic_model
 from ionops.errors import UserError
-from ionops.models.families.gating_learning import (
+from ionops.models.families.gating_runs import (
     pacing_from,
     predict_runs,
     run_errors,
