@@ -26,6 +26,7 @@ from ionops.models.families.node_learning import (
 from ionops.models.families.node_serving import SERVING
 from ionops.models.node import heun
 from ionops.models.registry import get_family
+from ionops.training.loop import TrainSettings
 
 FAMILY = get_family("node")
 SMALL = ["data.t_end_ms=30", "data.long_end_ms=40", "model.widths=[8,8]"]
@@ -167,14 +168,16 @@ def test_another_current_shifts_the_field_by_the_models_difference(window):
     ("model.gradient='forward'", "gradient"),
     ("data.window_ms=200", "window_ms"),
     ("data.window_ms=0.001", "window_ms"),
-    ("model.method='pinn'", None),
+    ("model.method='pinn'", "collocation_rounds"),  # hh-node's rounds need a field
+    ("model.method='pinn',model.collocation_rounds=0", None),
 ])  # fmt: skip
 def test_bad_settings_are_refused_by_name(override, message):
+    overrides = override.split(",")
     if message is None:  # a valid setting: the PINN baseline loads
-        assert load_experiment("hh-node", [override]).model.method == "pinn"
+        assert load_experiment("hh-node", overrides).model.method == "pinn"
         return
     with pytest.raises((UserError, ValueError), match=message):
-        load_experiment("hh-node", [override])
+        load_experiment("hh-node", overrides)
 
 
 def test_a_window_without_a_spike_or_a_model_without_a_field_is_refused(window):
@@ -231,3 +234,101 @@ def test_nan_in_the_window_is_refused_before_training(window):
     clean[1, 100] = np.nan
     with pytest.raises(UserError, match="NaN"):
         _trial(experiment, dataclasses.replace(data, clean=clean))
+
+
+ROUNDS = ["model.collocation_rounds=2", "model.collocation_iterations=20",
+          "training.epochs=12"]  # fmt: skip
+
+
+def _collocating(window, extra=()):
+    experiment = load_experiment("hh-node", [*SMALL, *ROUNDS, *extra])
+    _, data = window
+    trial = FAMILY.own_trial(experiment, data)
+    torch.manual_seed(0)
+    return trial, FAMILY.build(trial.arguments), NodeObjective(data, trial)
+
+
+def test_a_collocation_round_fits_the_field_to_the_model_along_its_own_forecast(window):
+    """A round's states are where the field's Heun forecast from the window's first state
+    goes, its targets the ionic model's right-hand side there; L-BFGS then brings f to F
+    there (the residual falls tenfold), which the window's own loss never asked for."""
+    _, data = window
+    trial, network, objective = _collocating(window)
+    settings = TrainSettings.from_config(trial.training, eval_splits=())
+    phases = objective.phases(settings)
+    assert [(p.name, p.last_epoch(12)) for p in phases] == [("window", 10), ("collocation", 12)]
+    objective.enter(phases[1])
+    optimisation = objective.optimisation(network, phases[1], settings)
+    next(iter(objective.batches(torch.Generator(), 1)))
+    points = objective.collocated
+    step = data.time["train"][1] - data.time["train"][0]
+    horizon = np.arange(0.0, data.attributes["t_end_ms"] + step / 2, step)
+    path = forecast(network, objective.observed[:, 0], horizon, "heun")
+    index = np.searchsorted(horizon, points["time"].numpy())
+    assert np.allclose(points["states"].numpy(), path[:, index].T)
+    truth = right_hand_side(data.attributes, points["states"].numpy().T, points["time"].numpy())
+    assert np.allclose(points["wanted"].numpy(), truth.T)
+    before = objective.loss(network, None).item()
+    optimisation.step(lambda: objective.loss(network, None))
+    assert objective.loss(network, None).item() < 0.1 * before
+
+
+def test_a_run_cut_off_in_its_collocation_rounds_resumes_with_their_points(window, tmp_path):
+    from ionops.training.checkpoint import load_checkpoint
+    from ionops.training.loop import train
+
+    trial, straight, objective = _collocating(window)
+    settings = TrainSettings.from_config(trial.training, eval_splits=())
+    train(straight, objective, settings, family="node", arguments=trial.arguments)
+    assert objective.collocated["states"].shape[0] > 0
+    checkpoint = tmp_path / "node.pt"
+
+    def interrupt(report, written):
+        if report.epoch == 11:  # after the first round
+            raise KeyboardInterrupt
+
+    _, first, cut = _collocating(window)
+    with pytest.raises(KeyboardInterrupt):
+        train(first, cut, settings, family="node", arguments=trial.arguments,
+              checkpoint=checkpoint, on_epoch=interrupt)  # fmt: skip
+    saved = load_checkpoint(checkpoint)
+    assert saved["phase"] == "collocation" and len(saved["objective"]["collocated"]["time"]) > 0
+    _, resumed, again = _collocating(window)
+    train(resumed, again, settings, family="node", arguments=trial.arguments,
+          checkpoint=checkpoint)  # fmt: skip
+    assert torch.equal(again.collocated["states"], objective.collocated["states"])
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_collocation_rounds_are_refused_where_they_cannot_run(window):
+    with pytest.raises(ValueError, match="collocation_rounds"):
+        load_experiment("hh-node", ["model.method='pinn'", "model.collocation_rounds=2"])
+    with pytest.raises(ValueError, match="collocation_rounds"):
+        load_experiment("hh-node", ["model.collocation_rounds=-1"])
+    trial, network, objective = _collocating(window, ["training.epochs=2"])
+    from ionops.training.loop import train
+
+    with pytest.raises(UserError, match=r"training.epochs = 2 does not fit"):
+        train(network, objective, TrainSettings.from_config(trial.training, eval_splits=()),
+              family="node", arguments=trial.arguments)  # fmt: skip
+
+
+def test_a_round_that_steps_to_non_finite_weights_is_undone(window):
+    """L-BFGS can step to NaN weights; the round is then undone: the field is the one the
+    round began with and L-BFGS starts the next round afresh."""
+    trial, network, objective = _collocating(window)
+    settings = TrainSettings.from_config(trial.training, eval_splits=())
+    phase = objective.phases(settings)[1]
+    objective.enter(phase)
+    optimisation = objective.optimisation(network, phase, settings)
+    before = [p.detach().clone() for p in network.parameters()]
+    rounds = objective.batches(torch.Generator(), 1)
+    next(rounds)
+    optimisation.step(lambda: objective.loss(network, None))
+    assert objective._lbfgs.state
+    with torch.no_grad():
+        next(network.parameters()).fill_(float("nan"))
+    assert next(rounds, "done") == "done"
+    assert all(torch.equal(a, b) for a, b in zip(network.parameters(), before, strict=True))
+    assert not objective._lbfgs.state
