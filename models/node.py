@@ -86,8 +86,10 @@ class VectorField(_Scaled):
             + self.out_mean  # fmt: skip
 
     def flat(self) -> np.ndarray:
-        """The parameters as one float64 vector, in the kernels' order."""
-        return torch.cat([p.detach().reshape(-1) for p in self.parameters()]).double().numpy()
+        """The parameters as one float64 vector, in the kernels' order (on the CPU, where the
+        kernels run, whatever the network's device)."""
+        parameters = [p.detach().reshape(-1) for p in self.parameters()]
+        return torch.cat(parameters).double().cpu().numpy()
 
     def scaling_arrays(self) -> tuple[Any, ...]:
         """(in_mean, in_std, t_mean, t_std, out_mean, out_std) as the kernels take them."""
