@@ -11,15 +11,8 @@ The data term is mean_i sum_j ((z_hat_ij - z_ij) / c_j)^2 with c_j the observed 
 spread (1 without ``normalise``); Heun with backpropagation runs in the compiled kernels
 (:func:`ionops.models.node.heun_rollout`), torchdiffeq integrates otherwise.
 
-Collocation rounds (``collocation_rounds``, the run's last epochs, one round an epoch) fit f
-to F along the field's own forecast instead: a round forecasts by Heun from the window's
-first observed state to ``collocation_horizon_ms`` (``t_end_ms`` by default), keeps every
-:data:`COLLOCATION_STRIDE`-th state inside the window's box (widened by half its spread each
-side) and F there, and L-BFGS minimises the residual over every round's states, each state's
-in units of the spread of F over the latest round's. The window's noisy states are left out:
-the gates' noise sets F_V there (its spread over the noisy window is 18 times the clean
-window's on ``hh-node``), and kept they outweigh the forecast's states (measured, see the
-README). The states and scales are the objective's state: a resumed run goes on with them.
+Collocation rounds (``collocation_rounds``, not the paper's) end a run by fitting f to F
+along the field's own forecast: :mod:`ionops.models.families.node_collocation`.
 """
 
 from __future__ import annotations
@@ -38,10 +31,10 @@ from ionops.datasets.stimuli import from_section
 from ionops.datasets.window_data import WindowData
 from ionops.errors import UserError
 from ionops.models import spikes
+from ionops.models.families.node_collocation import Rounds
 from ionops.models.family import Objective, TrialConfig
 from ionops.training.optimisation import Optimisation, Phase
 
-COLLOCATION_STRIDE = 8  # every eighth state of a round's forecast (0.08 ms on hh-node)
 DOPRI5 = {"rtol": 1e-6, "atol": 1e-8}  # torchdiffeq's adaptive Runge-Kutta, training and forecast
 BDF = {"rtol": 1e-8, "atol": 1e-10}  # the project's BDF on a learned field (forecast only)
 
@@ -180,22 +173,6 @@ def trajectory_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
     return out, dict(scored.undefined)
 
 
-def collocation_points(field: Any, observed: NDArray[np.float64], step: float, horizon: float,
-                       ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
-    """One round's states (S, K) and times (K,): ``field``'s Heun forecast from the window's
-    first state ``observed[:, 0]`` over [0, ``horizon``] every ``step``, each
-    :data:`COLLOCATION_STRIDE`-th state inside the window's box widened by half its spread."""
-    time = np.arange(0.0, horizon + 0.5 * step, step)
-    path = forecast(field, observed[:, 0], time, "heun")
-    spread = observed.max(axis=1) - observed.min(axis=1)
-    low, high = observed.min(axis=1) - 0.5 * spread, observed.max(axis=1) + 0.5 * spread
-    with np.errstate(invalid="ignore"):
-        inside = np.isfinite(path).all(axis=0) & (path >= low[:, None]).all(axis=0) \
-            & (path <= high[:, None]).all(axis=0)  # fmt: skip
-    keep = np.flatnonzero(inside)[::COLLOCATION_STRIDE]
-    return path[:, keep], time[keep]
-
-
 class TimeFirst(nn.Module):
     """A field f(z, t) as torchdiffeq calls it, f(t, z)."""
 
@@ -242,16 +219,30 @@ class NodeObjective(Objective):
                          "data_scale": torch.as_tensor(data_scale)}  # fmt: skip
         self.undefined: dict[str, dict[str, str]] = {}
         self.rounds = int(learning.get("collocation_rounds", 0))
-        self.horizon = float(learning.get("collocation_horizon_ms") or
-                             data.attributes["t_end_ms"])  # fmt: skip
-        self.phase, self._field = "train", cast(nn.Module | None, None)
-        self._lbfgs: torch.optim.LBFGS | None = None
-        self.collocated: dict[str, torch.Tensor] = {}  # states (K, S), time (K,), F (K, S)
+        horizon = float(learning.get("collocation_horizon_ms") or data.attributes["t_end_ms"])
+        self.phase = "train"
+        iterations = int(learning.get("collocation_iterations", 300))
+        self._rounds = Rounds(
+            observed,
+            float(time[1] - time[0]),
+            horizon,
+            iterations,
+            lambda states, at: right_hand_side(data.attributes, states, at),
+        )
+
+    @property
+    def collocated(self) -> dict[str, torch.Tensor]:
+        """The collocation rounds' points so far (none before them)."""
+        return self._rounds.points
+
+    @property
+    def _lbfgs(self) -> torch.optim.LBFGS | None:
+        return self._rounds.lbfgs
 
     def to(self, device: torch.device) -> None:
         self.device = device
         self._tensors = {k: v.to(device) for k, v in self._tensors.items()}
-        self.collocated = {k: v.to(device) for k, v in self.collocated.items()}
+        self._rounds.to(device)
 
     # -- phases: the window, then the collocation rounds -----------------------------------------
     def phases(self, settings: Any) -> Sequence[Phase]:
@@ -265,63 +256,22 @@ class NodeObjective(Objective):
     def optimisation(self, model: nn.Module, phase: Phase, settings: Any) -> Optimisation:
         if phase.name != "collocation":
             return super().optimisation(model, phase, settings)
-        self._field = model
-        self._lbfgs = lbfgs = torch.optim.LBFGS(
-            [p for p in model.parameters() if p.requires_grad], lr=1.0,
-            max_iter=int(self.learning["collocation_iterations"]), history_size=50,
-            line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15,
-        )  # fmt: skip
-        return Optimisation([lbfgs], closure=True)
-
-    def _collocate(self) -> None:
-        """A round's states and F there, added to the earlier rounds'."""
-        if self._field is None:
-            raise RuntimeError("a collocation round began before its phase's optimisation")
-        step = float(self.time[1] - self.time[0])
-        # never empty: the first state is the window's own, inside its box
-        states, time = collocation_points(self._field, self.observed, step, self.horizon)
-        wanted = right_hand_side(self.data.attributes, states, time)
-        new = {"states": torch.as_tensor(states.T), "time": torch.as_tensor(time),
-               "wanted": torch.as_tensor(wanted.T),
-               "scale": torch.as_tensor(_spread(wanted))}  # fmt: skip
-        new = {k: v.to(self.device) for k, v in new.items()}
-        old = self.collocated
-        self.collocated = new if not old else {
-            **{k: torch.cat([old[k], new[k]]) for k in ("states", "time", "wanted")},
-            "scale": new["scale"]}  # fmt: skip
+        return self._rounds.optimisation(model)
 
     def splits(self) -> tuple[str, ...]:
         return ("train", "validation", "test")
 
     def batches(self, generator: torch.Generator, batch_size: int) -> Iterator[Any]:
-        if self.phase != "collocation":
-            yield None  # one iteration of the paper: the whole window
-            return
-        self._collocate()
-        assert self._field is not None and self._lbfgs is not None
-        kept = [p.detach().clone() for p in self._field.parameters()]
-        yield None  # one round: the loop steps L-BFGS, then asks for the next batch
-        if not all(torch.isfinite(p).all() for p in self._field.parameters()):
-            # L-BFGS can step to non-finite weights (measured on hh-node, 1 seed in 6): the
-            # round is undone and the next starts from the last finite field, afresh
-            with torch.no_grad():
-                for parameter, value in zip(self._field.parameters(), kept, strict=True):
-                    parameter.copy_(value)
-            self._lbfgs.state.clear()
-
-    def _collocation_loss(self, model: nn.Module) -> torch.Tensor:
-        dtype = next(model.parameters()).dtype
-        points = {k: v.to(dtype) for k, v in self.collocated.items()}
-        fitted = model(points["states"], points["time"])
-        residual = (fitted - points["wanted"]) / points["scale"]
-        return residual.pow(2).sum(dim=1).mean()
+        if self.phase == "collocation":
+            return self._rounds.epoch()  # one round
+        return iter([None])  # one iteration of the paper: the whole window
 
     # -- losses ----------------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         if self.method == "pinn":
             return self._pinn_loss(model)
         if self.phase == "collocation":
-            return self._collocation_loss(model)
+            return self._rounds.loss(model)
         tensors = self._tensors
         data_weight = float(self.learning.get("data_weight", 1.0))
         total = data_weight * self._data_loss(model) if data_weight else torch.zeros(())
@@ -415,8 +365,7 @@ class NodeObjective(Objective):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.undefined = {k: dict(v) for k, v in state.get("undefined", {}).items()}
-        self.collocated = {k: torch.as_tensor(v).to(self.device)
-                           for k, v in state.get("collocated", {}).items()}  # fmt: skip
+        self._rounds.load_state_dict(state.get("collocated", {}))
 
     def describe(self) -> dict[str, Any]:
         from ionops.datasets.store import attributes_json
