@@ -23,6 +23,7 @@ a CPU: they train ``--slow-iterations`` (500 by default) unless told otherwise, 
 says so.
 
     python benchmarks/node_pinode.py [--seeds 10] [--variants full,vanilla_heun,...]
+        [--set model.collocation_rounds=48 ...]
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-# the paper's method as written: no collocation rounds, 5,000 Adam iterations on the window
-PAPER = ["model.collocation_rounds=0", "training.epochs=5000"]
+# the paper's method as written: no collocation rounds, 5,000 Adam iterations on the window,
+# PyTorch's float32
+PAPER = ["model.collocation_rounds=0", "training.epochs=5000", "model.precision='float32'"]
 ABLATIONS: dict[str, list[str]] = {
     "paper": [],
     "physics_only_128": ["model.data_weight=0", "model.widths=[128,128,128]"],
@@ -84,9 +86,10 @@ def dataset(workdir: Path) -> Path:
     return path
 
 
-def run_seed(variant: str, seed: int, iterations: int, path: str,
-             threads: int) -> dict[str, Any]:  # fmt: skip
-    """Train one seed of ``variant`` and score it; runs in its own process."""
+def run_seed(variant: str, seed: int, iterations: int, path: str, threads: int,
+             extra: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """Train one seed of ``variant`` (then ``extra`` overrides) and score it; runs in its own
+    process."""
     import torch
 
     torch.set_num_threads(threads)
@@ -96,7 +99,7 @@ def run_seed(variant: str, seed: int, iterations: int, path: str,
     from ionops.training.loop import TrainSettings, train
 
     overrides = [*VARIANTS[variant], f"training.seed={seed}",
-                 *([f"training.epochs={iterations}"] if iterations else [])]  # fmt: skip
+                 *([f"training.epochs={iterations}"] if iterations else []), *extra]  # fmt: skip
     experiment = load_experiment("hh-node", overrides)
     family = get_family("node")
     data = family.load_data(experiment, Path(path))
@@ -218,6 +221,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, of {', '.join(VARIANTS)}")  # fmt: skip
+    parser.add_argument(
+        "--seed-list", default="", help="comma-separated seeds of every variant instead of 0..N-1"
+    )
     parser.add_argument("--seeds-per-variant", default="",
                         help="variant=N,... overriding --seeds (e.g. full=10,pinn=2)")  # fmt: skip
     parser.add_argument("--iterations", type=int, default=0,
@@ -226,6 +232,8 @@ def main() -> int:
     parser.add_argument("--slow-iterations", type=int, default=500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
+                        help="an hh-node override after each variant's own")  # fmt: skip
     args = parser.parse_args()
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(chosen) - set(VARIANTS))
@@ -235,13 +243,16 @@ def main() -> int:
     for part in filter(None, args.seeds_per_variant.split(",")):
         name, _, count = part.partition("=")
         seeds[name.strip()] = int(count)
+    listed = [int(s) for s in args.seed_list.split(",") if s.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="node-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     path = dataset(workdir)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; dataset {path}", flush=True)
     threads = max(1, (os.cpu_count() or 1) // args.workers)  # the cores a seed has
-    jobs = [(v, s, args.slow_iterations if v in SLOW else args.iterations, str(path), threads)
-            for v in chosen for s in range(seeds[v])]  # fmt: skip
+    jobs = [(v, s, args.slow_iterations if v in SLOW else args.iterations, str(path), threads,
+             tuple(args.extra)) for v in chosen for s in listed or range(seeds[v])]  # fmt: skip
+    if args.extra:
+        print(f"every variant with {' '.join(args.extra)}", flush=True)
     began = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:

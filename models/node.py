@@ -82,8 +82,9 @@ class VectorField(_Scaled):
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
         x = torch.cat([(z - self.in_mean) / self.in_std,
                        ((t - self.t_mean) / self.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
-        return self.hidden(x).to(z.dtype) * self.out_std \
-            + self.out_mean  # fmt: skip
+        # computed in the network's precision, answered in the request's
+        out = self.hidden(x.to(self.in_mean.dtype)) * self.out_std + self.out_mean
+        return out.to(z.dtype)
 
     def flat(self) -> np.ndarray:
         """The parameters as one float64 vector, in the kernels' order (on the CPU, where the
@@ -111,8 +112,8 @@ class TimeNetwork(_Scaled):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         x = ((t - self.t_mean) / self.t_std).unsqueeze(-1)
-        return self.hidden(x).to(t.dtype) * self.in_std \
-            + self.in_mean  # fmt: skip
+        out = self.hidden(x.to(self.t_mean.dtype)) * self.in_std + self.in_mean
+        return out.to(t.dtype)
 
 
 def heun(field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z0: torch.Tensor,

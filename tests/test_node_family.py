@@ -17,6 +17,7 @@ import torchdiffeq
 from ionops.config import load_experiment
 from ionops.datasets.generate import generate, spec_from_config
 from ionops.errors import UserError
+from ionops.models.families.node_collocation import collocation_points
 from ionops.models.families.node_learning import (
     NodeObjective,
     forecast,
@@ -161,6 +162,24 @@ def test_another_current_shifts_the_field_by_the_models_difference(window):
     assert np.allclose(solved[0][:, keep], data.states["test"][:, keep], rtol=1e-4, atol=1e-3)
 
 
+def test_the_network_is_built_in_its_recorded_precision(window):
+    """hh-node trains in float64; a network recorded before the setting existed is float32,
+    and either answers a float32 request in float32 with the float64 network's values."""
+    experiment, data = window
+    trial, network, _ = _trial(experiment, data)
+    assert trial.arguments["precision"] == "float64" == trial.record["precision"]
+    assert all(p.dtype == torch.float64 for p in network.parameters())
+    older = FAMILY.build({k: v for k, v in trial.arguments.items() if k != "precision"})
+    assert all(p.dtype == torch.float32 for p in older.parameters())
+    states = torch.as_tensor(data.clean[:, :50].T)
+    wide = network(states, 0.0)
+    narrow = network(states.float(), 0.0)
+    assert narrow.dtype == torch.float32
+    assert torch.allclose(narrow.double(), wide, rtol=1e-5, atol=1e-5 * wide.abs().max().item())
+    with pytest.raises(ValueError, match="precision"):
+        load_experiment("hh-node", ["model.precision='float16'"])
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("model.physics_weight=0", "physics_weight"),
     ("model.noise_scale=-1", "noise_scale"),
@@ -274,26 +293,35 @@ def test_a_collocation_round_fits_the_field_to_the_model_along_its_own_forecast(
 
 
 def test_a_run_cut_off_in_its_collocation_rounds_resumes_with_their_points(window, tmp_path):
+    """The resumed run's last round samples the same earlier points as the straight run's
+    (the cap leaves room for half of the first round's states)."""
     from ionops.training.checkpoint import load_checkpoint
     from ionops.training.loop import train
 
-    trial, straight, objective = _collocating(window)
+    trial, straight, objective = _collocating(window, ["model.collocation_max_points=0"])
     settings = TrainSettings.from_config(trial.training, eval_splits=())
     train(straight, objective, settings, family="node", arguments=trial.arguments)
-    assert objective.collocated["states"].shape[0] > 0
+    every = objective.collocated["time"]
+    first = int(torch.nonzero(every == 0.0)[1])  # each round's forecast starts at t = 0
+    assert first >= 2
+    cap = len(every) - first + first // 2
+    capped = [f"model.collocation_max_points={cap}"]
+    trial, straight, objective = _collocating(window, capped)
+    train(straight, objective, settings, family="node", arguments=trial.arguments)
+    assert len(objective.collocated["time"]) == cap
     checkpoint = tmp_path / "node.pt"
 
     def interrupt(report, written):
         if report.epoch == 11:  # after the first round
             raise KeyboardInterrupt
 
-    _, first, cut = _collocating(window)
+    _, first, cut = _collocating(window, capped)
     with pytest.raises(KeyboardInterrupt):
         train(first, cut, settings, family="node", arguments=trial.arguments,
               checkpoint=checkpoint, on_epoch=interrupt)  # fmt: skip
     saved = load_checkpoint(checkpoint)
     assert saved["phase"] == "collocation" and len(saved["objective"]["collocated"]["time"]) > 0
-    _, resumed, again = _collocating(window)
+    _, resumed, again = _collocating(window, capped)
     train(resumed, again, settings, family="node", arguments=trial.arguments,
           checkpoint=checkpoint)  # fmt: skip
     assert torch.equal(again.collocated["states"], objective.collocated["states"])
@@ -301,11 +329,77 @@ def test_a_run_cut_off_in_its_collocation_rounds_resumes_with_their_points(windo
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+def _round(objective):
+    """One collocation round's points added; returns the batches' iterator (mid-round)."""
+    rounds = objective.batches(torch.Generator(), 1)
+    next(rounds)
+    return rounds
+
+
+def test_a_rounds_residual_is_in_units_of_the_models_own_rate_or_of_its_spread(window):
+    """With ``relative`` weighting each residual is over |F| + 0.02 times F's spread over the
+    round, so the slow phase between spikes weighs as much as the upstroke; with ``spread``
+    it is over the spread alone.
+    Both against the residual computed here from the network and the ionic model."""
+    _, data = window
+    losses = {}
+    for weighting in ("relative", "spread"):
+        trial, network, objective = _collocating(
+            window, [f"model.collocation_weighting='{weighting}'"]
+        )
+        settings = TrainSettings.from_config(trial.training, eval_splits=())
+        phase = objective.phases(settings)[1]
+        objective.enter(phase)
+        objective.optimisation(network, phase, settings)
+        _round(objective)
+        states = objective.collocated["states"].numpy()
+        time = objective.collocated["time"].numpy()
+        wanted = right_hand_side(data.attributes, states.T, time).T
+        with torch.no_grad():
+            fitted = network(torch.as_tensor(states), torch.as_tensor(time)).double().numpy()
+        spread = wanted.std(axis=0)
+        units = np.abs(wanted) + 0.02 * spread if weighting == "relative" else spread
+        expected = (((fitted - wanted) / units) ** 2).sum(axis=1).mean()
+        losses[weighting] = objective.loss(network, None).item()
+        assert losses[weighting] == pytest.approx(expected, rel=1e-4)
+    assert losses["relative"] > 2 * losses["spread"]  # the slow phase's errors now count
+
+
+def test_a_round_fits_at_most_max_points_its_own_first(window):
+    """With a cap, a round keeps every state of its own forecast and fills what is left with
+    a sample of the earlier rounds' points, without repeats."""
+    trial, network, objective = _collocating(window, ["model.collocation_max_points=0"])
+    settings = TrainSettings.from_config(trial.training, eval_splits=())
+    phase = objective.phases(settings)[1]
+    objective.enter(phase)
+    optimisation = objective.optimisation(network, phase, settings)
+    for _ in range(2):  # two rounds, every point kept
+        _round(objective)
+        optimisation.step(lambda: objective.loss(network, None))
+    earlier = objective.collocated["states"].clone()
+    states, _ = collocation_points(network, objective.observed, objective._rounds.step,
+                                   objective._rounds.horizon)  # fmt: skip
+    own = torch.as_tensor(states.T)
+    assert len(own) >= 2 and len(earlier) >= 4
+    objective._rounds.max_points = cap = len(own) + len(earlier) // 2
+    _round(objective)
+    points = objective.collocated["states"]
+    assert len(points) == cap
+    assert torch.equal(points[-len(own) :], own)  # the round's own, all of them
+    sample = {tuple(row.tolist()) for row in points[: len(earlier) // 2]}
+    assert len(sample) == len(earlier) // 2  # without repeats
+    assert sample <= {tuple(row.tolist()) for row in earlier}  # drawn from the earlier rounds'
+
+
 def test_collocation_rounds_are_refused_where_they_cannot_run(window):
     with pytest.raises(ValueError, match="collocation_rounds"):
         load_experiment("hh-node", ["model.method='pinn'", "model.collocation_rounds=2"])
     with pytest.raises(ValueError, match="collocation_rounds"):
         load_experiment("hh-node", ["model.collocation_rounds=-1"])
+    with pytest.raises(ValueError, match="collocation_weighting"):
+        load_experiment("hh-node", ["model.collocation_weighting='huber'"])
+    with pytest.raises(ValueError, match="collocation_max_points"):
+        load_experiment("hh-node", ["model.collocation_max_points=-1"])
     trial, network, objective = _collocating(window, ["training.epochs=2"])
     from ionops.training.loop import train
 

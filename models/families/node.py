@@ -23,7 +23,11 @@ the same family, so the search, the retraining and MLflow treat them alike:
 rounds of collocation along the field's own forecast: each round forecasts from the window's
 first state to ``collocation_horizon_ms``, adds the states it visits with F there to the
 residual's points, and refits f to F at all of them by L-BFGS. The last
-``collocation_rounds`` epochs of ``training.epochs`` are the rounds.
+``collocation_rounds`` epochs of ``training.epochs`` are the rounds. Each residual is in
+units of |F| (``collocation_weighting = "relative"``, with a floor) or of F's spread
+(``"spread"``); a round fits at most ``collocation_max_points`` points, its own first (0:
+every point of every round). ``precision`` is the network's (``hh-node``: float64, which
+the rounds need to reach the slow phase's rates).
 
 Errors are those of a forecast from each split's initial state against the solver, over the
 extrapolation window (after ``window_ms``): RMSE per state in physical units, ``nrmse``
@@ -91,6 +95,9 @@ class NodeSection(ModelSection):
     collocation_rounds: int = Field(default=0, ge=0, le=1000)
     collocation_horizon_ms: float | None = Field(default=None, gt=0)
     collocation_iterations: int = Field(default=300, ge=1)
+    collocation_weighting: Literal["relative", "spread"] = "relative"
+    collocation_max_points: int = Field(default=2048, ge=0)  # 0: every round's every point
+    precision: Literal["float32", "float64"] = "float32"
 
     @model_validator(mode="after")
     def _settings_fit_the_method(self) -> NodeSection:
@@ -242,16 +249,23 @@ class NodeFamily(SurrogateFamily):
             "integrator": model.integrator, "gradient": model.gradient,
             "normalise": model.normalise, "time_input": model.time_input,
             "collocation_rounds": model.collocation_rounds,
+            "collocation_weighting": model.collocation_weighting,
+            "precision": model.precision,
             "learning_rate": training.learning_rate, "parameter_count": count,
         }  # fmt: skip
         return TrialConfig(arguments, training, record, model.model_dump(exclude={"family"}))
 
     def build(self, arguments: Mapping[str, Any]) -> nn.Module:
+        import torch
+
         from ionops.models.node import TimeNetwork, VectorField
 
         kind = TimeNetwork if arguments["method"] == "pinn" else VectorField
-        return kind(int(arguments["n_states"]), list(arguments["widths"]),
-                    bool(arguments["layer_norm"]), dict(arguments["scaling"]))  # fmt: skip
+        network = kind(int(arguments["n_states"]), list(arguments["widths"]),
+                       bool(arguments["layer_norm"]), dict(arguments["scaling"]))  # fmt: skip
+        # networks recorded before the setting existed are float32
+        dtype = getattr(torch, str(arguments.get("precision", "float32")))
+        return network.to(dtype)
 
     def parameter_count(self, arguments: Mapping[str, Any]) -> int:
         n_states, widths = int(arguments["n_states"]), [int(w) for w in arguments["widths"]]

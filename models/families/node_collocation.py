@@ -10,6 +10,17 @@ window's noisy states are left out: the gates' noise sets F_V there (its spread 
 noisy window is 18 times the clean window's on ``hh-node``), and kept they outweigh the
 forecast's states (measured, see the README). The points are the objective's state: a
 resumed run goes on with them.
+
+Two settings keep the rounds accurate and cheap (measured, see the README):
+
+- ``weighting = "relative"`` (the default) divides each residual by |F| + ``RELATIVE_FLOOR``
+  times F's spread instead of by the spread alone (``"spread"``). The period of the forecast
+  spike train is set by the slow phase between spikes, where F is two orders of magnitude
+  under its spread: in units of the spread its errors there weigh nothing, in units of |F|
+  they weigh as much as the upstroke's.
+- ``max_points`` caps the points a round fits: the round's own states first, then a random
+  sample of the earlier rounds' (seeded by their number, so a resumed run draws the same).
+  Without it every round costs more than the one before.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from torch import nn
 from ionops.training.optimisation import Optimisation
 
 COLLOCATION_STRIDE = 8  # every eighth state of a round's forecast (0.08 ms on hh-node)
+RELATIVE_FLOOR = 0.02  # "relative": |F| + this times F's spread, so F = 0 weighs finitely
+WEIGHTINGS = ("relative", "spread")
 
 
 def collocation_points(field: Any, observed: NDArray[np.float64], step: float, horizon: float,
@@ -49,14 +62,21 @@ def collocation_points(field: Any, observed: NDArray[np.float64], step: float, h
 class Rounds:
     """The rounds' points (``points``: states (K, S), time (K,), F there (K, S) and the
     latest round's scales) and their L-BFGS, over the window ``observed`` (S, N) sampled
-    every ``step``; ``right_hand_side(states, time)`` is the ionic model's F."""
+    every ``step``; ``right_hand_side(states, time)`` is the ionic model's F; ``weighting``
+    one of :data:`WEIGHTINGS`; ``max_points`` the most points a round fits (None: all)."""
 
     def __init__(self, observed: NDArray[np.float64], step: float, horizon: float,
                  iterations: int,
                  right_hand_side: Callable[[NDArray[np.float64], NDArray[np.float64]],
-                                           NDArray[np.float64]]) -> None:  # fmt: skip
+                                           NDArray[np.float64]],
+                 weighting: str = "relative", max_points: int | None = None) -> None:  # fmt: skip
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"collocation_weighting = {weighting!r} is not one of {WEIGHTINGS}")
+        if max_points is not None and max_points < 1:
+            raise ValueError(f"collocation_max_points = {max_points} must be at least 1")
         self.observed, self.step, self.horizon = observed, step, horizon
         self.iterations, self.right_hand_side = iterations, right_hand_side
+        self.weighting, self.max_points = weighting, max_points
         self.device = torch.device("cpu")
         self.points: dict[str, torch.Tensor] = {}
         self.field: nn.Module | None = None
@@ -103,16 +123,31 @@ class Rounds:
                "scale": torch.as_tensor(_spread(wanted))}  # fmt: skip
         new = {k: v.to(self.device) for k, v in new.items()}
         old = self.points
+        most = self.max_points
+        if most is not None and len(new["time"]) > most:  # a round alone over the cap
+            chosen = _sample(len(new["time"]), most, seed=0).to(self.device)
+            new = {**{k: new[k][chosen] for k in ("states", "time", "wanted")},
+                   "scale": new["scale"]}  # fmt: skip
+        if old and most is not None:
+            # the earlier rounds thinned to what the cap leaves, drawn by a generator seeded
+            # by their number: the same points after a resume
+            room, count = most - len(new["time"]), len(old["time"])
+            chosen = _sample(count, room, seed=count).to(self.device)
+            old = {**{k: old[k][chosen] for k in ("states", "time", "wanted")},
+                   "scale": old["scale"]}  # fmt: skip
         self.points = new if not old else {
             **{k: torch.cat([old[k], new[k]]) for k in ("states", "time", "wanted")},
             "scale": new["scale"]}  # fmt: skip
 
     def loss(self, model: nn.Module) -> torch.Tensor:
-        """The residual over every round's states."""
+        """The residual over every round's states, in units of F's spread or (``relative``)
+        of |F| + :data:`RELATIVE_FLOOR` times its spread."""
         dtype = next(model.parameters()).dtype
         points = {k: v.to(dtype) for k, v in self.points.items()}
-        residual = (model(points["states"], points["time"]) - points["wanted"]) \
-            / points["scale"]  # fmt: skip
+        units = points["scale"]
+        if self.weighting == "relative":
+            units = points["wanted"].abs() + RELATIVE_FLOOR * units
+        residual = (model(points["states"], points["time"]) - points["wanted"]) / units
         return residual.pow(2).sum(dim=1).mean()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -120,3 +155,15 @@ class Rounds:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.points = {k: torch.as_tensor(v).to(self.device) for k, v in state.items()}
+
+
+def _sample(count: int, most: int, seed: int) -> torch.Tensor:
+    """Indices of ``most`` of ``count`` items (all, in order, where ``most`` >= ``count``;
+    none where ``most`` <= 0), drawn without replacement by a generator seeded by ``seed``
+    and kept in their order."""
+    if most >= count:
+        return torch.arange(count)
+    if most <= 0:
+        return torch.arange(0)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(count, generator=generator)[:most].sort().values

@@ -88,7 +88,8 @@ def network_arguments(model: Any, data: WindowData) -> dict[str, Any]:
     if model.method == "node" and not model.time_input:
         scaling["t_std"] = math.inf  # the time input is (t - t_mean) / inf = 0
     return {"method": model.method, "n_states": n_states, "widths": list(model.widths),
-            "layer_norm": model.layer_norm, "scaling": scaling}  # fmt: skip
+            "layer_norm": model.layer_norm, "scaling": scaling,
+            "precision": model.precision}  # fmt: skip
 
 
 def forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64],
@@ -228,6 +229,8 @@ class NodeObjective(Objective):
             horizon,
             iterations,
             lambda states, at: right_hand_side(data.attributes, states, at),
+            weighting=str(learning.get("collocation_weighting", "relative")),
+            max_points=int(learning.get("collocation_max_points", 2048)) or None,
         )
 
     @property
