@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import small_spec
+from support import NODE_SMALL, small_spec
 
 from ionops.datasets.generate import generate
 
@@ -46,6 +46,19 @@ def hh_dataset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "hh.h5"
     generate(small_spec("hh", fraction=0.02), path, progress=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def node_window(tmp_path_factory):
+    """``hh-node`` on a tiny window (30 ms, 8 x 8 networks): its experiment and loaded data."""
+    from ionops.config import load_experiment
+    from ionops.datasets.generate import spec_from_config
+    from ionops.models.registry import get_family
+
+    experiment = load_experiment("hh-node", NODE_SMALL)
+    path = tmp_path_factory.mktemp("node") / "w.h5"
+    generate(spec_from_config(experiment.data), path, progress=False)
+    return experiment, get_family("node").load_data(experiment, path)
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def wait_for_trials(
     time.sleep(0.3)  # inside the trial, between checkpoints
 
 
+NODE_SMALL = ["data.t_end_ms=30", "data.long_end_ms=40", "model.widths=[8,8]"]  # hh-node
 FNO_TINY = ["model.d_v=8", "model.n_layers=2", "model.k_max=6", "training.epochs=3",
             "training.batch_size=8"]  # fmt: skip
 MLP_TINY = ["data.train=600", "data.validation=20", "data.test=6", "data.t_end_ms=10.0",

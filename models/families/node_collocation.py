@@ -37,7 +37,6 @@ from ionops.training.optimisation import Optimisation
 
 COLLOCATION_STRIDE = 8  # every eighth state of a round's forecast (0.08 ms on hh-node)
 RELATIVE_FLOOR = 0.02  # "relative": |F| + this times F's spread, so F = 0 weighs finitely
-WEIGHTINGS = ("relative", "spread")
 
 
 def collocation_points(field: Any, observed: NDArray[np.float64], step: float, horizon: float,
@@ -63,17 +62,14 @@ class Rounds:
     """The rounds' points (``points``: states (K, S), time (K,), F there (K, S) and the
     latest round's scales) and their L-BFGS, over the window ``observed`` (S, N) sampled
     every ``step``; ``right_hand_side(states, time)`` is the ionic model's F; ``weighting``
-    one of :data:`WEIGHTINGS`; ``max_points`` the most points a round fits (None: all)."""
+    ``"relative"`` or ``"spread"`` (the settings check it); ``max_points`` the most points
+    a round fits (None: all)."""
 
     def __init__(self, observed: NDArray[np.float64], step: float, horizon: float,
                  iterations: int,
                  right_hand_side: Callable[[NDArray[np.float64], NDArray[np.float64]],
                                            NDArray[np.float64]],
                  weighting: str = "relative", max_points: int | None = None) -> None:  # fmt: skip
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"collocation_weighting = {weighting!r} is not one of {WEIGHTINGS}")
-        if max_points is not None and max_points < 1:
-            raise ValueError(f"collocation_max_points = {max_points} must be at least 1")
         self.observed, self.step, self.horizon = observed, step, horizon
         self.iterations, self.right_hand_side = iterations, right_hand_side
         self.weighting, self.max_points = weighting, max_points
@@ -124,20 +120,22 @@ class Rounds:
         new = {k: v.to(self.device) for k, v in new.items()}
         old = self.points
         most = self.max_points
-        if most is not None and len(new["time"]) > most:  # a round alone over the cap
-            chosen = _sample(len(new["time"]), most, seed=0).to(self.device)
-            new = {**{k: new[k][chosen] for k in ("states", "time", "wanted")},
-                   "scale": new["scale"]}  # fmt: skip
-        if old and most is not None:
-            # the earlier rounds thinned to what the cap leaves, drawn by a generator seeded
-            # by their number: the same points after a resume
-            room, count = most - len(new["time"]), len(old["time"])
-            chosen = _sample(count, room, seed=count).to(self.device)
-            old = {**{k: old[k][chosen] for k in ("states", "time", "wanted")},
-                   "scale": old["scale"]}  # fmt: skip
+        if most is not None:
+            # the round's own first (a sample where it alone is over the cap), then the
+            # earlier rounds' thinned to what is left, drawn by a generator seeded by their
+            # number: the same points after a resume
+            new = self._thinned(new, most, seed=0)
+            if old:
+                old = self._thinned(old, most - len(new["time"]), seed=len(old["time"]))
         self.points = new if not old else {
             **{k: torch.cat([old[k], new[k]]) for k in ("states", "time", "wanted")},
             "scale": new["scale"]}  # fmt: skip
+
+    def _thinned(self, points: dict[str, torch.Tensor], most: int,
+                 seed: int) -> dict[str, torch.Tensor]:  # fmt: skip
+        chosen = _sample(len(points["time"]), most, seed).to(self.device)
+        return {**{k: points[k][chosen] for k in ("states", "time", "wanted")},
+                "scale": points["scale"]}  # fmt: skip
 
     def loss(self, model: nn.Module) -> torch.Tensor:
         """The residual over every round's states, in units of F's spread or (``relative``)
