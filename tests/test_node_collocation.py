@@ -193,3 +193,34 @@ def test_a_round_that_steps_to_non_finite_weights_is_undone(window):
     assert next(rounds, "done") == "done"
     assert all(torch.equal(a, b) for a, b in zip(network.parameters(), before, strict=True))
     assert not objective._lbfgs.state
+
+
+def test_each_round_starts_lbfgs_afresh_on_its_own_points(window):
+    """A round's points are a new objective: its L-BFGS step is the one a new L-BFGS takes
+    from the same field on the same points, not one steered by the last round's curvature
+    pairs."""
+    import copy
+
+    trial, network, objective = _collocating(window)
+    settings = TrainSettings.from_config(trial.training, eval_splits=())
+    phase = objective.phases(settings)[1]
+    objective.enter(phase)
+    optimisation = objective.optimisation(network, phase, settings)
+    _round(objective)
+    optimisation.step(lambda: objective.loss(network, None))
+    assert objective._lbfgs.state  # the first round's curvature pairs
+    _round(objective)
+    alone = copy.deepcopy(network)
+    fresh = torch.optim.LBFGS(alone.parameters(), **{
+        k: v for k, v in objective._lbfgs.defaults.items()})  # fmt: skip
+
+    def closure():
+        fresh.zero_grad()
+        loss = objective.loss(alone, None)
+        loss.backward()
+        return loss
+
+    fresh.step(closure)
+    optimisation.step(lambda: objective.loss(network, None))
+    for a, b in zip(network.parameters(), alone.parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)

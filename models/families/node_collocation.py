@@ -98,6 +98,9 @@ class Rounds:
         if self.field is None or self.lbfgs is None:
             raise RuntimeError("a collocation round began before its phase's optimisation")
         self._add(self.field)
+        # a round's points are a new objective: L-BFGS starts it without the last round's
+        # curvature pairs (kept, they slowed the fit a hundredfold on one hh-node seed of ten)
+        self.lbfgs.state.clear()
         kept = [p.detach().clone() for p in self.field.parameters()]
         yield None  # the loop steps L-BFGS, then asks for the next batch
         if not all(torch.isfinite(p).all() for p in self.field.parameters()):
