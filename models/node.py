@@ -2,7 +2,8 @@
 
 :class:`VectorField` is the paper's MLP: hidden layers of Linear, LayerNorm (optional) and
 tanh; inputs (the states and t) and outputs (dz/dt) scaled by the training window's
-statistics, held as buffers so that a checkpoint carries them. Its parameters are in the
+statistics, held as buffers so that a checkpoint carries them; its output layer is linear
+(the paper's) or sinh (``output``, see :data:`OUTPUTS`). Its parameters are in the
 order :mod:`ionops.models.node_kernels` reads a flat vector, so that training can integrate
 it with the compiled Heun kernels (:func:`heun_rollout`) or with torch (:func:`heun`,
 torchdiffeq's solvers), which give the same numbers.
@@ -19,6 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+# the field's output layer g, f = g(network) * out_std + out_mean: the identity (the paper's)
+# or sinh, whose output spans rates orders of magnitude apart in a few units (with
+# out_std the rate where it turns from linear to exponential)
+OUTPUTS = ("linear", "sinh")
 
 
 def _scaling(module: nn.Module, n_states: int, scaling: dict[str, Any] | None) -> None:
@@ -72,18 +78,27 @@ class VectorField(_Scaled):
     """dz/dt = f_theta(z, t) in physical units; ``z`` (..., S), ``t`` (...) or a number."""
 
     def __init__(self, n_states: int, widths: Sequence[int], layer_norm: bool = True,
-                 scaling: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 scaling: dict[str, Any] | None = None,
+                 output: str = "linear") -> None:  # fmt: skip
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output = {output!r}: use one of {', '.join(OUTPUTS)}")
         self.n_states = n_states
+        self.output = output
         self.hidden = _Hidden(n_states + 1, widths, n_states, layer_norm)
         _scaling(self, n_states, scaling)
+
+    @property
+    def sinh(self) -> bool:
+        return self.output == "sinh"
 
     def forward(self, z: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
         x = torch.cat([(z - self.in_mean) / self.in_std,
                        ((t - self.t_mean) / self.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
         # computed in the network's precision, answered in the request's
-        out = self.hidden(x.to(self.in_mean.dtype)) * self.out_std + self.out_mean
+        raw = self.hidden(x.to(self.in_mean.dtype))
+        out = (torch.sinh(raw) if self.sinh else raw) * self.out_std + self.out_mean
         return out.to(z.dtype)
 
     def flat(self) -> np.ndarray:
@@ -93,11 +108,13 @@ class VectorField(_Scaled):
         return torch.cat(parameters).double().cpu().numpy()
 
     def scaling_arrays(self) -> tuple[Any, ...]:
-        """(in_mean, in_std, t_mean, t_std, out_mean, out_std) as the kernels take them."""
-        values = [getattr(self, n).double().cpu().numpy() for n in
-                  ("in_mean", "in_std", "t_mean", "t_std", "out_mean", "out_std")]  # fmt: skip
+        """(in_mean, in_std, t_mean, t_std, out_mean, out_std, sinh) as the kernels take
+        them."""
+        values: list[Any] = [getattr(self, n).double().cpu().numpy() for n in
+                             ("in_mean", "in_std", "t_mean", "t_std", "out_mean",
+                              "out_std")]  # fmt: skip
         values[2], values[3] = float(values[2]), float(values[3])
-        return tuple(values)
+        return (*values, self.sinh)
 
 
 class TimeNetwork(_Scaled):

@@ -12,7 +12,7 @@ The network (``theta`` flat, in :class:`ionops.models.node.VectorField`'s parame
 
     x0 = [(z - in_mean) / in_std, (t - t_mean) / t_std]
     per hidden layer: a = W x + b; y = LayerNorm(a) (gamma, beta; eps 1e-5) or a; x = tanh(y)
-    f = (W_out x + b_out) * out_std + out_mean
+    f = g(W_out x + b_out) * out_std + out_mean,  g the identity or (``sinh``) sinh
 
 The data loss is mean over samples of sum over states of ((z_hat - y) / scale)^2.
 """
@@ -48,6 +48,18 @@ def _layout(widths: NDArray, n_in: int, n_out: int, layer_norm: bool) -> NDArray
             offset += width
         fan_in = width
     return out
+
+
+@njit(cache=True)
+def _output(raw, sinh):
+    """The output layer's g: sinh, or the identity."""
+    return math.sinh(raw) if sinh else raw
+
+
+@njit(cache=True)
+def _slope(raw, sinh):
+    """g' at ``raw``."""
+    return math.cosh(raw) if sinh else 1.0
 
 
 @njit(cache=True, fastmath=True)
@@ -158,7 +170,7 @@ def _backward(theta, widths, layout, layer_norm, x0, xhat, rstd, hidden, d_out, 
 
 @njit(cache=True, fastmath=True)
 def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_std, t_mean,
-              t_std, out_mean, out_std, want_gradient):  # fmt: skip
+              t_std, out_mean, out_std, sinh, want_gradient):  # fmt: skip
     """Integrate from ``z0`` over ``time`` (N,) by Heun's method; return (loss, trajectory
     (S, N), gradient of the loss with respect to ``theta``; zeros unless ``want_gradient``).
     The loss is the data loss of the module docstring against ``targets`` (S, N)."""
@@ -172,6 +184,7 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
     xhats = np.zeros((n_t, 2, layers, widest))
     rstds = np.ones((n_t, 2, max(layers, 1)))
     hiddens = np.zeros((n_t, 2, layers, widest))
+    raws = np.empty((n_t, 2, n_states))  # the raw outputs, for sinh's derivative
     traj = np.empty((n_states, n_t))
     k1 = np.empty(n_states)
     k2 = np.empty(n_states)
@@ -190,7 +203,8 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
             _forward(theta, widths, layout, layer_norm, x0s[i, e], xhats[i, e], rstds[i, e],
                      hiddens[i, e], out)  # fmt: skip
             for s in range(n_states):
-                value = out[s] * out_std[s] + out_mean[s]
+                raws[i, e, s] = out[s]
+                value = _output(out[s], sinh) * out_std[s] + out_mean[s]
                 if e == 0:
                     k1[s] = value
                     u[s] = traj[s, i] + dt * value
@@ -218,7 +232,7 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
         dt = time[i + 1] - time[i]
         # k2 = f(u, t_{i+1}), u = z_i + dt k1: cotangent dt/2 a
         for s in range(n_states):
-            d_out[s] = 0.5 * dt * adjoint[s] * out_std[s]
+            d_out[s] = 0.5 * dt * adjoint[s] * out_std[s] * _slope(raws[i, 1, s], sinh)
         _backward(theta, widths, layout, layer_norm, x0s[i, 1], xhats[i, 1], rstds[i, 1],
                   hiddens[i, 1], d_out, grad, d_x0, work)  # fmt: skip
         for s in range(n_states):
@@ -227,7 +241,7 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
             adjoint[s] += d_u
         # k1 = f(z_i, t_i)
         for s in range(n_states):
-            d_out[s] = d_k1[s] * out_std[s]
+            d_out[s] = d_k1[s] * out_std[s] * _slope(raws[i, 0, s], sinh)
         _backward(theta, widths, layout, layer_norm, x0s[i, 0], xhats[i, 0], rstds[i, 0],
                   hiddens[i, 0], d_out, grad, d_x0, work)  # fmt: skip
         for s in range(n_states):
@@ -238,7 +252,7 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
 
 @njit(cache=True)  # no fastmath: it would assume the finiteness this checks
 def heun_path(theta, widths, layer_norm, z0, time, in_mean, in_std, t_mean, t_std, out_mean,
-              out_std, shift):  # fmt: skip
+              out_std, sinh, shift):  # fmt: skip
     """Forward only, in constant memory: the trajectory (S, N) of ``f + shift`` integrated
     by Heun from ``z0`` over ``time``; from the first non-finite state on, NaN."""
     n_states = z0.size
@@ -266,7 +280,7 @@ def heun_path(theta, widths, layer_norm, z0, time, in_mean, in_std, t_mean, t_st
             x0[n_states] = (t - t_mean) / t_std
             _forward(theta, widths, layout, layer_norm, x0, xhat, rstd, hidden, out)
             for s in range(n_states):
-                value = out[s] * out_std[s] + out_mean[s] + shift[s]
+                value = _output(out[s], sinh) * out_std[s] + out_mean[s] + shift[s]
                 if e == 0:
                     k1[s] = value
                     u[s] = z[s] + dt * value
@@ -285,11 +299,12 @@ def heun_path(theta, widths, layer_norm, z0, time, in_mean, in_std, t_mean, t_st
 
 def pack(theta, widths, layer_norm, scaling, shift):
     """One float64 vector holding a field for :func:`field_rhs`: [S, layers, layer_norm,
-    widths, in_mean, in_std, t_mean, t_std, out_mean, out_std, shift, theta]."""
-    in_mean, in_std, t_mean, t_std, out_mean, out_std = scaling
+    sinh, widths, in_mean, in_std, t_mean, t_std, out_mean, out_std, shift, theta]."""
+    in_mean, in_std, t_mean, t_std, out_mean, out_std, sinh = scaling
     n_states = len(in_mean)
     return np.concatenate([
-        [n_states, len(widths), float(layer_norm)], np.asarray(widths, dtype=np.float64),
+        [n_states, len(widths), float(layer_norm), float(sinh)],
+        np.asarray(widths, dtype=np.float64),
         in_mean, in_std, [t_mean, t_std], out_mean, out_std, shift, theta,
     ]).astype(np.float64)  # fmt: skip
 
@@ -302,10 +317,11 @@ def field_rhs(t, y, p, i_app, dydt):
     n_states = int(p[0])
     layers = int(p[1])
     layer_norm = p[2] != 0.0
+    sinh = p[3] != 0.0
     widths = np.empty(layers, dtype=np.int64)
     for k in range(layers):
-        widths[k] = int(p[3 + k])
-    at = 3 + layers
+        widths[k] = int(p[4 + k])
+    at = 4 + layers
     in_mean = p[at : at + n_states]
     in_std = p[at + n_states : at + 2 * n_states]
     t_mean, t_std = p[at + 2 * n_states], p[at + 2 * n_states + 1]
@@ -326,4 +342,4 @@ def field_rhs(t, y, p, i_app, dydt):
     out = np.empty(n_states)
     _forward(theta, widths, layout, layer_norm, x0, xhat, rstd, hidden, out)
     for s in range(n_states):
-        dydt[s] = out[s] * out_std[s] + out_mean[s] + shift[s]
+        dydt[s] = _output(out[s], sinh) * out_std[s] + out_mean[s] + shift[s]

@@ -11,10 +11,14 @@ SCALING = {"in_mean": np.array([-60.0, 0.3, 0.1, 0.5]), "in_std": np.array([20, 
            "out_std": np.array([30.0, 0.1, 1.0, 0.1])}  # fmt: skip
 
 
-@pytest.mark.parametrize("layer_norm", [True, False])
-def test_the_compiled_heun_loss_and_gradient_are_autograds_through_torch_heun(layer_norm):
+@pytest.mark.parametrize(("layer_norm", "output"),
+                         [(True, "linear"), (False, "linear"), (True, "sinh")])  # fmt: skip
+def test_the_compiled_heun_loss_and_gradient_are_autograds_through_torch_heun(layer_norm, output):
     torch.manual_seed(0)
-    field = VectorField(4, [16, 12, 16], layer_norm, SCALING).double()
+    field = VectorField(4, [16, 12, 16], layer_norm, SCALING, output=output).double()
+    if output == "sinh":  # raw outputs of a few units, where sinh is far from linear
+        with torch.no_grad():
+            field.hidden.net[-1].weight.mul_(8.0)
     z0, time = np.array([-65.0, 0.31, 0.05, 0.6]), np.arange(150) * 0.01
     targets = np.random.default_rng(0).normal(size=(4, 150)) + z0[:, None]
     scale = np.array([20.0, 0.1, 0.2, 0.15])

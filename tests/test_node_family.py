@@ -99,9 +99,10 @@ def test_the_physics_residual_is_zero_where_the_field_is_the_models(window):
     assert objective.loss(network.double(), None).item() > 0.1
 
 
-def test_the_compiled_forecast_is_torch_heun_and_close_to_dopri5_and_bdf(window):
+@pytest.mark.parametrize("output", ["linear", "sinh"])
+def test_the_compiled_forecast_is_torch_heun_and_close_to_dopri5_and_bdf(window, output):
     experiment, data = window
-    _, network, _ = _trial(experiment, data)
+    _, network, _ = _trial(experiment, data, output=output)
     network.double()
     time = data.time["test"][:2001]
     z0 = data.initial_state["test"]
@@ -182,7 +183,8 @@ def test_the_network_is_built_in_its_recorded_precision(window):
     ("data.window_ms=200", "window_ms"),
     ("data.window_ms=0.001", "window_ms"),
     ("model.method='pinn'", "collocation_rounds"),  # hh-node's rounds need a field
-    ("model.method='pinn',model.collocation_rounds=0", None),
+    ("model.method='pinn',model.collocation_rounds=0", "output"),  # and a field's output
+    ("model.method='pinn',model.collocation_rounds=0,model.output='linear'", None),
 ])  # fmt: skip
 def test_bad_settings_are_refused_by_name(override, message):
     overrides = override.split(",")
@@ -247,3 +249,35 @@ def test_nan_in_the_window_is_refused_before_training(window):
     clean[1, 100] = np.nan
     with pytest.raises(UserError, match="NaN"):
         _trial(experiment, dataclasses.replace(data, clean=clean))
+
+
+def test_a_sinh_fields_knee_is_each_rates_spread_without_the_noise(window):
+    """``output = "sinh"``: f = c sinh(network), c 0.02 times each rate's spread, estimated
+    from the noisy window by the smaller of F's spread at the observed states and the
+    observed finite differences'. Against the clean window's F (which training never sees),
+    within 10 % for V, whose F the gates' noise inflates, and within 2.5 times for every
+    state."""
+    experiment, data = window
+    trial, network, objective = _trial(experiment, data, output="sinh")
+    knee = np.asarray(trial.arguments["scaling"]["out_std"])
+    clean = right_hand_side(data.attributes, data.clean, data.time["train"]).std(axis=1)
+    noisy = right_hand_side(data.attributes, objective.observed, objective.time).std(axis=1)
+    assert noisy[0] > 5 * clean[0]  # F_V at the noisy states: what the knee must not take
+    assert knee[0] == pytest.approx(0.02 * clean[0], rel=0.1)
+    assert np.all((knee > 0.02 * clean / 2.5) & (knee < 0.02 * clean * 2.5))
+    states = torch.as_tensor(objective.observed.T[:50])
+    with torch.no_grad():
+        raw = network.hidden(torch.cat([(states - network.in_mean) / network.in_std,
+                                        torch.zeros(50, 1)], dim=1))  # fmt: skip
+        assert torch.allclose(network(states, 0.0), torch.sinh(raw) * torch.as_tensor(knee).float())
+
+
+def test_hh_nodes_asha_rung_comes_after_its_collocation_rounds_begin():
+    """The search judges a trial where its field forecasts: after some of its rounds, not on
+    the window's fit alone, and before the last round (so that ASHA still saves rounds)."""
+    from ionops.hpo.search import asha_settings
+
+    experiment = load_experiment("hh-node")
+    rung = asha_settings(experiment)["grace_period"]
+    epochs, rounds = experiment.training.epochs, experiment.model.collocation_rounds
+    assert epochs - rounds < rung < epochs

@@ -27,7 +27,9 @@ residual's points, and refits f to F at all of them by L-BFGS. The last
 units of |F| (``collocation_weighting = "relative"``, with a floor) or of F's spread
 (``"spread"``); a round fits at most ``collocation_max_points`` points, its own first (0:
 every point of every round). ``precision`` is the network's (``hh-node``: float64, which
-the rounds need to reach the slow phase's rates).
+the rounds need to reach the slow phase's rates). ``output = "sinh"`` (not the paper's)
+makes the field c * sinh(network) with c 0.02 times F's spread, so that the network spans
+the slow phase's rates and the upstroke's, four orders of magnitude apart, in a few units.
 
 Errors are those of a forecast from each split's initial state against the solver, over the
 extrapolation window (after ``window_ms``): RMSE per state in physical units, ``nrmse``
@@ -98,6 +100,7 @@ class NodeSection(ModelSection):
     collocation_weighting: Literal["relative", "spread"] = "relative"
     collocation_max_points: int = Field(default=2048, ge=0)  # 0: every round's every point
     precision: Literal["float32", "float64"] = "float32"
+    output: Literal["linear", "sinh"] = "linear"
 
     @model_validator(mode="after")
     def _settings_fit_the_method(self) -> NodeSection:
@@ -115,6 +118,9 @@ class NodeSection(ModelSection):
             if self.gradient == "adjoint" or self.integrator != "heun":
                 raise ValueError("method = 'pinn' integrates nothing: leave integrator and "
                                  "gradient at their defaults")  # fmt: skip
+            if self.output != "linear":
+                raise ValueError(f"output = {self.output!r} is the field's: method = 'pinn' "
+                                 "has none; use output = 'linear'")  # fmt: skip
         return self
 
 
@@ -250,7 +256,7 @@ class NodeFamily(SurrogateFamily):
             "normalise": model.normalise, "time_input": model.time_input,
             "collocation_rounds": model.collocation_rounds,
             "collocation_weighting": model.collocation_weighting,
-            "precision": model.precision,
+            "precision": model.precision, "output": model.output,
             "learning_rate": training.learning_rate, "parameter_count": count,
         }  # fmt: skip
         return TrialConfig(arguments, training, record, model.model_dump(exclude={"family"}))
@@ -260,9 +266,11 @@ class NodeFamily(SurrogateFamily):
 
         from ionops.models.node import TimeNetwork, VectorField
 
-        kind = TimeNetwork if arguments["method"] == "pinn" else VectorField
-        network = kind(int(arguments["n_states"]), list(arguments["widths"]),
-                       bool(arguments["layer_norm"]), dict(arguments["scaling"]))  # fmt: skip
+        shape = (int(arguments["n_states"]), list(arguments["widths"]),
+                 bool(arguments["layer_norm"]), dict(arguments["scaling"]))  # fmt: skip
+        # networks recorded before ``output`` existed are linear
+        network = TimeNetwork(*shape) if arguments["method"] == "pinn" else \
+            VectorField(*shape, output=str(arguments.get("output", "linear")))  # fmt: skip
         # networks recorded before the setting existed are float32
         dtype = getattr(torch, str(arguments.get("precision", "float32")))
         return network.to(dtype)

@@ -5,11 +5,11 @@ A run's last ``collocation_rounds`` epochs are rounds, one an epoch. A round for
 Heun from the window's first observed state to ``collocation_horizon_ms`` (``t_end_ms`` by
 default), keeps every :data:`COLLOCATION_STRIDE`-th state inside the window's box (widened
 by half its spread each side) and F there, and L-BFGS minimises the residual over every
-round's states, each state's in units of the spread of F over the latest round's. The
-window's noisy states are left out: the gates' noise sets F_V there (its spread over the
-noisy window is 18 times the clean window's on ``hh-node``), and kept they outweigh the
-forecast's states (measured, see the README). The points are the objective's state: a
-resumed run goes on with them.
+round's states (afresh each round: its points are a new objective), each state's in units
+of the spread of F over the latest round's. The window's noisy states are left out: the
+gates' noise sets F_V there (its spread over the noisy window is 18 times the clean
+window's on ``hh-node``), and kept they outweigh the forecast's states (measured, see the
+README). The points are the objective's state: a resumed run goes on with them.
 
 Two settings keep the rounds accurate and cheap (measured, see the README):
 
