@@ -99,7 +99,7 @@ class Rounds:
             raise RuntimeError("a collocation round began before its phase's optimisation")
         self._add(self.field)
         # a round's points are a new objective: L-BFGS starts it without the last round's
-        # curvature pairs (kept, they slowed the fit a hundredfold on one hh-node seed of ten)
+        # curvature pairs (kept, hh-node's seed 1 ended its 24 rounds at 12 times the loss)
         self.lbfgs.state.clear()
         kept = [p.detach().clone() for p in self.field.parameters()]
         yield None  # the loop steps L-BFGS, then asks for the next batch
