@@ -10,7 +10,8 @@ from support import NODE_SMALL
 from ionops.config import load_experiment
 from ionops.errors import UserError
 from ionops.models.families.node_collocation import collocation_points
-from ionops.models.families.node_learning import NodeObjective, forecast, right_hand_side
+from ionops.models.families.node_field import forecast, right_hand_side
+from ionops.models.families.node_learning import NodeObjective
 from ionops.models.registry import get_family
 from ionops.training.loop import TrainSettings
 

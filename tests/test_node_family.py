@@ -17,12 +17,8 @@ import torchdiffeq
 from ionops.config import load_experiment
 from ionops.datasets.generate import generate, spec_from_config
 from ionops.errors import UserError
-from ionops.models.families.node_learning import (
-    NodeObjective,
-    forecast,
-    right_hand_side,
-    trajectory_errors,
-)
+from ionops.models.families.node_field import forecast, right_hand_side
+from ionops.models.families.node_learning import NodeObjective, trajectory_errors
 from ionops.models.families.node_serving import SERVING
 from ionops.models.node import heun
 from ionops.models.registry import get_family

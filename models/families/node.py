@@ -242,7 +242,7 @@ class NodeFamily(SurrogateFamily):
         return self._trial(cast(NodeSection, experiment.model), experiment.training, data)
 
     def _trial(self, model: NodeSection, training: Any, data: Any) -> TrialConfig:
-        from ionops.models.families.node_learning import network_arguments
+        from ionops.models.families.node_field import network_arguments
 
         arguments = network_arguments(model, data)
         count = self.parameter_count(arguments)

@@ -33,6 +33,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from ionops.models.families.node_field import forecast, spread
 from ionops.training.optimisation import Optimisation
 
 COLLOCATION_STRIDE = 8  # every eighth state of a round's forecast (0.08 ms on hh-node)
@@ -45,8 +46,6 @@ def collocation_points(field: Any, observed: NDArray[np.float64], step: float, h
     first state ``observed[:, 0]`` over [0, ``horizon``] every ``step``, each
     :data:`COLLOCATION_STRIDE`-th state inside the window's box widened by half its spread
     (never none: the first state is the window's own)."""
-    from ionops.models.families.node_learning import forecast
-
     time = np.arange(0.0, horizon + 0.5 * step, step)
     path = forecast(field, observed[:, 0], time, "heun")
     spread = observed.max(axis=1) - observed.min(axis=1)
@@ -114,12 +113,10 @@ class Rounds:
     def _add(self, field: nn.Module) -> None:
         """A round's states and F there, added to the earlier rounds'."""
         states, time = collocation_points(field, self.observed, self.step, self.horizon)
-        from ionops.models.families.node_learning import _spread
-
         wanted = self.right_hand_side(states, time)
         new = {"states": torch.as_tensor(states.T), "time": torch.as_tensor(time),
                "wanted": torch.as_tensor(wanted.T),
-               "scale": torch.as_tensor(_spread(wanted))}  # fmt: skip
+               "scale": torch.as_tensor(spread(wanted))}  # fmt: skip
         new = {k: v.to(self.device) for k, v in new.items()}
         old = self.points
         most = self.max_points

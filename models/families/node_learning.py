@@ -1,10 +1,10 @@
 """The neural-ODE family's objective: the window's data and physics losses, forecasts, errors.
 
-The window a trial learns from is the dataset's clean window plus its recorded noise times
-``noise_scale`` (``noise = true``), so a noise-scale search and the no-noise ablation read
-the same file. The physics targets F(z_i) are the ionic model's right-hand side at these
-observed states under the dataset's stimulus; they do not depend on the network, so the
-residual of a neural ODE is one batched network call per iteration. The PINN's residual
+The window a trial learns from, the ionic model's F, the network's arguments and the
+forecasts are :mod:`ionops.models.families.node_field`'s. The physics targets F(z_i) are
+the ionic model's right-hand side at the observed states under the dataset's stimulus; they
+do not depend on the network, so the residual of a neural ODE is one batched network call
+per iteration. The PINN's residual
 takes its states from the network, so it goes through the model's ``vector_field``.
 
 The data term is mean_i sum_j ((z_hat_ij - z_ij) / c_j)^2 with c_j the observed states'
@@ -26,140 +26,19 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from ionops.datasets.ionic import get_ionic_model
-from ionops.datasets.stimuli import from_section
 from ionops.datasets.window_data import WindowData
 from ionops.errors import UserError
 from ionops.models import spikes
 from ionops.models.families.node_collocation import Rounds
+from ionops.models.families.node_field import (
+    DOPRI5,
+    forecast,
+    observed_window,
+    right_hand_side,
+    spread,
+)
 from ionops.models.family import Objective, TrialConfig
 from ionops.training.optimisation import Optimisation, Phase
-
-DOPRI5 = {"rtol": 1e-6, "atol": 1e-8}  # torchdiffeq's adaptive Runge-Kutta, training and forecast
-BDF = {"rtol": 1e-8, "atol": 1e-10}  # the project's BDF on a learned field (forecast only)
-SINH_KNEE = 0.02  # output = "sinh": f_j = c_j sinh(.), c_j this times the spread of dz_j/dt
-
-
-def observed_window(data: WindowData, noise: bool, noise_scale: float) -> NDArray[np.float64]:
-    """The window a trial learns from: (S, N)."""
-    if not noise:
-        return data.clean.copy()
-    scale = np.asarray(data.attributes["noise_scale"], dtype=np.float64)
-    return data.clean + noise_scale * scale[:, None] * data.noise
-
-
-def right_hand_side(attributes: Mapping[str, Any], states: Any, time: NDArray[np.float64],
-                    amplitude: float | None = None) -> Any:  # fmt: skip
-    """The ionic model's F at ``states`` (S, N) and ``time`` (N,) under the dataset's stimulus
-    (its amplitude replaced by ``amplitude`` where given): (S, N), numpy or torch as given."""
-    model = get_ionic_model(str(attributes["model"]))
-    record = dict(attributes["stimulus"])
-    if amplitude is not None:
-        record["amplitude"] = amplitude
-    current: Any = from_section(record).on_grid(time)
-    if isinstance(states, torch.Tensor):
-        current = torch.as_tensor(current, dtype=states.dtype, device=states.device)
-    parameters = [float(attributes["parameters"][name]) for name in model.parameters]
-    values = model.vector_field(list(states), current, parameters)  # type: ignore[misc]
-    if isinstance(states, torch.Tensor):
-        return torch.stack([torch.as_tensor(v).expand(states.shape[1]) for v in values])
-    return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), states.shape[1])
-                     for v in values])  # fmt: skip
-
-
-def _spread(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    spread = values.std(axis=1)
-    return np.where(spread > 0, spread, 1.0)
-
-
-def network_arguments(model: Any, data: WindowData) -> dict[str, Any]:
-    """The network's constructor arguments: its shape and the window's scalings."""
-    observed = observed_window(data, model.noise, model.noise_scale)
-    n_states = observed.shape[0]
-    time = data.time["train"]
-    scaling: dict[str, Any] = {"in_mean": [0.0] * n_states, "in_std": [1.0] * n_states,
-                               "t_mean": 0.0, "t_std": 1.0, "out_mean": [0.0] * n_states,
-                               "out_std": [1.0] * n_states}  # fmt: skip
-    if model.normalise:
-        derivative = right_hand_side(data.attributes, observed, time)
-        scaling.update(in_mean=observed.mean(axis=1).tolist(),
-                       in_std=_spread(observed).tolist(), t_mean=float(time.mean()),
-                       t_std=float(time.std()), out_mean=derivative.mean(axis=1).tolist(),
-                       out_std=_spread(derivative).tolist())  # fmt: skip
-    if model.method == "node" and not model.time_input:
-        scaling["t_std"] = math.inf  # the time input is (t - t_mean) / inf = 0
-    if model.output == "sinh":
-        knee = SINH_KNEE * rate_spread(data.attributes, observed, time)
-        scaling.update(out_mean=[0.0] * n_states, out_std=knee.tolist())
-    return {"method": model.method, "n_states": n_states, "widths": list(model.widths),
-            "layer_norm": model.layer_norm, "scaling": scaling,
-            "precision": model.precision, "output": model.output}  # fmt: skip
-
-
-def rate_spread(attributes: Mapping[str, Any], observed: NDArray[np.float64],
-                time: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
-    """Each dz_j/dt's spread over the noisy window (S,): the smaller of two estimates that
-    the noise inflates in different states, F at the observed states (the gates' noise
-    inflates F_V: 718 mV/ms on ``hh-node`` against 40 on the clean window) and the observed
-    states' finite differences (the noise's own rate inflates the gates': 5/ms against
-    0.1)."""
-    at_states = _spread(right_hand_side(attributes, observed, time))
-    differences = _spread(np.diff(observed, axis=1) / np.diff(time))
-    return np.minimum(at_states, differences)
-
-
-def forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64],
-             integrator: str, shift: NDArray[np.float64] | None = None,
-             ) -> NDArray[np.float64]:  # fmt: skip
-    """A neural ODE's trajectory (S, N) from ``z0`` over ``time``, with ``shift`` added to the
-    field (a change of the applied current); NaN from where it stops being finite."""
-    shift = np.zeros(len(z0)) if shift is None else np.asarray(shift, dtype=np.float64)
-    if integrator == "heun":
-        from ionops.models.node_kernels import heun_path
-
-        kernel: Any = heun_path
-        widths = np.array(field.hidden.widths, dtype=np.int64)
-        return np.asarray(kernel(field.flat(), widths, field.hidden.layer_norm,
-                                 np.asarray(z0, dtype=np.float64), time,
-                                 *field.scaling_arrays(), shift))  # fmt: skip
-    if integrator == "bdf":
-        return _bdf_forecast(field, z0, time, shift)
-    import torchdiffeq
-
-    parameter = next(field.parameters())
-    offset = torch.as_tensor(shift, dtype=parameter.dtype, device=parameter.device)
-    with torch.no_grad():
-        out = torchdiffeq.odeint(lambda t, z: field(z, t) + offset,
-                                 torch.as_tensor(z0, dtype=parameter.dtype,
-                                                 device=parameter.device),
-                                 torch.as_tensor(time, dtype=parameter.dtype,
-                                                 device=parameter.device),
-                                 method="dopri5", **DOPRI5)  # fmt: skip
-    return np.asarray(out.T.double().cpu().numpy())
-
-
-def _bdf_forecast(field: Any, z0: NDArray[np.float64], time: NDArray[np.float64],
-                  shift: NDArray[np.float64]) -> NDArray[np.float64]:  # fmt: skip
-    """The learned field solved by the project's BDF (finite-difference Jacobian) at BDF."""
-    import types
-
-    from ionops.datasets.ionic.base import IonicModel
-    from ionops.datasets.solver import SolverSettings, integrate_protocol
-    from ionops.models.node_kernels import field_rhs, pack
-
-    n_states = len(z0)
-    names = tuple(f"z{k}" for k in range(n_states))
-    model = IonicModel(name="learned field", title="a neural ODE's learned field",
-                       state_names=names, state_units=("",) * n_states, parameters={},
-                       kernels=types.SimpleNamespace(rhs=field_rhs),
-                       initial_states={})  # fmt: skip
-    packed = pack(field.flat(), field.hidden.widths, field.hidden.layer_norm,
-                  field.scaling_arrays(), shift)  # fmt: skip
-    segments = np.array([[0.0, float(time[-1]), 0.0]])
-    settings = SolverSettings(rtol=BDF["rtol"], atol=BDF["atol"], max_steps=10_000_000)
-    _, states, _, _ = integrate_protocol(model, packed, np.asarray(z0, dtype=np.float64),
-                                              segments, time, settings)  # fmt: skip
-    return np.asarray(states, dtype=np.float64)  # NaN where it could not go on
 
 
 def long_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
@@ -183,7 +62,7 @@ def trajectory_errors(time: NDArray[np.float64], truth: NDArray[np.float64],
     error = predicted[:, keep] - truth[:, keep]
     rmse = np.sqrt(np.mean(error**2, axis=1))
     rmse = np.where(np.isfinite(rmse), rmse, np.inf)  # a forecast that blew up
-    out: dict[str, Any] = {"rmse": rmse, "nrmse": rmse / _spread(truth[:, keep])}
+    out: dict[str, Any] = {"rmse": rmse, "nrmse": rmse / spread(truth[:, keep])}
     finite = np.where(np.isfinite(predicted[0, keep]), predicted[0, keep], -np.inf)
     scored = spikes.score(time[keep], truth[0, keep], finite, threshold, window)
     out.update(scored.values)
@@ -224,9 +103,9 @@ class NodeObjective(Objective):
                 "stimulus, or lower the threshold"
             )
         derivative = right_hand_side(data.attributes, observed, time)
-        residual_scale = _spread(derivative) if learning["residual_scaling"] else \
+        residual_scale = spread(derivative) if learning["residual_scaling"] else \
             np.ones(len(observed))  # fmt: skip
-        data_scale = _spread(observed) if learning["normalise"] else np.ones(len(observed))
+        data_scale = spread(observed) if learning["normalise"] else np.ones(len(observed))
         self.time, self.observed, self.data_scale = time, observed, data_scale
         self.weight = float(learning["physics_weight"]) if learning["physics"] else 0.0
         self.device = torch.device("cpu")

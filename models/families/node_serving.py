@@ -19,12 +19,8 @@ import torch
 from torch import nn
 
 from ionops.errors import UserError
-from ionops.models.families.node_learning import (
-    forecast,
-    long_errors,
-    right_hand_side,
-    trajectory_errors,
-)
+from ionops.models.families.node_field import forecast, right_hand_side
+from ionops.models.families.node_learning import long_errors, trajectory_errors
 from ionops.models.family import Serving
 
 
