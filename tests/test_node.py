@@ -35,6 +35,18 @@ def test_the_compiled_heun_loss_and_gradient_are_autograds_through_torch_heun(la
         assert torch.allclose(got, p.grad, rtol=1e-9, atol=1e-12 * p.grad.abs().max())
 
 
+def test_the_kernels_tanh_is_libms_to_a_few_ulp_and_keeps_nan():
+    from ionops.models.node_kernels import _tanh
+
+    edges = [0.0, -0.0, 1e-300, -1e-12, 19.06, 19.1, -40.0, np.inf, -np.inf]
+    x = np.concatenate([np.linspace(-25.0, 25.0, 200_001), edges])
+    ours = np.array([_tanh(v) for v in x])
+    want = np.tanh(x)
+    assert np.all(np.abs(ours - want) <= 4 * np.spacing(np.abs(want)) + 1e-320)
+    assert np.array_equal(np.signbit(ours), np.signbit(want))  # -0.0 too
+    assert np.isnan(_tanh(np.nan))
+
+
 def spike_train(time, times, height=40.0, width=0.3, rest=-65.0):
     """Gaussian bumps of ``height`` above ``rest`` at ``times``: a V(t) with known peaks."""
     v = np.full_like(time, rest)
