@@ -23,6 +23,7 @@ import math
 import threading
 
 import numpy as np
+import torch
 from numba import njit
 from numpy.typing import NDArray
 
@@ -273,10 +274,13 @@ def heun_loss(theta, widths, layer_norm, z0, time, targets, scale, in_mean, in_s
     for layer in range(widths.size + 1):
         width = int(widths[layer]) if layer < widths.size else n_states
         below = inputs[:steps] if layer == 0 else hiddens[:steps, :, layer - 1, :fan_in]
-        cotangent = d_pres[:steps, :, layer, :width].reshape(-1, width)
+        cotangent = torch.from_numpy(d_pres[:steps, :, layer, :width].reshape(-1, width))
         w0, b0 = layout[layer, 0], layout[layer, 1]
-        grad[w0:b0] += (cotangent.T @ below.reshape(-1, fan_in)).ravel()
-        grad[b0 : b0 + width] += cotangent.sum(axis=0)
+        # by torch, on its threads: numpy's BLAS starts a thread per core in each process
+        # and, two trainings on two cores, the spinning threads made a pass slower than before
+        product = cotangent.T @ torch.from_numpy(below.reshape(-1, fan_in))
+        grad[w0:b0] += product.numpy().ravel()
+        grad[b0 : b0 + width] += cotangent.sum(dim=0).numpy()
         fan_in = width
     return loss, trajectory, grad
 
