@@ -3,10 +3,11 @@ ablation on the same data, the cost of a seed, and the trained model at other cu
 
 Each variant is a setting of ``hh-node`` (the issue's list), trained by the project's own
 training loop exactly as ``ionops train`` does, one process per seed (two at a time on two
-cores), and scored on the test trajectory: spike F1, precision, recall, phase drift, ISI
-error, amplitude deviation over (14.68, 100] ms and the RMSE of each state from 100 to
-1,000 ms. The full method's seeds are also forecast at I_ext = 7 and 15 without retraining
-(the field shifted by the current's change, as ``ionops predict`` does) against the solver.
+cores; the torch-integrated variants' seeds side by side, below), and scored on the test
+trajectory: spike F1, precision, recall, phase drift, ISI error, amplitude deviation over
+(14.68, 100] ms and the RMSE of each state from 100 to 1,000 ms. The full method's seeds are
+also forecast at I_ext = 7 and 15 without retraining (the field shifted by the current's
+change, as ``ionops predict`` does) against the solver.
 
 Targets (the issue): full method F1 >= 0.98 in at least 8 of 10 seeds, median phase drift
 <= 0.27 ms, median ISI error <= 0.05 ms, median 100-1,000 ms RMSE of n and m <= 0.05; the
@@ -18,9 +19,12 @@ along the field's own forecast (``model.collocation_rounds``, not the paper's); 
 the paper's method as written (no rounds, 5,000 iterations), and every baseline and ablation
 is one of the paper's, without rounds.
 
-Variants integrated by torchdiffeq (dopri5, the adjoint) take about a second an iteration on
-a CPU: they train ``--slow-iterations`` (500 by default) unless told otherwise, and the table
-says so.
+Variants integrated by torchdiffeq (dopri5, the adjoint) take about 0.7 and 3 s an
+iteration of one seed on a CPU: they train ``--slow-iterations`` (500 by default) unless
+told otherwise, and the table says so. Those two, the PINNs and the residual alone spend
+their time in PyTorch's per-operation overhead, so their seeds train side by side in one
+process (:mod:`node_batched`, the same steps as alone; ``--apart`` trains them one process
+a seed); the Heun variants train in the compiled kernels, one process a seed.
 
     python benchmarks/node_pinode.py [--seeds 10] [--variants full,vanilla_heun,...]
         [--set model.collocation_rounds=48 ...]
@@ -34,11 +38,12 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from node_batched import BATCHED  # benchmarks/, beside this script
 
 # the paper's method as written: no collocation rounds, 5,000 Adam iterations on the window,
 # PyTorch's float32, a linear output layer
@@ -62,6 +67,9 @@ ABLATIONS: dict[str, list[str]] = {
 VARIANTS: dict[str, list[str]] = {"full": [],
                                   **{k: [*PAPER, *v] for k, v in ABLATIONS.items()}}  # fmt: skip
 SLOW = {"vanilla_dopri5", "adjoint"}
+# the table's rows by default: the issue's variants, the paper's method as written and the
+# residual alone; ``time_input`` (why t is not an input of ``hh-node``'s field) on request
+DEFAULT = [v for v in VARIANTS if v != "time_input"]
 SPIKES = ("f1", "precision", "recall", "phase_drift", "isi_error", "amplitude_deviation")
 
 
@@ -99,9 +107,7 @@ def run_seed(variant: str, seed: int, iterations: int, path: str, threads: int,
     from ionops.models.registry import get_family
     from ionops.training.loop import TrainSettings, train
 
-    overrides = [*VARIANTS[variant], f"training.seed={seed}",
-                 *([f"training.epochs={iterations}"] if iterations else []), *extra]  # fmt: skip
-    experiment = load_experiment("hh-node", overrides)
+    experiment = load_experiment("hh-node", overrides(variant, seed, iterations, extra))
     family = get_family("node")
     data = family.load_data(experiment, Path(path))
     trial = family.own_trial(experiment, data)
@@ -109,23 +115,43 @@ def run_seed(variant: str, seed: int, iterations: int, path: str, threads: int,
     model = family.build(trial.arguments)
     objective = NodeObjective(data, trial)
     iterations = trial.training.epochs
-    settings = TrainSettings.from_config(trial.training, eval_splits=(), final_splits=("test",),
+    settings = TrainSettings.from_config(trial.training, eval_splits=(), final_splits=(),
                                          eval_every=iterations, device="cpu")  # fmt: skip
     began = time.perf_counter()
-    result = train(model, objective, settings, family="node", arguments=trial.arguments)
+    train(model, objective, settings, family="node", arguments=trial.arguments)
     seconds = time.perf_counter() - began
-    test = {k: v.reshape(-1) for k, v in result.per_sample["test"].items()}
     rounds = int(trial.learning.get("collocation_rounds", 0))
     shown = f"{iterations - rounds}" + (f" + {rounds} rounds" if rounds else "")
     row: dict[str, Any] = {"variant": variant, "seed": seed, "seconds": seconds,
                            "iterations": shown}  # fmt: skip
+    score(model, objective, data, row)
+    return row
+
+
+def run_batched(variant: str, seeds: tuple[int, ...], iterations: int, path: str, threads: int,
+                extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:  # fmt: skip
+    """Train ``seeds`` of a torch-integrated ``variant`` side by side in one process
+    (:mod:`node_batched`) and score each."""
+    from node_batched import run_seeds
+
+    return run_seeds(variant, seeds, path, threads,
+                     lambda seed: overrides(variant, seed, iterations, extra), score)  # fmt: skip
+
+
+def overrides(variant: str, seed: int, iterations: int, extra: tuple[str, ...]) -> list[str]:
+    return [*VARIANTS[variant], f"training.seed={seed}",
+            *([f"training.epochs={iterations}"] if iterations else []), *extra]  # fmt: skip
+
+
+def score(model: Any, objective: Any, data: Any, row: dict[str, Any]) -> None:
+    """Fill ``row`` with the test trajectory's errors (and, for ``full``, other currents')."""
+    test = {k: v.reshape(-1) for k, v in objective.evaluate(model, "test").items()}
     row.update({k: float(test[k][0]) for k in SPIKES})
     row.update({f"long_{name}": float(test["long_rmse"][k])
                 for k, name in enumerate(data.state_names)})  # fmt: skip
     row["undefined"] = objective.undefined.get("test", {})
-    if variant == "full":
+    if row["variant"] == "full":
         row.update(other_currents(model, objective, data))
-    return row
 
 
 def other_currents(model: Any, objective: Any, data: Any) -> dict[str, float]:
@@ -166,10 +192,13 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         cells = [f"{shown[k]:.3g}" + (f" ({undefined[k]} undef.)" if undefined[k] else "")
                  for k in shown]  # fmt: skip
         long = " / ".join(f"{median([r[f'long_{s}'] for r in group]):.3f}" for s in "nmh")
+        together = group[0].get("batched")  # the run's time over its seeds, side by side
+        seconds = f"{median([r['seconds'] for r in group]):.0f}" + \
+            (f" ({together} side by side)" if together else "")  # fmt: skip
         lines.append(
             f"| {variant} | {len(group)} | {group[0]['iterations']} | {median(f1):.3f} "
             f"({min(f1):.2f}-{max(f1):.2f}) | {sum(v >= 0.98 for v in f1)} | {cells[0]} | "
-            f"{cells[1]} | {cells[2]} | {long} | {median([r['seconds'] for r in group]):.0f} |"
+            f"{cells[1]} | {cells[2]} | {long} | {seconds} |"
         )
     return lines
 
@@ -220,7 +249,7 @@ def verdicts(rows: list[dict[str, Any]], wall: float) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--variants", default=",".join(VARIANTS),
+    parser.add_argument("--variants", default=",".join(DEFAULT),
                         help=f"comma-separated, of {', '.join(VARIANTS)}")  # fmt: skip
     parser.add_argument(
         "--seed-list", default="", help="comma-separated seeds of every variant instead of 0..N-1"
@@ -233,6 +262,9 @@ def main() -> int:
     parser.add_argument("--slow-iterations", type=int, default=500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--apart", action="store_true",
+                        help="train every seed in its own process, the torch-integrated "
+                        "variants too (by default their seeds train side by side)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
                         help="an hh-node override after each variant's own")  # fmt: skip
     args = parser.parse_args()
@@ -250,19 +282,30 @@ def main() -> int:
     path = dataset(workdir)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; dataset {path}", flush=True)
     threads = max(1, (os.cpu_count() or 1) // args.workers)  # the cores a seed has
-    jobs = [(v, s, args.slow_iterations if v in SLOW else args.iterations, str(path), threads,
-             tuple(args.extra)) for v in chosen for s in listed or range(seeds[v])]  # fmt: skip
+    iterations = {v: args.slow_iterations if v in SLOW else args.iterations for v in chosen}
+    seed_lists = {v: tuple(listed or range(seeds[v])) for v in chosen}
+    batched = [v for v in chosen if v in BATCHED and not args.apart]
     if args.extra:
         print(f"every variant with {' '.join(args.extra)}", flush=True)
     began = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for row in pool.map(run_seed, *zip(*jobs, strict=True)):
-            print(f"  {row['variant']} seed {row['seed']}: F1 {row['f1']:.3f}, drift "
-                  f"{row['phase_drift']:.3g} ms, ISI {row['isi_error']:.3g} ms, RMSE n/m/h "
-                  f"{row['long_n']:.3f}/{row['long_m']:.3f}/{row['long_h']:.3f}, "
-                  f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
-            rows.append(row)
+        # the batched variants first: each is one long job
+        futures = [pool.submit(run_batched, v, seed_lists[v], iterations[v], str(path), threads,
+                               tuple(args.extra)) for v in batched]  # fmt: skip
+        futures += [pool.submit(run_seed, v, s, iterations[v], str(path), threads,
+                                tuple(args.extra))
+                    for v in chosen if v not in batched for s in seed_lists[v]]  # fmt: skip
+        for future in as_completed(futures):
+            result = future.result()
+            for row in result if isinstance(result, list) else [result]:
+                print(f"  {row['variant']} seed {row['seed']}: F1 {row['f1']:.3f}, drift "
+                      f"{row['phase_drift']:.3g} ms, ISI {row['isi_error']:.3g} ms, RMSE n/m/h "
+                      f"{row['long_n']:.3f}/{row['long_m']:.3f}/{row['long_h']:.3f}, "
+                      f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
+                rows.append(row)
+    order = {v: k for k, v in enumerate(chosen)}
+    rows.sort(key=lambda r: (order[r["variant"]], r["seed"]))
     wall = time.perf_counter() - began
     print("\n".join(["", *table(rows), "", *verdicts(rows, wall)]))
     return 0
