@@ -1,9 +1,9 @@
 """Seeds of a torch-integrated neural-ODE variant trained side by side, one process for all.
 
-The variants that torchdiffeq integrates (dopri5, the backsolve adjoint), the PINN and the
-residual alone spend their time in PyTorch's per-operation overhead: a window's 1,468
-steps are thousands of tiny operations, about 3 s an iteration of the adjoint on a CPU
-core whatever the network's size. Ten seeds' networks stacked on a leading axis
+The variants that torchdiffeq integrates (dopri5, the backsolve adjoint) and the residual
+alone spend their time in PyTorch's per-operation overhead: a window's 1,468 steps are
+thousands of tiny operations, about 3 s an iteration of the adjoint on a CPU core whatever
+the network's size. Ten seeds' networks stacked on a leading axis
 (batched matrix products; the members' own arithmetic, in the same order and precisions)
 do each operation once for all ten, for little more than one seed's cost.
 
@@ -32,24 +32,21 @@ from torch.nn import functional as F
 
 from ionops.models.family import Objective
 
-# the variants this path trains; every other one trains in the compiled Heun kernels, one
-# process a seed
-BATCHED = {"vanilla_dopri5", "adjoint", "pinn", "pinn_unnormalised", "physics_only_128"}
+# the variants this path trains; the others train one process a seed: the Heun variants in
+# the compiled kernels, the PINNs (compute, not overhead, bound: ten side by side took as
+# long as ten apart)
+BATCHED = {"vanilla_dopri5", "adjoint", "physics_only_128"}
 
 
 class Stacked(nn.Module):
-    """``members`` (one architecture, one set of scalings: a :class:`VectorField` or a
-    :class:`TimeNetwork` each) as one network whose parameters have a leading seed axis; it
-    computes what each member's ``forward`` computes, in the same order and precisions, with
-    batched matrix products."""
+    """``members`` (vector fields of one architecture and one set of scalings) as one network
+    whose parameters have a leading seed axis; it computes what each member's ``forward``
+    computes, in the same order and precisions, with batched matrix products."""
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
-        from ionops.models.node import VectorField
-
         super().__init__()
         first = members[0]
         self.count = len(members)
-        self.is_field = isinstance(first, VectorField)
         self.sinh = bool(getattr(first, "sinh", False))
         self.names = [n for n, _ in first.named_parameters()]
         self.stacked = nn.ParameterList([
@@ -83,12 +80,6 @@ class Stacked(nn.Module):
         raw = self._net(x.to(self.in_mean.dtype))
         out = (torch.sinh(raw) if self.sinh else raw) * self.out_std + self.out_mean
         return out.to(z.dtype)
-
-    def states(self, t: torch.Tensor) -> torch.Tensor:
-        """Each seed's PINN z(t): t (K, N), (K, N, S)."""
-        x = ((t - self.t_mean) / self.t_std).unsqueeze(-1)
-        out = self._net(x.to(self.t_mean.dtype)) * self.in_std + self.in_mean
-        return out.to(t.dtype)
 
     def member(self, k: int) -> dict[str, torch.Tensor]:
         """Member ``k``'s state dict."""
@@ -140,8 +131,6 @@ class BatchedObjective(Objective):
     def seed_losses(self, model: nn.Module) -> torch.Tensor:
         import torchdiffeq
 
-        from ionops.models.families.node_learning import right_hand_side
-
         stacked = model if isinstance(model, Stacked) else None
         assert stacked is not None
         ref, learning = self.reference, self.reference.learning
@@ -150,17 +139,7 @@ class BatchedObjective(Objective):
         count = stacked.count
         observed, times = tensors["observed"].to(dtype), tensors["time"].to(dtype)
         if ref.method == "pinn":
-            t = times.expand(count, -1).clone().requires_grad_(True)
-            states = stacked.states(t)  # (K, N, S)
-            scaled = (states - observed.T) / tensors["data_scale"]
-            total = scaled.pow(2).sum(dim=2).mean(dim=1)
-            derivative = torch.stack([torch.autograd.grad(states[..., j].sum(), t,
-                                                          create_graph=True)[0]
-                                      for j in range(states.shape[2])], dim=2)  # fmt: skip
-            wanted = torch.stack([right_hand_side(ref.data.attributes, s.T, ref.time).T
-                                  for s in states])  # fmt: skip
-            residual = (derivative - wanted) / tensors["residual_scale"]
-            return total + ref.weight * residual.pow(2).sum(dim=2).mean(dim=1)
+            raise ValueError("batched seeds: the PINN trains one process a seed")
         data_weight = float(learning.get("data_weight", 1.0))
         total = torch.zeros(count, dtype=dtype)
         if data_weight:
@@ -213,8 +192,8 @@ def run_seeds(variant: str, seeds: Sequence[int], path: str, threads: int, overr
         raise ValueError(f"{variant}: the batched path trains no collocation rounds")
     stacked = Stacked(members)
     objective = BatchedObjective(objectives[0])
-    with torch.no_grad() if objectives[0].method != "pinn" else torch.enable_grad():
-        ours = objective.seed_losses(stacked).detach()
+    with torch.no_grad():
+        ours = objective.seed_losses(stacked)
     for k, (member, single) in enumerate(zip(members, objectives, strict=True)):
         want = float(single.loss(member, None))
         if not np.isclose(float(ours[k]), want, rtol=1e-4):

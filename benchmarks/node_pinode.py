@@ -21,10 +21,10 @@ is one of the paper's, without rounds.
 
 Variants integrated by torchdiffeq (dopri5, the adjoint) take about 0.7 and 3 s an
 iteration of one seed on a CPU: they train ``--slow-iterations`` (500 by default) unless
-told otherwise, and the table says so. Those two, the PINNs and the residual alone spend
-their time in PyTorch's per-operation overhead, so their seeds train side by side in one
-process (:mod:`node_batched`, the same steps as alone; ``--apart`` trains them one process
-a seed); the Heun variants train in the compiled kernels, one process a seed.
+told otherwise, and the table says so. Those two and the residual alone spend their time
+in PyTorch's per-operation overhead, so their seeds train side by side in one process
+(:mod:`node_batched`, the same steps as alone; ``--apart`` trains them one process a
+seed); the Heun variants (compiled kernels) and the PINNs train one process a seed.
 
     python benchmarks/node_pinode.py [--seeds 10] [--variants full,vanilla_heun,...]
         [--set model.collocation_rounds=48 ...]

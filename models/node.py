@@ -132,6 +132,31 @@ class TimeNetwork(_Scaled):
         out = self.hidden(x.to(self.t_mean.dtype)) * self.in_std + self.in_mean
         return out.to(t.dtype)
 
+    def with_rate(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z(t), dz/dt), each (N, S): the states as :meth:`forward` gives them and their
+        rate by forward-mode differentiation through the layers, written out (one pass where
+        reverse mode takes one per state; about 2x faster a PINN iteration). Both are
+        differentiable in the parameters by autograd."""
+        x = ((t - self.t_mean) / self.t_std).unsqueeze(-1).to(self.t_mean.dtype)
+        x = x.to(self.hidden.dtype)
+        dx = (1.0 / self.t_std).to(x.dtype).expand_as(x)  # d(input)/dt
+        for module in self.hidden.net:
+            if isinstance(module, nn.Linear):
+                x, dx = module(x), dx @ module.weight.T
+            elif isinstance(module, nn.LayerNorm):
+                centred = x - x.mean(dim=-1, keepdim=True)
+                inverse = torch.rsqrt(centred.pow(2).mean(dim=-1, keepdim=True) + module.eps)
+                normed = centred * inverse
+                d_centred = dx - dx.mean(dim=-1, keepdim=True)
+                d_normed = inverse * (d_centred - normed * (normed * d_centred).mean(
+                    dim=-1, keepdim=True))  # fmt: skip
+                x, dx = module(x), d_normed * module.weight
+            else:  # tanh
+                x = module(x)
+                dx = dx * (1.0 - x * x)
+        states = x * self.in_std + self.in_mean
+        return states.to(t.dtype), (dx * self.in_std).to(t.dtype)
+
 
 def heun(field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z0: torch.Tensor,
          time: torch.Tensor) -> torch.Tensor:  # fmt: skip

@@ -32,7 +32,31 @@ def test_the_compiled_heun_loss_and_gradient_are_autograds_through_torch_heun(la
     assert loss.item() == pytest.approx(want.item(), rel=1e-12)
     assert torch.allclose(trajectory, reference.detach(), rtol=1e-12, atol=1e-12)
     for got, p in zip(compiled, field.parameters(), strict=True):
-        assert torch.allclose(got, p.grad, rtol=1e-9, atol=1e-12 * p.grad.abs().max())
+        assert torch.allclose(got, p.grad, rtol=1e-9, atol=1e-12 * float(p.grad.abs().max()))
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_the_pinns_forward_mode_rate_is_autograds_and_so_is_its_gradient(layer_norm):
+    from ionops.models.node import TimeNetwork
+
+    torch.manual_seed(0)
+    network = TimeNetwork(4, [16, 12], layer_norm, SCALING).double()
+    time = torch.linspace(0.0, 14.0, 300, dtype=torch.float64)
+    states, rate = network.with_rate(time)
+    leaf = time.clone().requires_grad_(True)
+    want_states = network(leaf)
+    columns = [torch.autograd.grad(want_states[:, j].sum(), leaf, create_graph=True)[0]
+               for j in range(4)]  # fmt: skip
+    want_rate = torch.stack(columns, dim=1)
+    assert torch.allclose(states, want_states, rtol=1e-13, atol=0)
+    assert torch.allclose(rate, want_rate, rtol=1e-10, atol=1e-12 * float(want_rate.abs().max()))
+    weights = torch.arange(1.0, 5.0, dtype=torch.float64)
+    ((rate * weights).pow(2).sum() + states.pow(2).sum()).backward()
+    ours = [p.grad.clone() for p in network.parameters()]
+    network.zero_grad()
+    ((want_rate * weights).pow(2).sum() + want_states.pow(2).sum()).backward()
+    for got, p in zip(ours, network.parameters(), strict=True):
+        assert torch.allclose(got, p.grad, rtol=1e-9, atol=1e-12 * float(p.grad.abs().max()))
 
 
 def test_the_kernels_tanh_is_libms_to_a_few_ulp_and_keeps_nan():

@@ -34,7 +34,6 @@ def short_window(tmp_path_factory):
     ("model", "tolerance"),
     [({"gradient": "adjoint", "layer_norm": False}, 1e-9),  # hh-node's sinh output
      ({"integrator": "dopri5"}, 1e-5),  # the seeds share dopri5's steps: within its tolerance
-     ({"method": "pinn"}, 1e-9),
      ({"data_weight": 0.0, "output": "linear"}, 1e-9)],
 )  # fmt: skip
 def test_each_seeds_loss_and_gradient_side_by_side_are_its_own(short_window, model, tolerance):

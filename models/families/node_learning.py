@@ -38,6 +38,7 @@ from ionops.models.families.node_field import (
     spread,
 )
 from ionops.models.family import Objective, TrialConfig
+from ionops.models.node import TimeNetwork
 from ionops.training.optimisation import Optimisation, Phase
 
 
@@ -210,13 +211,9 @@ class NodeObjective(Objective):
     def _pinn_loss(self, model: nn.Module) -> torch.Tensor:
         tensors = self._tensors
         dtype = next(model.parameters()).dtype
-        time = tensors["time"].to(dtype).clone().requires_grad_(True)
-        states = model(time)  # (N, S)
+        states, derivative = cast(TimeNetwork, model).with_rate(tensors["time"].to(dtype))
         scaled = (states - tensors["observed"].T.to(dtype)) / tensors["data_scale"]
         total = scaled.pow(2).sum(dim=1).mean()
-        derivative = torch.stack([torch.autograd.grad(states[:, j].sum(), time,
-                                                      create_graph=True)[0]
-                                  for j in range(states.shape[1])], dim=1)  # fmt: skip
         wanted = right_hand_side(self.data.attributes, states.T, self.time).T
         residual = (derivative - wanted) / tensors["residual_scale"]
         return total + self.weight * residual.pow(2).sum(dim=1).mean()
