@@ -143,6 +143,16 @@ def overrides(variant: str, seed: int, iterations: int, extra: tuple[str, ...]) 
             *([f"training.epochs={iterations}"] if iterations else []), *extra]  # fmt: skip
 
 
+def failure(variant: str, seed: int, error: Exception) -> dict[str, Any]:
+    """The row of a seed whose training failed: every score NaN, the reason kept."""
+    nan = float("nan")
+    row: dict[str, Any] = {"variant": variant, "seed": seed, "seconds": nan,
+                           "iterations": "failed", **dict.fromkeys(SPIKES, nan),
+                           **{f"long_{s}": nan for s in ("V", "n", "m", "h")}}  # fmt: skip
+    row["undefined"] = {"all": f"training failed: {error}"}
+    return row
+
+
 def score(model: Any, objective: Any, data: Any, row: dict[str, Any]) -> None:
     """Fill ``row`` with the test trajectory's errors (and, for ``full``, other currents')."""
     test = {k: v.reshape(-1) for k, v in objective.evaluate(model, "test").items()}
@@ -224,7 +234,7 @@ def verdicts(rows: list[dict[str, Any]], wall: float) -> list[str]:
              median([r["seconds"] for r in full]) <= 300),
         ]  # fmt: skip
         for current in (7, 15):
-            f1, isi, long = (median([r[f"I{current}_{k}"] for r in full])
+            f1, isi, long = (median([r.get(f"I{current}_{k}", np.nan) for r in full])
                              for k in ("f1", "isi_error", "long_n"))  # fmt: skip
             out.append(
                 f"full method at I_ext = {current} (not retrained): F1 median {f1:.3f}, "
@@ -284,27 +294,38 @@ def main() -> int:
     threads = max(1, (os.cpu_count() or 1) // args.workers)  # the cores a seed has
     iterations = {v: args.slow_iterations if v in SLOW else args.iterations for v in chosen}
     seed_lists = {v: tuple(listed or range(seeds[v])) for v in chosen}
+    # longest jobs first, so that two workers finish together: the adjoint's seeds side by
+    # side (about 40 minutes), the other batched variants, the full method (3 minutes a
+    # seed), the Heun variants, the PINNs (under a minute)
+    order = {v: k for k, v in enumerate(chosen)}  # the table's
+    longest = ["adjoint", "vanilla_dopri5", "full"]
+    last = ["pinn", "pinn_unnormalised"]
+    chosen = sorted(chosen, key=lambda v: longest.index(v) if v in longest else
+                    len(longest) + (v in last))  # fmt: skip
     batched = [v for v in chosen if v in BATCHED and not args.apart]
     if args.extra:
         print(f"every variant with {' '.join(args.extra)}", flush=True)
     began = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        # the batched variants first: each is one long job
-        futures = [pool.submit(run_batched, v, seed_lists[v], iterations[v], str(path), threads,
-                               tuple(args.extra)) for v in batched]  # fmt: skip
-        futures += [pool.submit(run_seed, v, s, iterations[v], str(path), threads,
-                                tuple(args.extra))
-                    for v in chosen if v not in batched for s in seed_lists[v]]  # fmt: skip
+        futures = {pool.submit(run_batched, v, seed_lists[v], iterations[v], str(path), threads,
+                               tuple(args.extra)): (v, seed_lists[v]) for v in batched}  # fmt: skip
+        futures.update({pool.submit(run_seed, v, s, iterations[v], str(path), threads,
+                                    tuple(args.extra)): (v, (s,))
+                        for v in chosen if v not in batched for s in seed_lists[v]})  # fmt: skip
         for future in as_completed(futures):
-            result = future.result()
+            try:
+                result = future.result()
+            except Exception as error:  # a diverged seed: a row of NaN, the table goes on
+                variant, failed = futures[future]
+                print(f"  {variant} seeds {list(failed)} failed: {error}", flush=True)
+                result = [failure(variant, seed, error) for seed in failed]
             for row in result if isinstance(result, list) else [result]:
                 print(f"  {row['variant']} seed {row['seed']}: F1 {row['f1']:.3f}, drift "
                       f"{row['phase_drift']:.3g} ms, ISI {row['isi_error']:.3g} ms, RMSE n/m/h "
                       f"{row['long_n']:.3f}/{row['long_m']:.3f}/{row['long_h']:.3f}, "
                       f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
-    order = {v: k for k, v in enumerate(chosen)}
     rows.sort(key=lambda r: (order[r["variant"]], r["seed"]))
     wall = time.perf_counter() - began
     print("\n".join(["", *table(rows), "", *verdicts(rows, wall)]))
