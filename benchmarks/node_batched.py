@@ -74,12 +74,9 @@ class Stacked(nn.Module):
 
     def field(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Each seed's f(z, t): z (K, M, S), t (K, M) or a number; (K, M, S)."""
-        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
-        x = torch.cat([(z - self.in_mean) / self.in_std,
-                       ((t - self.t_mean) / self.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
-        raw = self._net(x.to(self.in_mean.dtype))
-        out = (torch.sinh(raw) if self.sinh else raw) * self.out_std + self.out_mean
-        return out.to(z.dtype)
+        from ionops.models.node import scaled_field
+
+        return scaled_field(self, self.sinh, self._net, z, t)
 
     def member(self, k: int) -> dict[str, torch.Tensor]:
         """Member ``k``'s state dict."""

@@ -93,13 +93,7 @@ class VectorField(_Scaled):
         return self.output == "sinh"
 
     def forward(self, z: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
-        x = torch.cat([(z - self.in_mean) / self.in_std,
-                       ((t - self.t_mean) / self.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
-        # computed in the network's precision, answered in the request's
-        raw = self.hidden(x.to(self.in_mean.dtype))
-        out = (torch.sinh(raw) if self.sinh else raw) * self.out_std + self.out_mean
-        return out.to(z.dtype)
+        return scaled_field(self, self.sinh, self.hidden, z, t)
 
     def flat(self) -> np.ndarray:
         """The parameters as one float64 vector, in the kernels' order (on the CPU, where the
@@ -115,6 +109,19 @@ class VectorField(_Scaled):
                               "out_std")]  # fmt: skip
         values[2], values[3] = float(values[2]), float(values[3])
         return (*values, self.sinh)
+
+
+def scaled_field(scaled: _Scaled, sinh: bool, network: Callable[[torch.Tensor], torch.Tensor],
+                 z: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:  # fmt: skip
+    """A :class:`VectorField`'s f(z, t) with ``network`` as its hidden layers and
+    ``scaled``'s scalings (the benchmark's seeds side by side reuse it with theirs)."""
+    t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
+    x = torch.cat([(z - scaled.in_mean) / scaled.in_std,
+                   ((t - scaled.t_mean) / scaled.t_std).unsqueeze(-1)], dim=-1)  # fmt: skip
+    # computed in the network's precision, answered in the request's
+    raw = network(x.to(scaled.in_mean.dtype))
+    out = (torch.sinh(raw) if sinh else raw) * scaled.out_std + scaled.out_mean
+    return out.to(z.dtype)
 
 
 class TimeNetwork(_Scaled):
