@@ -192,7 +192,7 @@ def run_seeds(variant: str, seeds: Sequence[int], path: str, threads: int, overr
     with torch.no_grad():
         ours = objective.seed_losses(stacked)
     for k, (member, single) in enumerate(zip(members, objectives, strict=True)):
-        want = float(single.loss(member, None))
+        want = float(single.loss(member, None).detach())
         if not np.isclose(float(ours[k]), want, rtol=1e-4):
             raise AssertionError(f"{variant} seed {seeds[k]}: batched loss {float(ours[k])} "
                                  f"against NodeObjective's {want}")  # fmt: skip
