@@ -60,7 +60,7 @@ def test_the_pinns_forward_mode_rate_is_autograds_and_so_is_its_gradient(layer_n
 
 
 def test_the_kernels_tanh_is_libms_to_a_few_ulp_and_keeps_nan():
-    from ionops.models.node_kernels import _tanh
+    from ionops.models.node_network import _tanh
 
     edges = [0.0, -0.0, 1e-300, -1e-12, 19.06, 19.1, -40.0, np.inf, -np.inf]
     x = np.concatenate([np.linspace(-25.0, 25.0, 200_001), edges])
