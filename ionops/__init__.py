@@ -28,7 +28,7 @@ from ionops.caches import use_user_numba_cache  # noqa: E402 (after the path abo
 from ionops.config import ExperimentConfig, load_experiment  # noqa: E402 (after the path above)
 from ionops.errors import IonopsError, UserError  # noqa: E402 (after the path above)
 
-use_user_numba_cache()  # before any compiled kernel is declared
+use_user_numba_cache(__path__)  # before any compiled kernel is declared
 
 __getattr__, _lazy_dir = lazy_exports(__name__, {
     "load_surrogate": "ionops.serving.sources", "predict": "ionops.serving.sources",

@@ -70,3 +70,46 @@ def test_a_users_numba_cache_dir_is_kept(tmp_path):
         text=True,
     )
     assert Path(out.stdout.strip()).is_relative_to(tmp_path / "mine")
+
+
+CALLER = """
+import sys
+sys.path.insert(0, {root!r})
+from ionops.caches import use_user_numba_cache
+use_user_numba_cache([{root!r} + "/kernels"])
+from kernels.caller import twice
+print(twice(1.0))
+"""
+
+
+@pytest.mark.parametrize("digest", [True, False], ids=["ionops' folder", "numba alone"])
+def test_an_edited_callee_in_another_module_is_compiled_again(tmp_path, digest):
+    """numba's cache checks only the cached kernel's own source: an edit of a kernel it calls
+    from another module is seen only because the cache's folder is named by a digest of
+    every module that imports numba (with one fixed folder, the old result comes back)."""
+    package = tmp_path / "kernels"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "callee.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef value(x):\n    return x + 1.0\n"
+    )
+    (package / "caller.py").write_text(
+        "from numba import njit\nfrom kernels.callee import value\n\n"
+        "@njit(cache=True)\ndef twice(x):\n    return 2.0 * value(x)\n"
+    )
+    run = CALLER.format(root=str(tmp_path))
+    if not digest:  # numba's own behaviour: a fixed folder
+        run = run.replace('use_user_numba_cache([', 'import os; os.environ["NUMBA_CACHE_DIR"] '
+                          f'= {str(tmp_path / "fixed")!r}; ([')  # fmt: skip
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def result() -> float:
+        out = subprocess.run([sys.executable, "-c", run], env=env, check=True, timeout=120,
+                             capture_output=True, text=True)  # fmt: skip
+        return float(out.stdout.strip().splitlines()[-1])
+
+    assert result() == 4.0
+    (package / "callee.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef value(x):\n    return x + 10.0\n"
+    )
+    assert result() == (22.0 if digest else 4.0)
