@@ -47,15 +47,19 @@ def test_each_seeds_loss_and_gradient_side_by_side_are_its_own(short_window, mod
         members.append(FAMILY.build(trial.arguments))
     single = NodeObjective(data, trial)
     stacked = Stacked(members)
+    for k, member in enumerate(members):  # each member's parameters come back as they were
+        state = stacked.member(k)
+        assert all(torch.equal(state[n], p) for n, p in member.named_parameters())
     losses = BatchedObjective(single).seed_losses(stacked)
     losses.sum().backward()
     for k, member in enumerate(members):
         want = single.loss(member, None)
         want.backward()
         assert float(losses[k]) == pytest.approx(float(want), rel=tolerance)
-        for (name, p), stacked_p in zip(member.named_parameters(), stacked.stacked, strict=True):
+        side_by_side = stacked.member_gradient(k)
+        for name, p in member.named_parameters():
             scale = p.grad.abs().max()
-            assert torch.allclose(stacked_p.grad[k], p.grad, rtol=0.0,
+            assert torch.allclose(side_by_side[name], p.grad, rtol=0.0,
                                   atol=10 * tolerance * scale), name  # fmt: skip
     # the seeds are different networks, and the losses tell them apart
     assert len({round(float(v), 12) for v in losses}) == len(SEEDS)
