@@ -73,10 +73,11 @@ class Stacked(nn.Module):
             return value.transpose(1, 2).contiguous()
         return value.unsqueeze(1)  # (K, width) -> (K, 1, width)
 
-    def parameters_of(self) -> list[torch.Tensor]:
-        """Each parameter in its stored shape: views of ``flat``, one ``split``."""
-        return [piece.view(shape) for piece, shape in
-                zip(torch.split(self.flat, self.sizes), self.stored_shapes, strict=True)]  # fmt: skip
+    def parameters_of(self, flat: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each parameter in its stored shape: views of ``flat`` (by default the parameters;
+        or their gradient), one ``split``."""
+        pieces = torch.split(self.flat if flat is None else flat, self.sizes)
+        return [p.view(shape) for p, shape in zip(pieces, self.stored_shapes, strict=True)]
 
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         """The hidden network on x (K, M, inputs): (K, M, outputs)."""
@@ -115,9 +116,7 @@ class Stacked(nn.Module):
     def member_gradient(self, k: int) -> dict[str, torch.Tensor]:
         """Member ``k``'s part of ``flat``'s gradient, by parameter name."""
         assert self.flat.grad is not None
-        grads = [piece.view(shape) for piece, shape in
-                 zip(torch.split(self.flat.grad, self.sizes), self.stored_shapes, strict=True)]  # fmt: skip
-        return self._member_values(grads, k)
+        return self._member_values(self.parameters_of(self.flat.grad), k)
 
 
 class StackedField(nn.Module):

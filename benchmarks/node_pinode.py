@@ -263,6 +263,17 @@ def verdicts(rows: list[dict[str, Any]], wall: float) -> list[str]:
     return out
 
 
+def chosen_variants(parser: argparse.ArgumentParser, listed: str) -> list[str]:
+    """``--variants``: names, or ``all``."""
+    chosen = [v.strip() for v in listed.split(",") if v.strip()]
+    if "all" in chosen:
+        return list(VARIANTS)
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -286,12 +297,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
                         help="an hh-node override after each variant's own")  # fmt: skip
     args = parser.parse_args()
-    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if "all" in chosen:
-        chosen = list(VARIANTS)
-    unknown = sorted(set(chosen) - set(VARIANTS))
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    chosen = chosen_variants(parser, args.variants)
     seeds = {v: args.seeds for v in chosen}
     for part in filter(None, args.seeds_per_variant.split(",")):
         name, _, count = part.partition("=")
