@@ -36,12 +36,12 @@ def numba_cache_dir() -> Path:
 def kernel_sources(roots: Iterable[str | Path]) -> list[Path]:
     """The modules under ``roots`` (the ionops package's folders; of a folder that is not
     itself a package, only its subfolders that are) that import numba, sorted."""
-    folders = []
+    folders = set()  # a set: a checkout's root lists the ionops folder again
     for root in map(Path, roots):
         if (root / "__init__.py").is_file():
-            folders.append(root)
+            folders.add(root.resolve())
         elif root.is_dir():
-            folders += [p for p in root.iterdir() if (p / "__init__.py").is_file()]
+            folders |= {p.resolve() for p in root.iterdir() if (p / "__init__.py").is_file()}
     found = set()
     for folder in folders:
         for path in folder.rglob("*.py"):
@@ -62,11 +62,13 @@ def kernels_digest(roots: Iterable[str | Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def use_user_numba_cache(roots: Iterable[str | Path] = ()) -> None:
+def use_user_numba_cache(roots: Iterable[str | Path]) -> None:
     """Point numba's cache at :func:`numba_cache_dir`, in the subfolder of the kernels'
-    digest over ``roots`` (the module docstring says why); before any kernel is
-    declared."""
-    os.environ["NUMBA_CACHE_DIR"] = str(numba_cache_dir() / kernels_digest(roots))
+    digest over ``roots`` (the module docstring says why); before any kernel is declared.
+    A process started by an ionops process inherits the folder and keeps it (a second
+    digest folder inside it would compile every kernel again in each MPI rank or worker)."""
+    base, digest = numba_cache_dir(), kernels_digest(roots)
+    os.environ["NUMBA_CACHE_DIR"] = str(base if base.name == digest else base / digest)
     if "numba" in sys.modules:  # imported before ionops: it read its settings already
         from numba.core import config
 

@@ -113,3 +113,19 @@ def test_an_edited_callee_in_another_module_is_compiled_again(tmp_path, digest):
         "from numba import njit\n\n@njit(cache=True)\ndef value(x):\n    return x + 10.0\n"
     )
     assert result() == (22.0 if digest else 4.0)
+
+
+def test_a_process_started_by_ionops_keeps_its_cache_folder(tmp_path):
+    """An MPI rank or a worker inherits NUMBA_CACHE_DIR with the digest folder in it, and
+    uses the same folder (another digest folder inside it would compile every kernel
+    again)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "mine")}
+    show = "import os, ionops; print(os.environ['NUMBA_CACHE_DIR'])"
+    parent = subprocess.run(
+        [sys.executable, "-c", f"{show}; import subprocess, sys; "
+         f"subprocess.run([sys.executable, '-c', {show!r}], check=True)"],
+        env=env, check=True, timeout=120, capture_output=True, text=True,
+    )  # fmt: skip
+    own, child = parent.stdout.split()
+    assert Path(own).parent == tmp_path / "mine"
+    assert child == own
