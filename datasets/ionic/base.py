@@ -201,6 +201,15 @@ class IonicModel:
         return out
 
 
+def array_module(x: Any) -> Any:
+    """numpy, or torch where ``x`` is a tensor: the arithmetic of a ``vector_field``."""
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        return torch
+    return np
+
+
 def check_celltype(model: str, values: Mapping[str, float], celltypes: Mapping[float, str]) -> None:
     """Reject a ``celltype`` parameter that names none of ``celltypes`` (value -> name)."""
     if values["celltype"] not in celltypes:

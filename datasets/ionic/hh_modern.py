@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ionops.datasets.ionic.base import IonicModel
+from ionops.datasets.ionic.base import IonicModel, array_module
 
 PARAMETERS = {
     "Cm": 1.0,
@@ -41,17 +41,9 @@ REST_MV = -65.0
 _SERIES = 1e-4  # |u| below which u / (1 - exp(-u)) is its series 1 + u/2 + u^2/12
 
 
-def _array_module(x: Any) -> Any:
-    if type(x).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    return np
-
-
 def _ratio(u: Any) -> Any:
     """u / (1 - exp(-u)), continuous (value and gradient) through its removable point u = 0."""
-    xp = _array_module(u)
+    xp = array_module(u)
     small = xp.abs(u) < _SERIES
     safe = xp.where(small, xp.ones_like(u), u)
     return xp.where(small, 1.0 + u / 2.0 + u * u / 12.0, safe / -xp.expm1(-safe))
@@ -59,7 +51,7 @@ def _ratio(u: Any) -> Any:
 
 def rate_values(v: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
     """(alpha_n, beta_n, alpha_m, beta_m, alpha_h, beta_h) in 1/ms of numpy arrays or tensors."""
-    xp = _array_module(v)
+    xp = array_module(v)
     alpha_n = 0.1 * _ratio(0.1 * (v + 55.0))
     beta_n = 0.125 * xp.exp(-0.0125 * (v + 65.0))
     alpha_m = _ratio(0.1 * (v + 40.0))

@@ -12,7 +12,8 @@ not rise while V > -60 mV (the published model's rule): they are not classic gat
 
 The stimulus is positive depolarising (the project's convention): the paper's -52 pA/pF
 pacing pulse is ``amplitude = 52`` here. The compiled equations are in
-:mod:`ionops.datasets.ionic.tt04_kernels`.
+:mod:`ionops.datasets.ionic.tt04_kernels`; the same in array arithmetic (numpy or torch, the
+model's ``vector_field`` and its currents) in :mod:`ionops.datasets.ionic.tt04_field`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ionops.datasets.ionic.base import IonicModel, check_celltype
+from ionops.datasets.ionic.tt04_field import current_values, vector_field
 
 STATE_NAMES = ("V", "Xr1", "Xr2", "Xs", "m", "h", "j", "d", "f", "fCa", "s", "r", "Ca_i",
                "Ca_SR", "g", "Na_i", "K_i")  # fmt: skip
@@ -74,17 +76,8 @@ def _published(p: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _current(index: int):  # type: ignore[no-untyped-def]
     def value(y: NDArray, p: NDArray) -> NDArray:
-        from ionops.datasets.ionic.tt04_kernels import currents
-
         states = np.asarray(y, dtype=np.float64)
-        flat = states.reshape(len(STATE_NAMES), -1)
-        out = np.empty(flat.shape[1])
-        scratch = np.empty(15)
-        vector = np.ascontiguousarray(p, dtype=np.float64)
-        for k in range(flat.shape[1]):
-            currents(np.ascontiguousarray(flat[:, k]), vector, scratch)
-            out[k] = scratch[index]
-        return out.reshape(states.shape[1:])
+        return np.asarray(current_values(states, np.asarray(p, dtype=np.float64))[index])
 
     return value
 
@@ -103,6 +96,7 @@ def model() -> IonicModel:
         parameter_check=check_parameters,
         gates=("m", "h", "j", "d", "f", "Xr1", "Xr2", "Xs", "r", "s"),
         observables=("V", "Ca_i"),
+        vector_field=vector_field,
         currents={name: _current(k) for k, name in enumerate(CURRENTS)},
         parameter_sets=PARAMETER_SETS,
         notes={
