@@ -21,7 +21,8 @@
    the converted ODE run it), its RMSE over its standard deviation.
 
     python benchmarks/gating_rnn.py [--gate-epochs 70] [--epochs 300] [--rollout-epochs 12]
-        [--seeds 5] [--drift 1e-3] [--second-epochs 30] [--out DIR] [--reuse-first-pass]
+        [--seeds 5] [--drift ETA] [--second-epochs 30] [--second-pass-loss model|network]
+        [--out DIR] [--reuse-first-pass]
         [--skip-generation] [--set 'model.gate_clock="midpoint"' ...]
 """
 
@@ -155,8 +156,14 @@ def main() -> None:
     parser.add_argument("--gate-epochs", type=int, default=70)  # N1's; 156 steps an epoch
     parser.add_argument("--rollout-epochs", type=int, default=12)  # N2 free; 50 steps an epoch
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--drift", type=float, default=1e-3)
+    parser.add_argument("--drift", type=float, default=None,
+                        help="eta of the second pass (default: the experiment's)")  # fmt: skip
     parser.add_argument("--second-epochs", type=int, default=30)
+    parser.add_argument("--second-pass-loss", choices=("network", "model"), default=None,
+                        help="how a second pass scores its gates (default: the experiment's "
+                        "model.second_pass_loss)")  # fmt: skip
+    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
+                        default=list(SCENARIOS), help="the second passes to run")  # fmt: skip
     parser.add_argument("--skip-generation", action="store_true")
     parser.add_argument("--reuse-first-pass", action="store_true",
                         help="the first pass in --out from an earlier run, if there")  # fmt: skip
@@ -215,10 +222,13 @@ def second_passes(args: Any, out: Path, model: Any, data: Any) -> None:
     control_apd = true_apd(data)
     first_apd = mean_apd(model, data, "network")
     first_ode_apd = mean_apd(model, data, "ode")
-    for scenario, scale in SCENARIOS.items():
+    for scenario in args.scenarios:
+        scale = SCENARIOS[scenario]
         scaled = [f"data.scale.{scale}"] if scale else []
-        perturbed = experiment(*scaled, f"model.first_pass={out / 'first.pt'}",
-                               f"model.drift={args.drift}",
+        chosen = [] if args.drift is None else [f"model.drift={args.drift}"]
+        if args.second_pass_loss is not None:
+            chosen.append(f'model.second_pass_loss="{args.second_pass_loss}"')
+        perturbed = experiment(*scaled, *chosen, f"model.first_pass={out / 'first.pt'}",
                                f"training.epochs={args.second_epochs}",
                                "training.eval_every=10")  # fmt: skip
         path = dataset(perturbed, out)

@@ -23,7 +23,12 @@ the mean of the step's two ends (a free run estimates the end first).
   ``rollout_ms`` (each state's error in units of its spread) at ``rollout_learning_rate``.
 - Second pass (``first_pass`` names a first-pass checkpoint): a perturbed paced dataset's
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
-  the L1 distance between its gates and the first pass's (eq. 2.6.2). The hidden gates start
+  the L1 distance between its gates and the first pass's (eq. 2.6.2). ``second_pass_loss``
+  scores the gates by N2's next observables (``"network"``, the paper's) or by each
+  observable's one-step change through the ionic model's own equations with N2's other hidden
+  states run by the same equations and the first pass's parameters (``"model"``, of the
+  ``equation_observables``, default every observable;
+  :mod:`ionops.models.families.gating_equations`). The hidden gates start
   from their steady state: each window comes with ``burn_in_ms`` of recording before it over
   which they (and N2's memory) settle, not scored (at most half a window the data cuts).
 
@@ -90,6 +95,8 @@ class GatingSection(ModelSection):
     rollout_learning_rate: float = Field(default=3e-3, gt=0)
     first_pass: str = ""
     drift: float = Field(default=1e-3, gt=0)
+    second_pass_loss: Literal["network", "model"] = "network"
+    equation_observables: list[str] | None = None
     burn_in_ms: float = Field(default=SETTLE_MS, ge=0)
     predictor: Literal["network", "ode"] = "network"
 
@@ -234,6 +241,7 @@ class GatingFamily(SurrogateFamily):
         count = self.parameter_count(arguments)
         record = {"width": arguments["width"], "lstm_width": arguments["lstm_width"],
                   "weight_decay": model.weight_decay, "drift": model.drift,
+                  "second_pass_loss": model.second_pass_loss,
                   "burn_in_ms": model.burn_in_ms,
                   "pass": "second" if model.first_pass else "first",
                   "first_pass": model.first_pass, "sequence_ms": model.sequence_ms,
@@ -327,11 +335,16 @@ def _states(experiment: ExperimentConfig,
     if outside or not chosen:
         raise UserError(f"model.gate_inputs = {chosen}: give some of the observables "
                         f"({', '.join(names[k] for k in observables)})")  # fmt: skip
+    scored = model.equation_observables
+    if scored is not None and (not scored or not set(scored) <= {names[k] for k in observables}):
+        raise UserError(f"model.equation_observables = {scored}: give some of the observables "
+                        f"({', '.join(names[k] for k in observables)})")  # fmt: skip
     return gates, observables, [names.index(name) for name in chosen]
 
 
 def _first_pass(experiment: ExperimentConfig, model: GatingSection) -> dict[str, Any]:
     """The first-pass checkpoint a second pass starts from, checked against the experiment."""
+    from ionops.datasets.ionic import get_ionic_model
     from ionops.training.checkpoint import load_checkpoint
 
     path = _first_pass_file(model)
@@ -353,6 +366,17 @@ def _first_pass(experiment: ExperimentConfig, model: GatingSection) -> dict[str,
         raise UserError(f"model.first_pass = {model.first_pass!r} has other gates, "
                         "observables, gate_inputs or gate_clock than this experiment's model "
                         "section")  # fmt: skip
+    if model.second_pass_loss == "model":
+        ionic = get_ionic_model(experiment.data.ionic_model)
+        if ionic.vector_field is None:
+            raise UserError(f"model.second_pass_loss = 'model': {ionic.name} has no "
+                            "differentiable right-hand side (vector_field) to score the "
+                            "retrained gates through; use 'network'")  # fmt: skip
+        if not arguments.get("parameters"):
+            raise UserError(f"model.first_pass = {model.first_pass!r} does not record the "
+                            "parameters of the model it learned, which "
+                            "model.second_pass_loss = 'model' scores through; train the first "
+                            "pass again or use 'network'")  # fmt: skip
     return state
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from torch import nn
 
 from ionops.datasets.paced_data import PacedData
 from ionops.models.families.gating import SETTLE_MS
+from ionops.models.families.gating_equations import EquationScore
 from ionops.models.families.gating_runs import (
     onset_phase,
     predict_runs,
@@ -100,6 +101,7 @@ class GatingObjective(Objective):
         self.rollout_steps = max(2, round(float(learning.get("rollout_ms", 100.0)) / self.dt))
         burn_in = float(learning.get("burn_in_ms", SETTLE_MS)) if self.second_pass else 0.0
         self.burn_steps = round(burn_in / self.dt)
+        self.equations: EquationScore | None = None
         self.phase = ""
         self.states: dict[str, torch.Tensor] = {}
         self.currents: dict[str, torch.Tensor] = {}
@@ -115,6 +117,17 @@ class GatingObjective(Objective):
         self.step_scale = change.pow(2).mean((0, 1)).sqrt().clamp_min(1e-6)
         # a free run's errors in units of each state's spread over the training data
         self.level_scale = self.states["train"].std(dim=(0, 1)).clamp_min(1e-3)
+        if self.second_pass and learning.get("second_pass_loss") == "model":
+            from ionops.datasets.ionic import get_ionic_model
+
+            names = self.state_names
+            scored = learning.get("equation_observables") or [names[k] for k in self.observed]
+            others = [k for k in range(len(names)) if k not in self.arguments["gates"]]
+            self.equations = EquationScore(
+                get_ionic_model(str(data.attributes["model"])),
+                self.arguments["parameters"], self.scaling, [names.index(n) for n in scored],
+                [k for k in others if k not in self.observed], self.step_scale,
+                self.amplitude, self.dt)  # fmt: skip
         # float32 gradients of a long recurrent run decay into subnormals, which slow a CPU
         # step sevenfold (measured); flush them to zero
         torch.set_flush_denormal(True)
@@ -215,10 +228,19 @@ class GatingObjective(Objective):
             return network.rollout_loss(states, current, self.level_scale)
         if not self.second_pass:
             return network.first_pass_loss(states, current, self.weight_decay, self.step_scale)
-        predicted, retrained, original = observed_run(model, states, current)
         burn = min(self.burn_steps, states.shape[1] // 2)  # a short recording: half of it
-        target = states[:, 1:, self.observed]
-        data = (predicted[:, burn:] - target[:, burn:]).pow(2).mean((0, 1)).sum()
+        if self.equations is not None:
+            retrained = recorded_gates(network, network.gating, states)
+            original = recorded_gates(network, model.original, states)
+            full = states.clone()
+            full[..., network.gates] = retrained
+            hidden = [i for i, k in enumerate(network.others) if k not in network.observables]
+            full = self.equations.with_hidden(full, current, model.typical[hidden])
+            data = self.equations(full, current, burn)
+        else:
+            predicted, retrained, original = observed_run(model, states, current)
+            target = states[:, 1:, self.observed]
+            data = (predicted[:, burn:] - target[:, burn:]).pow(2).mean((0, 1)).sum()
         drift = (retrained[:, burn:] - original[:, burn:]).abs().mean()
         return data + self.drift * drift + self.weight_decay * mean_squared_weight(network.gating)
 
@@ -270,14 +292,35 @@ def observed_run(model: GatingModel, states: torch.Tensor, current: torch.Tensor
     network = model.network
     retrained = recorded_gates(network, network.gating, states)
     original = recorded_gates(network, model.original, states)
-    start = states[:, 0].clone()
-    start[..., network.others] = model.typical.to(states.dtype)
-    n2 = network.n2_inputs(states[:, :-1], current[:, :-1], retrained[:, 1:])
-    hidden, _ = network.lstm(network.phi2(n2), network.memory(start))
-    observed = torch.cat([retrained[:, 1:], network.phi3(hidden)], dim=-1)
+    observed = torch.cat([retrained[:, 1:], n2_states(model, states, current, retrained)], dim=-1)
     order = [*network.gates, *network.others]
     columns = [order.index(k) for k in network.observables]
     return observed[..., columns], retrained, original
+
+
+def n2_states(model: GatingModel, states: torch.Tensor, current: torch.Tensor,
+              gates: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """N2's next other states (B, T-1, len(others)), scaled, in ``network.others``' order, fed
+    the recorded observables and ``gates`` (B, T, G); its memory starts from the typical
+    training sample's other states (a recording gives none)."""
+    network = model.network
+    start = states[:, 0].clone()
+    start[..., network.others] = model.typical.to(states.dtype)
+    n2 = network.n2_inputs(states[:, :-1], current[:, :-1], gates[:, 1:])
+    hidden, _ = network.lstm(network.phi2(n2), network.memory(start))
+    return cast(torch.Tensor, network.phi3(hidden))
+
+
+def with_hidden(network: GatingNetwork, scaled: torch.Tensor, gates: torch.Tensor,
+                others: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Scaled states (B, T, S) of a recording: its observables from ``scaled``, ``gates``
+    (B, T, G) for the gates, and N2's ``others`` (B, T, len(others)) for the other hidden
+    states."""
+    full = scaled.clone()
+    full[..., network.gates] = gates
+    hidden = [k for k in network.others if k not in network.observables]
+    full[..., hidden] = others[..., [network.others.index(k) for k in hidden]]
+    return full
 
 
 def annealed(model: nn.Module, rate: float, epochs: int,
