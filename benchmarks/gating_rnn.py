@@ -232,12 +232,14 @@ def second_passes(args: Any, out: Path, model: Any, data: Any) -> None:
                                f"training.epochs={args.second_epochs}",
                                "training.eval_every=10")  # fmt: skip
         path = dataset(perturbed, out)
-        shifts, ode_shifts, changes = [], [], []
+        shifts, ode_shifts, changes, potassium = [], [], [], []
         for seed in range(args.seeds):
             retrained, pdata, _ = fit(perturbed.model_copy(update={
                 "training": perturbed.training.model_copy(update={"seed": seed})}), path,
                 out / f"{scenario.replace(' ', '_')}-{seed}.pt", seed)  # fmt: skip
-            changes.append(change(current_pair(retrained, pdata)))
+            pair = current_pair(retrained, pdata)
+            changes.append(change(pair))
+            potassium.append(delayed_rectifiers(pair))
             if not scale:
                 continue
             wanted = true_apd(pdata) - control_apd
@@ -255,6 +257,15 @@ def second_passes(args: Any, out: Path, model: Any, data: Any) -> None:
         for k, c in enumerate(changes):
             ranked = sorted(c.items(), key=lambda item: -abs(item[1]))[:5]
             print(f"  seed {k}: " + ", ".join(f"{n} {v:+.1%}" for n, v in ranked))
+        print("  I_Kr + I_Ks (mean |I| of the two together), per seed: "
+              + ", ".join(f"{v:+.1%}" for v in potassium))  # fmt: skip
+
+
+def delayed_rectifiers(pair: dict[str, tuple[NDArray, NDArray]]) -> float:
+    """The relative change of mean |I_Kr| + mean |I_Ks|, retrained against original."""
+    new, old = (sum(float(np.mean(np.abs(pair[n][k]))) for n in ("I_Kr", "I_Ks"))
+                for k in (0, 1))  # fmt: skip
+    return new / old - 1.0
 
 
 def unexplained(model: Any, data: Any, samples: int = 20_000,

@@ -319,3 +319,27 @@ def test_a_first_pass_in_phases_trains_n1_on_single_steps_then_n2_on_windows_the
         assert moved and all(n.startswith(n1) == (phase.name == "gates") for n in moved), moved
     trained(experiment, _dataset(experiment, tmp_path), tmp_path / "phased.pt")
     assert load_checkpoint(tmp_path / "phased.pt")["phases"] == plan
+
+
+@pytest.mark.slow
+def test_a_second_pass_through_the_commands_reports_the_currents_that_changed(tmp_path):
+    """The README's second pass: ``train`` the control, then ``tune``, ``retrain`` and
+    ``report`` on long QT with the first pass named, scored through the model's equations
+    and evaluated by the converted ODE; the report draws the currents and tables each
+    current's change per seed."""
+    from tests.test_conformance import _env, _run
+
+    env = _env(tmp_path / "site", tmp_path)
+    small = [part for value in (*SMALL, "search.num_samples=2", "search.n_initial_points=2",
+                                "search.max_concurrent=1", "search.scheduler=fifo")
+             for part in ("--set", value)]  # fmt: skip
+    _run(env, tmp_path, "train", "tt04-gating", *small, "--run-name", "control", "--no-progress")
+    second = [*small, "--set", "data.scale.g_Kr=0.5", "--set", "model.predictor=ode", "--set",
+              f"model.first_pass={tmp_path / 'runs' / 'control'}", "--no-progress"]  # fmt: skip
+    assert "search complete: 2 trials" in _run(env, tmp_path, "tune", "tt04-gating", *second)
+    _run(env, tmp_path, "retrain", "tt04-gating", *second, "--seeds", "2")
+    reported = _run(env, tmp_path, "report", "tt04-gating", *second[:-1])
+    (report,) = (tmp_path / "reports").iterdir()
+    assert (report / "currents.png").stat().st_size > 0, reported
+    table = (report / "tables.md").read_text()
+    assert "I_Kr" in table and "seed" in table, table
