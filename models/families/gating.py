@@ -25,9 +25,9 @@ the mean of the step's two ends (a free run estimates the end first).
   observables alone; phi1 and N2 frozen, the gating layer retrained with ``drift`` (eta) times
   the L1 distance between its gates and the first pass's (eq. 2.6.2). ``second_pass_loss``
   scores the gates by N2's next observables (``"network"``, the paper's) or by each
-  observable's one-step change through the ionic model's own equations with N2's other hidden
-  states run by the same equations and the first pass's parameters (``"model"``, of the
-  ``equation_observables``, default every observable;
+  observable's one-step change through the ionic model's own equations, with the other
+  hidden states run by the same equations and the first pass's parameters (``"model"``, of
+  the ``equation_observables``, default every observable;
   :mod:`ionops.models.families.gating_equations`). The hidden gates start
   from their steady state: each window comes with ``burn_in_ms`` of recording before it over
   which they (and N2's memory) settle, not scored (at most half a window the data cuts).

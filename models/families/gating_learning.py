@@ -311,7 +311,7 @@ def n2_states(model: GatingModel, states: torch.Tensor, current: torch.Tensor,
     return cast(torch.Tensor, network.phi3(hidden))
 
 
-def with_hidden(network: GatingNetwork, scaled: torch.Tensor, gates: torch.Tensor,
+def with_n2_hidden(network: GatingNetwork, scaled: torch.Tensor, gates: torch.Tensor,
                 others: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Scaled states (B, T, S) of a recording: its observables from ``scaled``, ``gates``
     (B, T, G) for the gates, and N2's ``others`` (B, T, len(others)) for the other hidden

@@ -60,7 +60,7 @@ def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarra
 
     from ionops.datasets.ionic import get_ionic_model
     from ionops.models.families.gating import SETTLE_MS
-    from ionops.models.families.gating_learning import observed_run, with_hidden
+    from ionops.models.families.gating_learning import observed_run, with_n2_hidden
 
     attributes = data.attributes
     ionic = get_ionic_model(str(attributes["model"]))
@@ -80,7 +80,7 @@ def current_pair(model: Any, data: Any) -> dict[str, tuple[np.ndarray, np.ndarra
     parameters = ionic.parameter_vector(model.model_parameters(attributes))
     out: dict[str, list[np.ndarray]] = {}
     for gates in (retrained, original):
-        full = with_hidden(network, scaled, gates, others)
+        full = with_n2_hidden(network, scaled, gates, others)
         physical = model.scaling.inverse(full.double())[0].numpy().T
         for name, value in ionic.current_values(physical, parameters).items():
             out.setdefault(name, []).append(np.asarray(value, dtype=np.float64))
