@@ -50,31 +50,31 @@ class EquationScore:
     docstring."""
 
     def __init__(self, ionic: IonicModel, parameters: Mapping[str, float], scaling: Scaling,
-                 scored: Sequence[int], hidden: Sequence[int], step_scale: torch.Tensor,
-                 amplitude: float, dt: float) -> None:  # fmt: skip
+                 scored: Sequence[int], hidden: Sequence[int], start: torch.Tensor,
+                 step_scale: torch.Tensor, amplitude: float, dt: float) -> None:  # fmt: skip
         assert ionic.vector_field is not None
         self.field = ionic.vector_field
         self.rhs = ionic.rhs
         self.parameters = ionic.parameter_vector(dict(parameters))
-        self.low = torch.tensor(scaling.low, dtype=torch.float64)
-        self.spread = torch.tensor(scaling.high, dtype=torch.float64) - self.low
-        self.scored, self.hidden = list(scored), list(hidden)
+        self.scaling = scaling
+        self.spread = torch.tensor(scaling.high, dtype=torch.float64) - torch.tensor(
+            scaling.low, dtype=torch.float64)  # fmt: skip
+        self.scored, self.hidden, self.start = list(scored), list(hidden), start
         # each scored observable's RMS one-step change in its own unit
         self.step = step_scale.double().cpu()[self.scored] * self.spread[self.scored]
         self.amplitude, self.dt = amplitude, dt
 
-    def with_hidden(self, full: torch.Tensor, current: torch.Tensor,
-                    start: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def with_hidden(self, full: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Scaled states ``full`` (B, T, S) with the hidden states run by the model's equations
         from ``start`` (scaled, one per hidden state) at the first sample, driven by the other
         columns of ``full`` (no gradient reaches them)."""
-        low, spread = self.low[self.hidden], self.spread[self.hidden]
-        physical = (self.low + full.detach().double().cpu() * self.spread).numpy().copy()
-        physical[:, 0, self.hidden] = (low + start.double().cpu() * spread).numpy()
+        given = full.detach().double().cpu()
+        given[:, 0, self.hidden] = self.start.double().cpu()
+        physical = self.scaling.inverse(given).numpy()
         i_app = (current.detach().double().cpu() * self.amplitude).numpy()
         _hidden_run(self.rhs, physical, i_app, self.parameters,
                     np.array(self.hidden, dtype=np.int64), self.dt)  # fmt: skip
-        values = (torch.from_numpy(physical[..., self.hidden]) - low) / spread
+        values = self.scaling.forward(torch.from_numpy(physical))[..., self.hidden]
         out = full.clone()
         out[..., self.hidden] = values.to(device=full.device, dtype=full.dtype)
         return out
@@ -83,8 +83,8 @@ class EquationScore:
         """The score of scaled states ``full`` (B, T, S) under the scaled applied current
         (B, T), steps before ``burn`` left out."""
         device = full.device
-        low, spread = self.low.to(device), self.spread.to(device)
-        physical = low + full.double() * spread
+        spread = self.spread.to(device)
+        physical = self.scaling.inverse(full.double())
         i_app = current.double() * self.amplitude
         rates = self.field(list(physical.movedim(-1, 0)), i_app, self.parameters)
         rate = torch.stack([rates[k] for k in self.scored], dim=-1)  # (B, T, O)

@@ -123,10 +123,13 @@ class GatingObjective(Objective):
             names = self.state_names
             scored = learning.get("equation_observables") or [names[k] for k in self.observed]
             others = [k for k in range(len(names)) if k not in self.arguments["gates"]]
+            hidden = [k for k in others if k not in self.observed]
+            # the hidden states start from the typical training sample's (a recording has none)
+            typical = [self.arguments["typical"][others.index(k)] for k in hidden]
             self.equations = EquationScore(
                 get_ionic_model(str(data.attributes["model"])),
                 self.arguments["parameters"], self.scaling, [names.index(n) for n in scored],
-                [k for k in others if k not in self.observed], self.step_scale,
+                hidden, torch.tensor(typical, dtype=torch.float32), self.step_scale,
                 self.amplitude, self.dt)  # fmt: skip
         # float32 gradients of a long recurrent run decay into subnormals, which slow a CPU
         # step sevenfold (measured); flush them to zero
@@ -234,8 +237,7 @@ class GatingObjective(Objective):
             original = recorded_gates(network, model.original, states)
             full = states.clone()
             full[..., network.gates] = retrained
-            hidden = [i for i, k in enumerate(network.others) if k not in network.observables]
-            full = self.equations.with_hidden(full, current, model.typical[hidden])
+            full = self.equations.with_hidden(full, current)
             data = self.equations(full, current, burn)
         else:
             predicted, retrained, original = observed_run(model, states, current)
